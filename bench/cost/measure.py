@@ -1,0 +1,93 @@
+"""Measure the cost of one update with one method, in a fresh process (clean peak memory).
+
+Run as ``python -m bench.cost.measure --method lorsu --model-dir DIR``; prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from service.modelling.loading import load_dual_encoder
+from service.modelling.snapshots import make_delta, serialize_state
+from workers.engine import CorrectionExample, run_update
+
+
+def measure(
+    model_dir: str, method: str, batch_size: int, steps: int, threads: int, seed: int
+) -> dict:
+    torch.set_num_threads(threads)
+    model = load_dual_encoder(model_dir)
+    size = model.preprocessor.crop_height
+    rng = np.random.default_rng(seed)
+    labels = [f"class {i % 4}" for i in range(batch_size)]
+    examples = [
+        CorrectionExample(
+            image=Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8)), label=label
+        )
+        for label in labels
+    ]
+    parent = model.image_encoder_state()
+    step_times: list[float] = []
+    last = [time.perf_counter()]
+
+    def on_progress(step: int, total: int, loss: float) -> None:
+        now = time.perf_counter()
+        step_times.append(now - last[0])
+        last[0] = now
+
+    # One epoch = one step of batch_size examples; the first step also pays warm-up costs.
+    started = time.perf_counter()
+    outcome = run_update(
+        model,
+        examples,
+        method=method,
+        hyperparameters={"epochs": steps, "batch_size": batch_size, "learning_rate": 1e-5},
+        seed=seed,
+        on_progress=on_progress,
+    )
+    report = outcome.report
+    child = model.image_encoder_state()
+    delta = make_delta(parent, child)
+    steady = step_times[1:] or step_times
+    return {
+        "method": method,
+        "batch_size": batch_size,
+        "steps": report.steps,
+        "threads": threads,
+        "seconds_per_step": statistics.median(steady),
+        "step_seconds": step_times,
+        "prepare_seconds": report.total_seconds - report.train_seconds,
+        "wall_seconds": time.perf_counter() - started,
+        "peak_memory_bytes": report.peak_memory_bytes,
+        "added_memory_bytes": report.added_memory_bytes,
+        "trainable_parameters": report.trainable_parameters,
+        "optimizer_state_bytes": report.optimizer_state_bytes,
+        "delta_bytes": len(delta),
+        "full_snapshot_bytes": len(serialize_state(child)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    result = measure(
+        args.model_dir, args.method, args.batch_size, args.steps, args.threads, args.seed
+    )
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""The service: API, persistence, serving. Never imports training code (``workers.engine``).
+
+Layout, one package per domain (router = HTTP, service = rules, repository = queries,
+schemas = bodies):
+
+- ``registry/``     models (version 1 = the base checkpoint) and evaluation sets
+- ``corrections/``  few-shot batches -> a queued job (multipart or JSON, Idempotency-Key)
+- ``jobs/``         job status, events, cancel; the worker protocol (``jobs/service.py``) and
+                    the broker contract (``jobs/constants.py``: task ``vlmc.run_update_job``,
+                    args ``[job_id]``, queue ``updates``)
+- ``versions/``     immutable versions, active pointer, deployments, activation gate, and the
+                    base + delta chain that rebuilds a version's weights (``snapshots.py``)
+- ``serving/``      classify / embed from the active or a pinned version (hot-swapping cache)
+- ``outbox/``       broker messages written with the job, sent after commit (``dispatcher``)
+- ``health/``       /healthz, /readyz (database, broker, worker heartbeats), /metrics
+- ``auth/``         API keys with scopes, stored hashed
+- ``db/``           tables, sessions, migrations; ``storage/`` the content-addressed blobs;
+  ``images.py`` upload validation; ``modelling/`` model loading and inference math
+- ``app.py`` the FastAPI factory, ``cli.py`` the ``vlmc`` command, ``settings.py`` all
+  configuration (env prefix ``VLMC_``).
+"""

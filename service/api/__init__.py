@@ -1,0 +1,1 @@
+"""HTTP layer shared by every domain router: dependencies, error bodies, multipart parsing."""

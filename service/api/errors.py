@@ -1,0 +1,96 @@
+"""One error body everywhere: ``{"error": {"code": ..., "message": ..., "details"?: ...}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+
+from service.errors import ServiceError
+from service.modelling.snapshots import SnapshotIntegrityError
+from service.storage.blobs import BlobCorruptedError, BlobNotFoundError
+
+logger = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(status_code: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    """The JSON error response every failure uses."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status_code)
+
+
+def _validation_message(errors: list[Any]) -> str:
+    parts = []
+    for error in errors[:5]:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every exception into the error body."""
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return error_response(error.status_code, error.code, error.message, error.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {key: value for key, value in item.items() if key in ("loc", "msg", "type")}
+            for item in error.errors()
+        ]
+        return error_response(422, "validation_error", _validation_message(errors), errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
+        return error_response(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
+        logger.warning("database unavailable: %s", error)
+        return error_response(503, "database_unavailable", "the database is unavailable; retry")
+
+    @app.exception_handler(PoolTimeoutError)
+    async def _database_busy(_: Request, error: PoolTimeoutError) -> JSONResponse:
+        logger.warning("database pool exhausted: %s", error)
+        return error_response(503, "database_busy", "no database connection free; retry")
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_: Request, error: DBAPIError) -> JSONResponse:
+        if error.connection_invalidated:
+            return error_response(503, "database_unavailable", "the database connection dropped")
+        logger.exception("database error", exc_info=error)
+        return error_response(500, "database_error", "unexpected database error")
+
+    @app.exception_handler(BlobNotFoundError)
+    @app.exception_handler(BlobCorruptedError)
+    @app.exception_handler(SnapshotIntegrityError)
+    async def _integrity_error(_: Request, error: Exception) -> JSONResponse:
+        logger.error("stored data failed an integrity check: %s", error)
+        return error_response(500, "stored_data_integrity", str(error))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=error)
+        return error_response(500, "internal_error", "unexpected server error")

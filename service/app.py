@@ -1,0 +1,115 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds the app; at start-up (lifespan) it applies the migrations,
+builds the runtime (database, blob store, broker producer, model cache), seeds the admin key
+(printing a generated one once) and starts the outbox loop. No training code is imported
+here or anywhere under ``service/`` (a test checks ``workers.engine`` stays unimported).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from service.api.errors import error_response, install_error_handlers
+from service.auth.router import router as api_keys_router
+from service.auth.service import seed_admin_key
+from service.corrections.router import router as corrections_router
+from service.db.migrate import upgrade_head
+from service.db.session import session_scope
+from service.health.router import router as health_router
+from service.jobs.router import router as jobs_router
+from service.observability import REQUEST_LATENCY, REQUESTS
+from service.outbox.dispatcher import OutboxLoop
+from service.registry.router import router as models_router
+from service.runtime import Runtime, build_runtime
+from service.serving.router import router as serving_router
+from service.settings import Settings, get_settings
+from service.versions.router import router as versions_router
+
+logger = logging.getLogger(__name__)
+
+
+def start_runtime(settings: Settings, run_outbox: bool = True) -> Runtime:
+    """Migrate, build the runtime, seed the admin key and start the outbox loop."""
+    from transformers.utils import logging as transformers_logging
+
+    # Per-load progress bars would flood the server log on every version swap.
+    transformers_logging.disable_progress_bar()
+    settings.ensure_directories()
+    upgrade_head(settings.database_url)
+    runtime = build_runtime(settings)
+    with session_scope(runtime.session_factory) as session:
+        generated = seed_admin_key(session, settings.admin_api_key)
+    if generated:
+        # Shown exactly once: only its hash is stored.
+        print(
+            f"\n  Generated admin API key (store it now, it is not shown again):\n  {generated}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+    if run_outbox:
+        runtime.outbox_loop = OutboxLoop(
+            runtime.session_factory, runtime.broker, settings.outbox_interval_s
+        )
+        runtime.outbox_loop.start()
+    return runtime
+
+
+def create_app(settings: Settings | None = None, run_outbox: bool = True) -> FastAPI:
+    """The API application (settings default to the environment)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = start_runtime(settings, run_outbox=run_outbox)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="vlm-correct",
+        version="0.1.0",
+        description="Few-shot corrections of deployed CLIP-style models: LoRSU updates of the "
+        "image encoder, immutable versions, inference from the active version, rollback.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def limits_and_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > settings.max_request_bytes:
+            return error_response(
+                413,
+                "request_too_large",
+                f"the body is over the limit of {settings.max_request_bytes} bytes",
+            )
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        REQUEST_LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
+        return response
+
+    for router in (
+        health_router,
+        api_keys_router,
+        models_router,
+        corrections_router,
+        jobs_router,
+        versions_router,
+        serving_router,
+    ):
+        app.include_router(router)
+    return app

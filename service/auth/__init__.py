@@ -1,0 +1,1 @@
+"""API keys with scopes (inference, corrections, admin), stored as sha256 only."""

@@ -1,0 +1,36 @@
+"""``/v1/api-keys``: create, list and revoke keys (admin scope)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from service.api.deps import AdminPrincipal, SessionDep
+from service.auth import repository
+from service.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from service.auth.service import create_key, revoke_key
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+def create_api_key(body: ApiKeyCreate, session: SessionDep, _: AdminPrincipal) -> ApiKeyCreated:
+    """Create a key; the response is the only place the key is ever shown."""
+    key, plain = create_key(session, body.name, list(body.scopes))
+    session.commit()
+    return ApiKeyCreated(
+        **ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), key=plain
+    )
+
+
+@router.get("", response_model=list[ApiKeyOut])
+def list_api_keys(session: SessionDep, _: AdminPrincipal) -> list[ApiKeyOut]:
+    return [
+        ApiKeyOut.model_validate(key, from_attributes=True) for key in repository.list_keys(session)
+    ]
+
+
+@router.delete("/{key_id}", response_model=ApiKeyOut)
+def revoke_api_key(key_id: str, session: SessionDep, _: AdminPrincipal) -> ApiKeyOut:
+    key = revoke_key(session, key_id)
+    session.commit()
+    return ApiKeyOut.model_validate(key, from_attributes=True)

@@ -1,0 +1,301 @@
+"""The ``vlmc`` command line: ``serve``, ``worker``, ``correct``, ``versions``, ``rollback``.
+
+``serve`` runs the whole embedded default on one machine (migrations, base model, API, and a
+worker process on the serverless broker). The client commands talk to a running service over
+HTTP (``--url`` / ``VLMC_URL``, ``--api-key`` / ``VLMC_API_KEY``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from service.jobs.constants import UPDATE_QUEUE
+
+app = typer.Typer(
+    help="vlm-correct: keep deployed CLIP-style models correct.", no_args_is_help=True
+)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="VLMC_URL", help="base URL of the service")]
+KeyOption = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar=["VLMC_API_KEY", "ADMIN_API_KEY"], help="API key"),
+]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", "-m", help="model name or id (default: the only one)")
+]
+
+
+# -- server side ---------------------------------------------------------------------------
+def ensure_default_model() -> None:
+    """Build the stand-in base model if missing and register it (with control sets) when no
+    model exists. Runs in a child process: building is training code, which the API process
+    never imports."""
+    subprocess.run(
+        [sys.executable, "-m", "workers.basemodel.default_model"], check=True, env=os.environ.copy()
+    )
+
+
+def _die_with_parent() -> None:
+    # uvicorn re-raises SIGTERM/SIGINT after its shutdown, so serve's own cleanup may never
+    # run; the kernel then stops the embedded worker when serve exits (Linux), however it exits.
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _worker_process() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker"],
+        env=os.environ.copy(),
+        preexec_fn=_die_with_parent,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="start an embedded worker process")
+    ] = True,
+) -> None:
+    """Migrate, ensure the base model, start the API (and an embedded worker)."""
+    import uvicorn
+    from transformers.utils import logging as transformers_logging
+
+    from service.app import create_app
+    from service.db.migrate import upgrade_head
+    from service.settings import get_settings
+
+    transformers_logging.disable_progress_bar()
+    settings = get_settings()
+    settings.ensure_directories()
+    upgrade_head(settings.database_url)
+    ensure_default_model()
+    process = _worker_process() if worker else None
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _celery_app() -> Any:
+    import workers.celery_app as module
+
+    for name in ("celery_app", "app", "celery"):
+        candidate = getattr(module, name, None)
+        if candidate is not None and hasattr(candidate, "worker_main"):
+            return candidate
+    raise typer.BadParameter("workers.celery_app defines no Celery application")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="jobs at a time (one per GPU)")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+) -> None:
+    """Run an update worker on the configured broker (consumes the updates queue)."""
+    _celery_app().worker_main(
+        [
+            "worker",
+            f"--queues={UPDATE_QUEUE}",
+            f"--concurrency={concurrency}",
+            "--pool=solo" if concurrency == 1 else "--pool=prefork",
+            f"--loglevel={loglevel}",
+            "--prefetch-multiplier=1",
+        ]
+    )
+
+
+# -- client side ---------------------------------------------------------------------------
+def _client(url: str, api_key: str | None) -> Any:
+    import httpx
+
+    if not api_key:
+        raise typer.BadParameter("give --api-key or set VLMC_API_KEY")
+    return httpx.Client(
+        base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=120
+    )
+
+
+def _check(response: Any) -> Any:
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            message = f"{error['code']}: {error['message']}"
+        except (ValueError, KeyError, TypeError):
+            message = response.text
+        typer.secho(f"error ({response.status_code}) {message}", fg="red", err=True)
+        raise typer.Exit(1)
+    return response.json()
+
+
+def _resolve_model(client: Any, model: str | None) -> dict[str, Any]:
+    models = _check(client.get("/v1/models"))
+    if model is None:
+        if len(models) == 1:
+            return dict(models[0])
+        names = ", ".join(m["name"] for m in models) or "none"
+        raise typer.BadParameter(f"several models ({names}): choose one with --model")
+    for candidate in models:
+        if model in (candidate["id"], candidate["name"]):
+            return dict(candidate)
+    raise typer.BadParameter(f"no model named or with id {model!r}")
+
+
+def image_folder(folder: Path) -> list[tuple[Path, str]]:
+    """``(image path, label)`` pairs of an ImageFolder layout (one sub-folder per label)."""
+    pairs = [
+        (path, label_dir.name)
+        for label_dir in sorted(p for p in folder.iterdir() if p.is_dir())
+        for path in sorted(label_dir.iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not pairs:
+        raise typer.BadParameter(f"{folder} has no <label>/<image> files")
+    return pairs
+
+
+def follow_job(client: Any, job_id: str, poll_s: float = 1.0) -> dict[str, Any]:
+    """Poll a job with a progress bar until it ends; returns the final job."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    ) as progress:
+        task = progress.add_task("queued", total=None)
+        while True:
+            job = _check(client.get(f"/v1/jobs/{job_id}"))
+            step, total = job["progress"]["step"], job["progress"]["total"]
+            progress.update(task, description=job["status"], completed=step, total=total or None)
+            if job["status"] in TERMINAL:
+                return dict(job)
+            time.sleep(poll_s)
+
+
+@app.command()
+def correct(
+    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="<label>/<image>")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: ModelOption = None,
+    method: Annotated[str | None, typer.Option(help="update method (default lorsu)")] = None,
+    hyperparameters: Annotated[str | None, typer.Option(help="JSON object")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,
+) -> None:
+    """Submit a folder of corrected images and follow the job to its new version."""
+    client = _client(url, api_key)
+    target = _resolve_model(client, model)
+    pairs = image_folder(folder)
+    data: dict[str, Any] = {"labels": [label for _path, label in pairs]}
+    for name, value in (("method", method), ("hyperparameters", hyperparameters), ("seed", seed)):
+        if value is not None:
+            data[name] = str(value)
+    files = [("images", (path.name, path.read_bytes())) for path, _label in pairs]
+    accepted = _check(client.post(f"/v1/models/{target['id']}/corrections", files=files, data=data))
+    typer.echo(
+        f"correction {accepted['correction_id']}: {accepted['examples']} examples "
+        f"({accepted['held_out']} held out), job {accepted['job_id']}"
+    )
+    if not follow:
+        return
+    job = follow_job(client, accepted["job_id"])
+    if job["status"] != "succeeded":
+        error = job.get("error") or {}
+        typer.secho(f"job {job['status']}: {error.get('code')} {error.get('message')}", fg="red")
+        raise typer.Exit(1)
+    version = _check(client.get(f"/v1/models/{target['id']}/versions/{job['result_version_id']}"))
+    metrics = version.get("metrics", {})
+    typer.echo(
+        f"version {version['number']} ({version['status']}, "
+        f"{'active' if version['active'] else 'not active'}): "
+        f"TI={metrics.get('ti')} CC={metrics.get('cc')}"
+    )
+
+
+@app.command()
+def versions(
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: ModelOption = None,
+) -> None:
+    """A table of the model's versions with their metrics."""
+    from rich.console import Console
+    from rich.table import Table
+
+    client = _client(url, api_key)
+    target = _resolve_model(client, model)
+    table = Table(title=f"{target['name']} ({target['id']})")
+    for column in ("#", "id", "status", "method", "TI", "CC", "parent", "created", "active"):
+        table.add_column(column)
+    rows = _check(client.get(f"/v1/models/{target['id']}/versions"))
+    numbers = {row["id"]: row["number"] for row in rows}
+    for row in rows:
+        metrics = row["metrics"] or {}
+        table.add_row(
+            str(row["number"]),
+            row["id"][:8],
+            row["status"],
+            row["method"],
+            _number(metrics.get("ti")),
+            _number(metrics.get("cc")),
+            str(numbers.get(row["parent_id"], "")),
+            row["created_at"][:19],
+            "*" if row["active"] else "",
+        )
+    Console().print(table)
+
+
+def _number(value: Any) -> str:
+    return f"{value:+.2f}" if isinstance(value, int | float) else ""
+
+
+@app.command()
+def rollback(
+    version: Annotated[str, typer.Argument(help="version number or id")],
+    reason: Annotated[str, typer.Option(help="why (kept in the deployment history)")] = "",
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Re-activate an earlier version of the model."""
+    client = _client(url, api_key)
+    target = _resolve_model(client, model)
+    rows = _check(client.get(f"/v1/models/{target['id']}/versions"))
+    matches = [row for row in rows if version in (row["id"], str(row["number"]))]
+    if not matches:
+        raise typer.BadParameter(f"model {target['name']} has no version {version!r}")
+    moved = _check(
+        client.post(
+            f"/v1/models/{target['id']}/rollback",
+            json={"version_id": matches[0]["id"], "reason": reason},
+        )
+    )
+    typer.echo(json.dumps(moved, indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Correction batches: validated examples in, a queued update job out."""

@@ -1,0 +1,90 @@
+"""Turning either request form into a :class:`CorrectionInput`.
+
+Multipart fields: ``images`` (files) with one ``labels`` each, or one ``questions`` and
+``answers`` each; optional ``eval_images`` + ``eval_labels``; ``method``, ``hyperparameters``
+(a JSON object), ``seed``, ``held_out_fraction``.
+JSON: :class:`service.corrections.schemas.CorrectionJson` with base64 images.
+"""
+
+from __future__ import annotations
+
+from service.api.uploads import RequestBody, decode_base64, parse_json_field, validate_json
+from service.corrections.schemas import (
+    CorrectionInput,
+    CorrectionJson,
+    CorrectionOptions,
+    ExampleData,
+    ExampleIn,
+)
+from service.errors import InvalidInput
+
+
+def _from_json_examples(examples: list[ExampleIn], prefix: str) -> list[ExampleData]:
+    return [
+        ExampleData(
+            image=decode_base64(example.image_base64, f"{prefix}[{index}].image_base64"),
+            label=example.label,
+            question=example.question,
+            answer=example.answer,
+        )
+        for index, example in enumerate(examples)
+    ]
+
+
+def _paired(images: list[bytes], texts: dict[str, list[str]], prefix: str) -> list[ExampleData]:
+    labels = texts.get("labels")
+    questions, answers = texts.get("questions"), texts.get("answers")
+    if labels is not None and (questions is not None or answers is not None):
+        raise InvalidInput(
+            "example_needs_label_or_qa", f"{prefix}: send labels or questions+answers, not both"
+        )
+    if labels is not None:
+        if len(labels) != len(images):
+            raise InvalidInput(
+                "labels_mismatch", f"{len(images)} {prefix} but {len(labels)} labels: one each"
+            )
+        return [ExampleData(image=i, label=label) for i, label in zip(images, labels, strict=True)]
+    if questions is not None or answers is not None:
+        questions, answers = questions or [], answers or []
+        if not len(questions) == len(answers) == len(images):
+            raise InvalidInput(
+                "labels_mismatch",
+                f"{len(images)} {prefix}, {len(questions)} questions and {len(answers)} answers: "
+                "one of each per image",
+            )
+        return [
+            ExampleData(image=i, question=q, answer=a)
+            for i, q, a in zip(images, questions, answers, strict=True)
+        ]
+    if images:
+        raise InvalidInput("labels_mismatch", f"{prefix} need one label (or question+answer) each")
+    return []
+
+
+def parse_correction(body: RequestBody) -> CorrectionInput:
+    """The correction in ``body`` (multipart or JSON), not yet validated for content."""
+    if body.is_json:
+        parsed = validate_json(CorrectionJson, body.json)
+        return CorrectionInput(
+            options=CorrectionOptions(**parsed.model_dump(exclude={"examples", "eval_examples"})),
+            examples=_from_json_examples(parsed.examples, "examples"),
+            eval_examples=_from_json_examples(parsed.eval_examples, "eval_examples"),
+        )
+    raw_options: dict[str, object] = {}
+    for name in ("method", "seed", "held_out_fraction"):
+        value = body.last(name)
+        if value is not None and value != "":
+            raw_options[name] = value
+    hyperparameters = parse_json_field(body, "hyperparameters")
+    if hyperparameters is not None:
+        raw_options["hyperparameters"] = hyperparameters
+    options = validate_json(CorrectionOptions, raw_options)
+    return CorrectionInput(
+        options=options,
+        examples=_paired(body.files.get("images", []), body.fields, "images"),
+        eval_examples=_paired(
+            body.files.get("eval_images", []),
+            {"labels": body.fields["eval_labels"]} if "eval_labels" in body.fields else {},
+            "eval_images",
+        ),
+    )

@@ -1,0 +1,75 @@
+"""Request and response bodies of ``POST /v1/models/{model_id}/corrections``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from service.modelling.hyperparameters import DEFAULT_METHOD
+
+
+class ExampleIn(BaseModel):
+    """One example of the JSON form: a base64 image with a label, or with question + answer."""
+
+    image_base64: str
+    label: str | None = None
+    question: str | None = None
+    answer: str | None = None
+
+
+class CorrectionOptions(BaseModel):
+    """Options shared by both forms (multipart sends them as fields)."""
+
+    method: str = DEFAULT_METHOD
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    held_out_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="share of each label's examples kept out of training to measure TI; "
+        "default: the service setting, or 0 when eval_examples are given",
+    )
+
+
+class CorrectionJson(CorrectionOptions):
+    examples: list[ExampleIn] = Field(default_factory=list)
+    eval_examples: list[ExampleIn] = Field(
+        default_factory=list, description="explicit held-out examples (never trained on)"
+    )
+
+
+@dataclass
+class ExampleData:
+    """An example after parsing either form (image still raw bytes, not yet validated)."""
+
+    image: bytes
+    label: str | None = None
+    question: str | None = None
+    answer: str | None = None
+
+
+@dataclass
+class CorrectionInput:
+    """A parsed correction request, whichever form it came in."""
+
+    options: CorrectionOptions
+    examples: list[ExampleData] = field(default_factory=list)
+    eval_examples: list[ExampleData] = field(default_factory=list)
+
+
+class CorrectionAccepted(BaseModel):
+    """The 202 response: replaying the same Idempotency-Key and body returns the same one."""
+
+    correction_id: str
+    job_id: str
+    model_id: str
+    status: str
+    method: str
+    hyperparameters: dict[str, Any]
+    seed: int
+    examples: int
+    held_out: int
+    data_hash: str

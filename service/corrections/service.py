@@ -1,0 +1,270 @@
+"""Accepting a correction batch: validate, store images, create the job, queue it (outbox).
+
+Everything a submission writes (images aside) happens in the caller's transaction: the
+correction, its examples, the job, its first event and the outbox message. The broker hears of
+the job only after that commits, so a rolled-back request leaves no ghost job and a broker
+outage loses nothing. Images are written to the content-addressed store first; an aborted
+request can leave an unreferenced blob, which is harmless (same bytes, same address).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.corrections import repository
+from service.corrections.schemas import CorrectionAccepted, CorrectionInput, ExampleData
+from service.db.tables import Correction, CorrectionExample, Job
+from service.errors import Conflict, InvalidInput
+from service.images import ImageLimits, decode_image, load_stored_image
+from service.jobs import repository as jobs_repository
+from service.jobs.constants import UPDATE_QUEUE, UPDATE_TASK_NAME
+from service.jobs.service import append_event
+from service.modelling.hyperparameters import HyperparameterError, resolve_hyperparameters
+from service.outbox import repository as outbox_repository
+from service.registry.service import get_model
+from service.settings import Settings
+from service.storage.blobs import BlobStore, sha256_hex
+from service.validation import check_batch_size, clean_text
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The outcome of a submission; ``replayed`` when an Idempotency-Key matched."""
+
+    accepted: CorrectionAccepted
+    replayed: bool
+
+
+def _canonical_hash(value: Any) -> str:
+    return hashlib.sha256(
+        json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def _example_key(example: ExampleData) -> list[Any]:
+    return [sha256_hex(example.image), example.label, example.question, example.answer]
+
+
+def request_hash(request: CorrectionInput) -> str:
+    """Identity of a request body for Idempotency-Key checks (form-independent)."""
+    return _canonical_hash(
+        {
+            "options": request.options.model_dump(mode="json"),
+            "examples": [_example_key(example) for example in request.examples],
+            "eval_examples": [_example_key(example) for example in request.eval_examples],
+        }
+    )
+
+
+def choose_held_out(groups: list[str], fraction: float, seed: int) -> set[int]:
+    """Indices to hold out: per group (label or answer), ``round(fraction * n)`` of its ``n``
+    examples, at least one when ``fraction > 0``, and never all of them (groups of one stay in
+    training). Deterministic for a given seed.
+    """
+    if fraction <= 0:
+        return set()
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for index, group in enumerate(groups):
+        by_group[group].append(index)
+    rng = random.Random(seed)
+    held_out: set[int] = set()
+    for group in sorted(by_group):
+        members = by_group[group]
+        if len(members) < 2:
+            continue
+        count = min(len(members) - 1, max(1, round(fraction * len(members))))
+        held_out.update(rng.sample(members, count))
+    return held_out
+
+
+def _clean_example(example: ExampleData, field: str, max_length: int) -> ExampleData:
+    has_label = example.label is not None
+    has_qa = example.question is not None or example.answer is not None
+    if has_label == has_qa:
+        raise InvalidInput(
+            "example_needs_label_or_qa",
+            f"{field}: give either a label, or a question and its answer",
+        )
+    if has_label:
+        return ExampleData(
+            image=example.image,
+            label=clean_text(example.label, f"{field}.label", "empty_label", max_length),
+        )
+    return ExampleData(
+        image=example.image,
+        question=clean_text(example.question, f"{field}.question", "empty_question", 4000),
+        answer=clean_text(example.answer, f"{field}.answer", "empty_answer", max_length),
+    )
+
+
+def _validated_examples(
+    examples: list[ExampleData], prefix: str, settings: Settings
+) -> list[ExampleData]:
+    limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
+    cleaned = []
+    for index, example in enumerate(examples):
+        field = f"{prefix}[{index}]"
+        cleaned.append(_clean_example(example, field, settings.max_label_length))
+        decode_image(example.image, limits, f"{field}.image")
+    return cleaned
+
+
+def submit_correction(
+    session: Session,
+    blobs: BlobStore,
+    settings: Settings,
+    model_id: str,
+    request: CorrectionInput,
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Validate and record a correction batch and its queued job (see the module docstring).
+
+    Errors (all before anything is written): 404 ``model_not_found``; 422 ``no_examples``,
+    ``too_many_examples``, ``empty_label``, ``example_needs_label_or_qa``, the image codes of
+    ``service/images.py``, ``unknown_method`` / ``invalid_hyperparameter``; 409
+    ``idempotency_key_reused`` for a known key with a different body.
+    """
+    model = get_model(session, model_id)
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-200 characters")
+    options = request.options
+    try:
+        hyperparameters = resolve_hyperparameters(options.method, options.hyperparameters)
+    except HyperparameterError as error:
+        raise InvalidInput(error.code, error.message) from error
+    if not request.examples:
+        raise InvalidInput("no_examples", "a correction needs at least one example")
+    check_batch_size(
+        len(request.examples) + len(request.eval_examples), settings.max_examples_per_batch
+    )
+    body_hash = request_hash(request)
+    if idempotency_key is not None:
+        existing = jobs_repository.get_by_idempotency_key(session, model.id, idempotency_key)
+        if existing is not None:
+            return _replay(session, existing, body_hash)
+
+    examples = _validated_examples(request.examples, "examples", settings)
+    eval_examples = _validated_examples(request.eval_examples, "eval_examples", settings)
+    fraction = options.held_out_fraction
+    if fraction is None:
+        fraction = 0.0 if eval_examples else settings.default_held_out_fraction
+    held_out = choose_held_out(
+        [example.label or example.answer or "" for example in examples], fraction, options.seed
+    )
+    rows = [
+        CorrectionExample(
+            position=position,
+            image_sha256=blobs.put(example.image),
+            label=example.label,
+            question=example.question,
+            answer=example.answer,
+            held_out=position in held_out or position >= len(examples),
+        )
+        for position, example in enumerate(examples + eval_examples)
+    ]
+    data_hash = _canonical_hash(
+        [[row.image_sha256, row.label, row.question, row.answer, row.held_out] for row in rows]
+    )
+    try:
+        with session.begin_nested():
+            correction = repository.add(
+                session,
+                Correction(
+                    model_id=model.id,
+                    data_hash=data_hash,
+                    num_examples=len(rows),
+                    num_held_out=sum(row.held_out for row in rows),
+                ),
+                rows,
+            )
+            job = jobs_repository.add(
+                session,
+                Job(
+                    model_id=model.id,
+                    correction_id=correction.id,
+                    status="queued",
+                    method=options.method,
+                    hyperparameters=hyperparameters,
+                    seed=options.seed,
+                    idempotency_key=idempotency_key,
+                    request_hash=body_hash,
+                ),
+            )
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the insert.
+        existing = (
+            jobs_repository.get_by_idempotency_key(session, model.id, idempotency_key)
+            if idempotency_key is not None
+            else None
+        )
+        if existing is None:
+            raise
+        return _replay(session, existing, body_hash)
+    append_event(session, job.id, "status", "queued", {"status": "queued"})
+    outbox_repository.add(session, UPDATE_TASK_NAME, [job.id], UPDATE_QUEUE)
+    return Submission(accepted=_accepted(correction, job), replayed=False)
+
+
+def _replay(session: Session, job: Job, body_hash: str) -> Submission:
+    if job.request_hash != body_hash:
+        raise Conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        )
+    correction = repository.get(session, job.correction_id)
+    assert correction is not None  # foreign key
+    return Submission(accepted=_accepted(correction, job), replayed=True)
+
+
+def _accepted(correction: Correction, job: Job) -> CorrectionAccepted:
+    # Built from stored rows only, so a replay returns exactly the first response.
+    return CorrectionAccepted(
+        correction_id=correction.id,
+        job_id=job.id,
+        model_id=job.model_id,
+        status="queued",
+        method=job.method,
+        hyperparameters=job.hyperparameters,
+        seed=job.seed,
+        examples=correction.num_examples,
+        held_out=correction.num_held_out,
+        data_hash=correction.data_hash,
+    )
+
+
+@dataclass
+class StoredExample:
+    """A correction example as the worker trains or evaluates on it."""
+
+    image: Image.Image
+    label: str | None
+    question: str | None
+    answer: str | None
+    held_out: bool
+
+
+def load_correction_examples(
+    session: Session, blobs: BlobStore, correction_id: str
+) -> list[StoredExample]:
+    """Every example of a correction in order, images read back and hash-checked."""
+    return [
+        StoredExample(
+            image=load_stored_image(blobs, row.image_sha256),
+            label=row.label,
+            question=row.question,
+            answer=row.answer,
+            held_out=row.held_out,
+        )
+        for row in repository.examples(session, correction_id)
+    ]

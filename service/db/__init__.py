@@ -1,0 +1,1 @@
+"""Database layer: declarative tables, engine/session factory, migrations."""

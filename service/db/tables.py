@@ -1,0 +1,301 @@
+"""Every table of the service (one module, so Alembic and both processes see one schema).
+
+Invariants the database itself enforces (not just the code):
+- exactly one active version per model: ``active_versions`` has one row per model (primary key
+  ``model_id``) and a composite foreign key to ``versions(model_id, id)``, so the pointer can
+  only name a version *of that model*;
+- one version per job (``uq_versions_job_id``) and one number per model;
+- the deployment history and job events are append-only (no code path updates them);
+- an Idempotency-Key is unique per model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, UTCDateTime, new_id, utcnow
+
+# Integer primary keys that autoincrement on SQLite too (BIGINT does not alias ROWID there).
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+JOB_STATUSES = ("queued", "running", "evaluating", "succeeded", "failed", "cancelled")
+TERMINAL_JOB_STATUSES = ("succeeded", "failed", "cancelled")
+VERSION_STATUSES = ("pending", "ready", "failed")
+EVENT_TYPES = ("progress", "metrics", "log", "status")
+ACTIVATION_POLICIES = ("auto", "manual", "always")
+EVAL_SET_KINDS = ("control", "target")
+SCOPES = ("inference", "corrections", "admin")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Model(Base):
+    """A deployed model: a base checkpoint, its family and its activation policy."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        UniqueConstraint("name"),
+        CheckConstraint(_in("activation_policy", ACTIVATION_POLICIES), name="activation_policy"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    family: Mapped[str] = mapped_column(String(50))
+    base_path: Mapped[str] = mapped_column(Text)
+    activation_policy: Mapped[str] = mapped_column(String(20), default="auto")
+    activation_threshold: Mapped[float] = mapped_column(Float, default=1.0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key, stored as its sha256 only; ``prefix`` identifies it in listings."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("key_sha256"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EvalSet(Base):
+    """A labelled evaluation set of a model: ``control`` (must not regress) or ``target``."""
+
+    __tablename__ = "eval_sets"
+    __table_args__ = (
+        UniqueConstraint("model_id", "name"),
+        CheckConstraint(_in("kind", EVAL_SET_KINDS), name="kind"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EvalSetItem(Base):
+    """One labelled image of an evaluation set (the image is a blob)."""
+
+    __tablename__ = "eval_set_items"
+    __table_args__ = (UniqueConstraint("eval_set_id", "position"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    eval_set_id: Mapped[str] = mapped_column(ForeignKey("eval_sets.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+
+
+class Correction(Base):
+    """A few-shot correction batch; ``data_hash`` identifies its content exactly."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    data_hash: Mapped[str] = mapped_column(String(64))
+    num_examples: Mapped[int] = mapped_column(Integer)
+    num_held_out: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CorrectionExample(Base):
+    """One example: an image blob with a label, or with a question and its answer.
+
+    ``held_out`` examples are never trained on; they measure TI.
+    """
+
+    __tablename__ = "correction_examples"
+    __table_args__ = (
+        UniqueConstraint("correction_id", "position"),
+        CheckConstraint(
+            "(label IS NOT NULL) OR (question IS NOT NULL AND answer IS NOT NULL)",
+            name="label_or_qa",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    correction_id: Mapped[str] = mapped_column(ForeignKey("corrections.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    held_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Job(Base):
+    """An update job: one correction batch trained into (at most) one new version."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("model_id", "idempotency_key"),
+        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+        Index("ix_jobs_model_id_status", "model_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    correction_id: Mapped[str] = mapped_column(ForeignKey("corrections.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    progress_step: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    method: Mapped[str] = mapped_column(String(50))
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    # The version the job trained from (set when it starts: the active version at that time).
+    parent_version_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    result_version_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class JobEvent(Base):
+    """An append-only, typed event of a job (progress, metrics, log, status)."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (
+        CheckConstraint(_in("type", EVENT_TYPES), name="type"),
+        Index("ix_job_events_job_id_id", "job_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Version(Base):
+    """An immutable version of a model's image encoder.
+
+    Version 1 is the base checkpoint (no snapshot blob). Every later version stores an exact
+    delta from its parent in the blob store (``snapshot_sha256`` = the blob's sha256);
+    ``content_sha256`` is ``state_sha256`` of the full image-encoder state it rebuilds to.
+    """
+
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "number"),
+        # Target of the active pointer's composite foreign key (version must belong to model).
+        UniqueConstraint("model_id", "id"),
+        UniqueConstraint("job_id"),
+        CheckConstraint(_in("status", VERSION_STATUSES), name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), nullable=True)
+    method: Mapped[str] = mapped_column(String(50))
+    data_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    snapshot_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ActiveVersion(Base):
+    """The active pointer: one row per model (the primary key makes "exactly one" a DB fact)."""
+
+    __tablename__ = "active_versions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_id", "version_id"],
+            ["versions.model_id", "versions.id"],
+            name="fk_active_versions_model_id_version_id_versions",
+        ),
+    )
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    version_id: Mapped[str] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Deployment(Base):
+    """One move of the active pointer (append-only history: from, to, who, why, when)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_model_id_id", "model_id", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    from_version_id: Mapped[str | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
+    to_version_id: Mapped[str] = mapped_column(ForeignKey("versions.id"))
+    action: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxMessage(Base):
+    """A broker message written in the same transaction as the row it is about.
+
+    The dispatcher sends undispatched rows after commit and stamps ``dispatched_at``; a broker
+    outage leaves them pending (``attempts``/``last_error`` record why) until the next sweep.
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_dispatched_at_id", "dispatched_at", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    task_name: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(100))
+    args: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class WorkerHeartbeat(Base):
+    """Liveness of a worker process: it upserts ``last_seen_at`` periodically (see /readyz)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(200), default="")
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    current_job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

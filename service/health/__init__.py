@@ -1,0 +1,1 @@
+"""Liveness, readiness (database, broker, worker heartbeat) and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Update jobs: status, progress, typed events, cancel; the contract with the worker."""

@@ -1,0 +1,57 @@
+"""``/v1/jobs/{job_id}``: status, events, cooperative cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service.api.deps import AnyPrincipal, CorrectionsPrincipal, SessionDep
+from service.jobs import repository
+from service.jobs.schemas import JobEventOut, JobEventsPage, JobOut
+from service.jobs.service import get_job, request_cancel
+from service.registry.service import get_model
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut)
+def read_job(job_id: str, session: SessionDep, _: AnyPrincipal) -> JobOut:
+    return JobOut.of(get_job(session, job_id))
+
+
+@router.get("/v1/jobs/{job_id}/events", response_model=JobEventsPage)
+def read_job_events(
+    job_id: str,
+    session: SessionDep,
+    _: AnyPrincipal,
+    after: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> JobEventsPage:
+    """Events in order; pass the returned ``next_after`` as ``after`` to follow a job."""
+    get_job(session, job_id)
+    events = repository.list_events(session, job_id, after, limit)
+    return JobEventsPage(
+        events=[JobEventOut.of(event) for event in events],
+        next_after=events[-1].id if events else after,
+    )
+
+
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: str, session: SessionDep, _: CorrectionsPrincipal) -> JobOut:
+    """Cancel a queued job at once; a running one stops at its next step (no version)."""
+    job = request_cancel(session, job_id)
+    session.commit()
+    return JobOut.of(job)
+
+
+@router.get("/v1/models/{model_id}/jobs", response_model=list[JobOut])
+def list_model_jobs(
+    model_id: str,
+    session: SessionDep,
+    _: AnyPrincipal,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[JobOut]:
+    """The model's jobs, newest first."""
+    get_model(session, model_id)
+    return [JobOut.of(job) for job in repository.list_for_model(session, model_id, limit)]

@@ -1,0 +1,15 @@
+"""Prometheus metrics of the API process (one registry per process; /metrics serves it)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter(
+    "vlmc_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
+)
+REQUEST_LATENCY = Histogram(
+    "vlmc_http_request_seconds", "HTTP request latency by route", ["method", "route"]
+)
+INFERENCE_LATENCY = Histogram(
+    "vlmc_inference_seconds", "Model forward time of classify/embed", ["operation"]
+)

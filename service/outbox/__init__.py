@@ -1,0 +1,1 @@
+"""Transactional outbox: broker messages are rows first and are sent after commit."""

@@ -1,0 +1,157 @@
+"""``/v1/models`` and ``/v1/models/{model_id}/eval-sets``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from service.api.deps import AdminPrincipal, AnyPrincipal, BlobsDep, SessionDep, SettingsDep
+from service.api.uploads import (
+    IMAGE_FILES,
+    STRINGS,
+    RequestBody,
+    body_dependency,
+    body_docs,
+    decode_base64,
+    validate_json,
+)
+from service.db.tables import EvalSet, Model
+from service.images import ImageLimits
+from service.registry import repository
+from service.registry.schemas import (
+    EvalSetCreateJson,
+    EvalSetHeader,
+    EvalSetOut,
+    ModelCreate,
+    ModelOut,
+)
+from service.registry.service import (
+    active_version_summary,
+    create_eval_set,
+    get_model,
+    register_model,
+)
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def model_out(session: SessionDep, model: Model) -> ModelOut:
+    version_id, number = active_version_summary(session, model)
+    return ModelOut(
+        id=model.id,
+        name=model.name,
+        family=model.family,
+        base_path=model.base_path,
+        activation_policy=model.activation_policy,
+        activation_threshold=model.activation_threshold,
+        active_version_id=version_id,
+        active_version_number=number,
+        created_at=model.created_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ModelOut)
+def create_model(
+    body: ModelCreate, session: SessionDep, settings: SettingsDep, principal: AdminPrincipal
+) -> ModelOut:
+    """Register a deployed model; its base checkpoint becomes version 1 (active)."""
+    model = register_model(
+        session,
+        settings,
+        name=body.name,
+        base_path=body.base_path,
+        actor=principal.actor,
+        family=body.family,
+        activation_policy=body.activation_policy,
+        activation_threshold=body.activation_threshold,
+    )
+    session.commit()
+    return model_out(session, model)
+
+
+@router.get("", response_model=list[ModelOut])
+def list_models(session: SessionDep, _: AnyPrincipal) -> list[ModelOut]:
+    return [model_out(session, model) for model in repository.list_models(session)]
+
+
+@router.get("/{model_id}", response_model=ModelOut)
+def read_model(model_id: str, session: SessionDep, _: AnyPrincipal) -> ModelOut:
+    return model_out(session, get_model(session, model_id))
+
+
+def eval_set_out(session: SessionDep, eval_set: EvalSet) -> EvalSetOut:
+    items = repository.eval_set_items(session, eval_set.id)
+    return EvalSetOut(
+        id=eval_set.id,
+        model_id=eval_set.model_id,
+        name=eval_set.name,
+        kind=eval_set.kind,
+        size=len(items),
+        labels=sorted({item.label for item in items}),
+        created_at=eval_set.created_at,
+    )
+
+
+EvalSetBody = Annotated[
+    RequestBody, Depends(body_dependency(lambda settings: settings.max_examples_per_batch * 2 + 10))
+]
+
+
+@router.post(
+    "/{model_id}/eval-sets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EvalSetOut,
+    openapi_extra=body_docs(
+        {
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["control", "target"]},
+            "images": IMAGE_FILES,
+            "labels": STRINGS,
+        },
+        EvalSetCreateJson,
+    ),
+)
+def create_model_eval_set(
+    model_id: str,
+    body: EvalSetBody,
+    session: SessionDep,
+    blobs: BlobsDep,
+    settings: SettingsDep,
+    _: AdminPrincipal,
+) -> EvalSetOut:
+    """Register a labelled ``control`` set (must not regress) or ``target`` set."""
+    if body.is_json:
+        parsed = validate_json(EvalSetCreateJson, body.json)
+        name, kind = parsed.name, parsed.kind
+        images = [
+            decode_base64(example.image_base64, f"examples[{i}].image_base64")
+            for i, example in enumerate(parsed.examples)
+        ]
+        labels = [example.label for example in parsed.examples]
+    else:
+        form = validate_json(
+            EvalSetHeader, {"name": body.last("name"), "kind": body.last("kind") or "control"}
+        )
+        name, kind = form.name, form.kind
+        images, labels = body.files.get("images", []), body.fields.get("labels", [])
+    eval_set = create_eval_set(
+        session,
+        blobs,
+        ImageLimits(settings.max_upload_bytes, settings.max_image_pixels),
+        model_id=model_id,
+        name=name,
+        kind=kind,
+        images=images,
+        labels=labels,
+        max_label_length=settings.max_label_length,
+        max_examples=settings.max_examples_per_batch,
+    )
+    session.commit()
+    return eval_set_out(session, eval_set)
+
+
+@router.get("/{model_id}/eval-sets", response_model=list[EvalSetOut])
+def list_model_eval_sets(model_id: str, session: SessionDep, _: AnyPrincipal) -> list[EvalSetOut]:
+    get_model(session, model_id)
+    return [eval_set_out(session, s) for s in repository.list_eval_sets(session, model_id)]

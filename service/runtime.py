@@ -1,0 +1,67 @@
+"""What a running API process holds: settings, database, blob store, broker producer, cache.
+
+Built once by the app factory (``service/app.py``) and reachable from requests through
+``service/api/deps.py``; the CLI and the worker build the same pieces with ``build_runtime``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.session import create_db_engine, create_session_factory
+from service.settings import Settings
+from service.storage.blobs import BlobStore, FilesystemBlobStore
+
+if TYPE_CHECKING:
+    from service.outbox.broker import Broker
+    from service.outbox.dispatcher import OutboxLoop
+    from service.serving.cache import ModelCache
+
+
+@dataclass
+class Runtime:
+    """Long-lived resources of one process."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    blobs: BlobStore
+    broker: Broker
+    cache: ModelCache | None = field(default=None)
+    outbox_loop: OutboxLoop | None = field(default=None)
+
+    def notify_outbox(self) -> None:
+        """Ask the outbox loop (when running) to send newly committed messages now."""
+        if self.outbox_loop is not None:
+            self.outbox_loop.wake()
+
+    def close(self) -> None:
+        """Stop the outbox loop and release connections (database pool, broker)."""
+        if self.outbox_loop is not None:
+            self.outbox_loop.stop()
+            self.outbox_loop = None
+        self.broker.close()
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings, with_cache: bool = True) -> Runtime:
+    """Create engine, session factory, blob store, broker producer and (optionally) the cache."""
+    from service.outbox.broker import Broker
+    from service.serving.cache import ModelCache
+
+    settings.ensure_directories()
+    engine = create_db_engine(settings.database_url)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        session_factory=create_session_factory(engine),
+        blobs=FilesystemBlobStore(settings.blobs_path),
+        broker=Broker(settings.broker_url),
+    )
+    if with_cache:
+        runtime.cache = ModelCache(runtime)
+    return runtime

@@ -1,0 +1,1 @@
+"""Inference from the active (or a pinned) version, with a hot-swapping model cache."""

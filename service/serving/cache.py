@@ -1,0 +1,214 @@
+"""Loaded encoders per (model, version), swapped Triton-style: load beside, then switch.
+
+Requests for a model's active version are answered by the version this process is *serving*
+for it. When the active pointer moves (this replica or another one), the first request that
+notices loads the new version while every other request keeps using the old one; only a
+successful, hash-verified load switches. A failed load keeps the old version serving and is
+not retried for ``RETRY_AFTER_FAILURE_S`` seconds. Pinned requests (``version_id``) load that
+version on demand. Least recently used entries beyond the capacity are dropped, never the one
+a model is serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from service.db.tables import Model, Version
+from service.errors import Conflict, Unavailable
+from service.modelling.dual_encoder import DualEncoder
+from service.modelling.loading import load_dual_encoder
+from service.versions import repository as versions_repository
+from service.versions.snapshots import version_state
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_FAILURE_S = 30.0
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    """An encoder holding one version's weights."""
+
+    model_id: str
+    version_id: str
+    version_number: int
+    encoder: DualEncoder
+
+
+class ModelCache:
+    """Thread-safe cache of loaded versions (see the module docstring)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._capacity = runtime.settings.serving_cache_size
+        self._entries: OrderedDict[tuple[str, str], LoadedVersion] = OrderedDict()
+        self._serving: dict[str, str] = {}
+        self._failures: dict[tuple[str, str], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+        self._load_locks: dict[str, threading.Lock] = {}
+
+    # -- public ------------------------------------------------------------------------------
+    def active(self, session: Session, model: Model) -> LoadedVersion:
+        """The encoder answering for ``model``'s active version (or, while it loads or after it
+        failed to load, the version served before)."""
+        active_id = versions_repository.active_version_id(session, model.id)
+        if active_id is None:
+            raise Unavailable("no_active_version", f"model {model.id} has no active version")
+        current = self._serving_entry(model.id)
+        if current is not None and current.version_id == active_id:
+            return current
+        load_lock = self._load_lock(model.id)
+        # With something to serve, never wait for a load another request is doing.
+        if not load_lock.acquire(blocking=current is None):
+            assert current is not None
+            return current
+        try:
+            current = self._serving_entry(model.id)
+            if current is not None and current.version_id == active_id:
+                return current
+            if current is not None and self._recently_failed(model.id, active_id):
+                return current
+            try:
+                # A version still in the cache (e.g. the one a rollback returns to) switches
+                # back at once, without a reload.
+                loaded = self._get(model.id, active_id) or self._load(
+                    session, model, self._version(session, active_id)
+                )
+            except Exception as error:
+                self._record_failure(model.id, active_id, error)
+                if current is not None:
+                    logger.error(
+                        "model %s: loading version %s failed, still serving %s: %s",
+                        model.id,
+                        active_id,
+                        current.version_id,
+                        error,
+                    )
+                    return current
+                raise Unavailable(
+                    "version_unavailable", f"the active version could not be loaded: {error}"
+                ) from error
+            with self._lock:
+                self._serving[model.id] = loaded.version_id
+            return loaded
+        finally:
+            load_lock.release()
+
+    def pinned(self, session: Session, model: Model, version: Version) -> LoadedVersion:
+        """The encoder of a specific version (it must be ready)."""
+        if version.status != "ready":
+            code = "version_failed" if version.status == "failed" else "version_not_ready"
+            raise Conflict(code, f"version {version.number} is {version.status}")
+        entry = self._get(model.id, version.id)
+        if entry is not None:
+            return entry
+        with self._load_lock(model.id):
+            entry = self._get(model.id, version.id)
+            if entry is not None:
+                return entry
+            try:
+                return self._load(session, model, version)
+            except Exception as error:
+                self._record_failure(model.id, version.id, error)
+                raise Unavailable(
+                    "version_unavailable", f"version {version.number} could not be loaded: {error}"
+                ) from error
+
+    def serving_version(self, model_id: str) -> str | None:
+        """The version this process currently answers with for ``model_id`` (None: none yet)."""
+        with self._lock:
+            return self._serving.get(model_id)
+
+    def loaded(self, model_id: str, version_id: str) -> LoadedVersion | None:
+        """The loaded encoder of a version, if this process holds it."""
+        return self._get(model_id, version_id)
+
+    def loaded_keys(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._entries)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _version(self, session: Session, version_id: str) -> Version:
+        version = versions_repository.get(session, version_id)
+        if version is None:
+            raise LookupError(f"active version {version_id} does not exist")
+        return version
+
+    def _load(self, session: Session, model: Model, version: Version) -> LoadedVersion:
+        started = time.perf_counter()
+        encoder = load_dual_encoder(model.base_path, device=self._runtime.settings.device)
+        state = version_state(session, self._runtime.blobs, version, encoder.image_encoder_state())
+        encoder.load_image_encoder_state(state)
+        loaded = LoadedVersion(model.id, version.id, version.number, encoder)
+        with self._lock:
+            self._entries[(model.id, version.id)] = loaded
+            self._entries.move_to_end((model.id, version.id))
+            self._failures.pop((model.id, version.id), None)
+            self._evict()
+        logger.info(
+            "model %s: loaded version %s in %.2fs",
+            model.id,
+            version.number,
+            time.perf_counter() - started,
+        )
+        return loaded
+
+    def _evict(self) -> None:
+        serving = set(self._serving.items())
+        for key in list(self._entries):
+            if len(self._entries) <= self._capacity:
+                break
+            if key not in serving:
+                del self._entries[key]
+
+    def _get(self, model_id: str, version_id: str) -> LoadedVersion | None:
+        with self._lock:
+            entry = self._entries.get((model_id, version_id))
+            if entry is not None:
+                self._entries.move_to_end((model_id, version_id))
+            return entry
+
+    def _serving_entry(self, model_id: str) -> LoadedVersion | None:
+        with self._lock:
+            version_id = self._serving.get(model_id)
+        return self._get(model_id, version_id) if version_id is not None else None
+
+    def _load_lock(self, model_id: str) -> threading.Lock:
+        with self._lock:
+            return self._load_locks.setdefault(model_id, threading.Lock())
+
+    def _record_failure(self, model_id: str, version_id: str, error: Exception) -> None:
+        with self._lock:
+            self._failures[(model_id, version_id)] = (time.monotonic(), str(error))
+
+    def _recently_failed(self, model_id: str, version_id: str) -> bool:
+        with self._lock:
+            failure = self._failures.get((model_id, version_id))
+        return failure is not None and time.monotonic() - failure[0] < RETRY_AFTER_FAILURE_S
+
+
+def warm_active(runtime: Runtime, model_id: str) -> None:
+    """Load a model's (new) active version now, beside the old one (run after activation,
+    in the background, so the first request after a switch does not pay for the load)."""
+    if runtime.cache is None:
+        return
+    from service.registry import repository as registry_repository
+
+    with runtime.session_factory() as session:
+        model = registry_repository.get(session, model_id)
+        if model is None:
+            return
+        try:
+            runtime.cache.active(session, model)
+        except Exception:  # already logged by the cache; requests keep the old version
+            logger.exception("warming model %s failed", model_id)

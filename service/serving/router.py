@@ -1,0 +1,122 @@
+"""``POST /v1/models/{model_id}/classify`` and ``/embed`` (multipart or JSON)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from service.api.deps import InferencePrincipal, RuntimeDep, SessionDep
+from service.api.uploads import (
+    IMAGE_FILES,
+    STRINGS,
+    RequestBody,
+    body_dependency,
+    body_docs,
+    decode_base64,
+    validate_json,
+)
+from service.errors import Unavailable
+from service.modelling.inference import DEFAULT_TEMPLATE
+from service.serving.cache import ModelCache
+from service.serving.schemas import ClassifyJson, ClassifyOut, EmbedJson, EmbedOut
+from service.serving.service import classify_images, embed
+
+router = APIRouter(prefix="/v1/models", tags=["inference"])
+
+
+InferenceBody = Annotated[
+    RequestBody,
+    Depends(
+        body_dependency(
+            lambda settings: settings.max_examples_per_batch + settings.max_labels_per_request + 10
+        )
+    ),
+]
+
+
+def _cache(runtime: RuntimeDep) -> ModelCache:
+    if runtime.cache is None:
+        raise Unavailable("serving_disabled", "this process does not serve inference")
+    return runtime.cache
+
+
+def _images(body: RequestBody, encoded: list[str]) -> list[bytes]:
+    if body.is_json:
+        return [decode_base64(value, f"images[{i}]") for i, value in enumerate(encoded)]
+    return body.files.get("images", [])
+
+
+@router.post(
+    "/{model_id}/classify",
+    response_model=ClassifyOut,
+    openapi_extra=body_docs(
+        {
+            "images": IMAGE_FILES,
+            "labels": STRINGS,
+            "version_id": {"type": "string"},
+            "template": {"type": "string"},
+        },
+        ClassifyJson,
+    ),
+)
+def classify_endpoint(
+    model_id: str,
+    body: InferenceBody,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    _: InferencePrincipal,
+) -> ClassifyOut:
+    """Probabilities over the candidate labels per image, and the version that answered."""
+    if body.is_json:
+        parsed = validate_json(ClassifyJson, body.json)
+        labels, version_id, template = parsed.labels, parsed.version_id, parsed.template
+        images = _images(body, parsed.images)
+    else:
+        labels = body.fields.get("labels", [])
+        version_id = body.last("version_id") or None
+        template = body.last("template") or DEFAULT_TEMPLATE
+        images = _images(body, [])
+    return classify_images(
+        session,
+        _cache(runtime),
+        runtime.settings,
+        model_id=model_id,
+        images=images,
+        labels=labels,
+        version_id=version_id,
+        template=template,
+    )
+
+
+@router.post(
+    "/{model_id}/embed",
+    response_model=EmbedOut,
+    openapi_extra=body_docs(
+        {"images": IMAGE_FILES, "texts": STRINGS, "version_id": {"type": "string"}}, EmbedJson
+    ),
+)
+def embed_endpoint(
+    model_id: str,
+    body: InferenceBody,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    _: InferencePrincipal,
+) -> EmbedOut:
+    """Normalised image and/or text embeddings from the answering version."""
+    if body.is_json:
+        parsed = validate_json(EmbedJson, body.json)
+        texts, version_id, images = parsed.texts, parsed.version_id, _images(body, parsed.images)
+    else:
+        texts = body.fields.get("texts", [])
+        version_id = body.last("version_id") or None
+        images = _images(body, [])
+    return embed(
+        session,
+        _cache(runtime),
+        runtime.settings,
+        model_id=model_id,
+        images=images,
+        texts=texts,
+        version_id=version_id,
+    )

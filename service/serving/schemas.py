@@ -1,0 +1,43 @@
+"""Request and response bodies of classify and embed."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from service.modelling.inference import DEFAULT_TEMPLATE
+
+
+class ClassifyJson(BaseModel):
+    images: list[str] = Field(min_length=1, description="base64-encoded images")
+    labels: list[str] = Field(min_length=1, description="candidate labels")
+    version_id: str | None = Field(
+        default=None, description="answer with this version, not the active"
+    )
+    template: str = DEFAULT_TEMPLATE
+
+
+class Prediction(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+
+
+class ClassifyOut(BaseModel):
+    model_id: str
+    version_id: str
+    version_number: int
+    labels: list[str]
+    predictions: list[Prediction]
+
+
+class EmbedJson(BaseModel):
+    images: list[str] = Field(default_factory=list, description="base64-encoded images")
+    texts: list[str] = Field(default_factory=list)
+    version_id: str | None = None
+
+
+class EmbedOut(BaseModel):
+    model_id: str
+    version_id: str
+    version_number: int
+    image_embeddings: list[list[float]]
+    text_embeddings: list[list[float]]

@@ -1,0 +1,125 @@
+"""Classify and embed with the version that should answer (active or pinned)."""
+
+from __future__ import annotations
+
+import time
+
+from PIL import Image
+from sqlalchemy.orm import Session
+
+from service.errors import InvalidInput
+from service.images import ImageLimits, decode_image
+from service.modelling.inference import classify, embed_images, embed_texts
+from service.observability import INFERENCE_LATENCY
+from service.registry.service import get_model
+from service.serving.cache import LoadedVersion, ModelCache
+from service.serving.schemas import ClassifyOut, EmbedOut, Prediction
+from service.settings import Settings
+from service.validation import check_batch_size, clean_text
+from service.versions.service import get_version
+
+
+def resolve_encoder(
+    session: Session, cache: ModelCache, model_id: str, version_id: str | None
+) -> LoadedVersion:
+    """The loaded version for a request: the pinned one, or the model's active version."""
+    model = get_model(session, model_id)
+    try:
+        if version_id is not None:
+            return cache.pinned(session, model, get_version(session, model_id, version_id))
+        return cache.active(session, model)
+    finally:
+        # The forward pass needs no database: hand the connection back to the pool now
+        # instead of holding it (idle in transaction) for the whole inference.
+        session.close()
+
+
+def decode_images(images: list[bytes], settings: Settings) -> list[Image.Image]:
+    """Validate and decode request images (the same checks and codes as uploads)."""
+    check_batch_size(len(images), settings.max_examples_per_batch)
+    limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
+    return [decode_image(data, limits, f"images[{i}]") for i, data in enumerate(images)]
+
+
+def release_connection(session: Session) -> None:
+    """End the read-only transaction so the forward pass does not hold a pooled connection
+    (under load, connections held through inference exhausted the pool)."""
+    session.rollback()
+
+
+def classify_images(
+    session: Session,
+    cache: ModelCache,
+    settings: Settings,
+    *,
+    model_id: str,
+    images: list[bytes],
+    labels: list[str],
+    version_id: str | None,
+    template: str,
+) -> ClassifyOut:
+    """Probabilities over ``labels`` for each image, and the version that answered."""
+    if not images:
+        raise InvalidInput("no_images", "send at least one image")
+    if not labels:
+        raise InvalidInput("no_labels", "send at least one candidate label")
+    if len(labels) > settings.max_labels_per_request:
+        raise InvalidInput("too_many_labels", f"at most {settings.max_labels_per_request} labels")
+    cleaned = [
+        clean_text(label, f"labels[{i}]", "empty_label", settings.max_label_length)
+        for i, label in enumerate(labels)
+    ]
+    if len(set(cleaned)) != len(cleaned):
+        raise InvalidInput("duplicate_label", "candidate labels must be distinct")
+    if "{}" not in template:
+        raise InvalidInput("invalid_template", "template must contain '{}' where the label goes")
+    decoded = decode_images(images, settings)
+    loaded = resolve_encoder(session, cache, model_id, version_id)
+    release_connection(session)
+    started = time.perf_counter()
+    probabilities = classify(loaded.encoder, decoded, cleaned, template)
+    INFERENCE_LATENCY.labels(operation="classify").observe(time.perf_counter() - started)
+    return ClassifyOut(
+        model_id=model_id,
+        version_id=loaded.version_id,
+        version_number=loaded.version_number,
+        labels=cleaned,
+        predictions=[
+            Prediction(
+                label=cleaned[max(range(len(row)), key=row.__getitem__)],
+                probabilities=dict(zip(cleaned, row, strict=True)),
+            )
+            for row in probabilities
+        ],
+    )
+
+
+def embed(
+    session: Session,
+    cache: ModelCache,
+    settings: Settings,
+    *,
+    model_id: str,
+    images: list[bytes],
+    texts: list[str],
+    version_id: str | None,
+) -> EmbedOut:
+    """L2-normalised embeddings of images and/or texts from the answering version."""
+    if not images and not texts:
+        raise InvalidInput("nothing_to_embed", "send images, texts or both")
+    check_batch_size(len(texts), settings.max_examples_per_batch)
+    cleaned = [clean_text(t, f"texts[{i}]", "empty_text", 4000) for i, t in enumerate(texts)]
+    decoded = decode_images(images, settings)
+    loaded = resolve_encoder(session, cache, model_id, version_id)
+    release_connection(session)
+    started = time.perf_counter()
+    image_embeddings = embed_images(loaded.encoder, decoded) if decoded else []
+    text_embeddings = embed_texts(loaded.encoder, cleaned) if cleaned else []
+    INFERENCE_LATENCY.labels(operation="embed").observe(time.perf_counter() - started)
+    return EmbedOut(
+        model_id=model_id,
+        version_id=loaded.version_id,
+        version_number=loaded.version_number,
+        image_embeddings=image_embeddings,
+        text_embeddings=text_embeddings,
+    )

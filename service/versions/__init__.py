@@ -1,0 +1,1 @@
+"""Versions, the active pointer, deployments (activate / rollback) and the activation gate."""

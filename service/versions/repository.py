@@ -1,0 +1,89 @@
+"""Queries on ``versions``, ``active_versions`` and ``deployments``."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service.db.base import utcnow
+from service.db.tables import ActiveVersion, Deployment, Version
+
+
+def get(session: Session, version_id: str) -> Version | None:
+    return session.get(Version, version_id)
+
+
+def get_for_job(session: Session, job_id: str) -> Version | None:
+    return session.scalars(select(Version).where(Version.job_id == job_id)).first()
+
+
+def list_for_model(session: Session, model_id: str) -> list[Version]:
+    query = select(Version).where(Version.model_id == model_id).order_by(Version.number)
+    return list(session.scalars(query))
+
+
+def next_number(session: Session, model_id: str) -> int:
+    """The next version number of a model (``uq_versions_model_id_number`` guards races)."""
+    current = session.scalar(select(func.max(Version.number)).where(Version.model_id == model_id))
+    return int(current or 0) + 1
+
+
+def add(session: Session, version: Version) -> Version:
+    session.add(version)
+    session.flush()
+    return version
+
+
+def active_version_id(session: Session, model_id: str) -> str | None:
+    return session.scalar(
+        select(ActiveVersion.version_id).where(ActiveVersion.model_id == model_id)
+    )
+
+
+def lock_active(session: Session, model_id: str) -> ActiveVersion | None:
+    """The active-pointer row, locked until commit (serialises concurrent activations).
+
+    PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite has no row locks and its driver starts a
+    transaction only at the first write, so a plain read could be stale by the time the
+    pointer is written; writing the row first takes the database write lock, and the read
+    that follows sees the latest committed pointer.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(ActiveVersion)
+            .where(ActiveVersion.model_id == model_id)
+            .values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        session.expire_all()
+    query = select(ActiveVersion).where(ActiveVersion.model_id == model_id).with_for_update()
+    return session.scalars(query).first()
+
+
+def add_active(session: Session, pointer: ActiveVersion) -> ActiveVersion:
+    session.add(pointer)
+    session.flush()
+    return pointer
+
+
+def add_deployment(session: Session, deployment: Deployment) -> Deployment:
+    session.add(deployment)
+    session.flush()
+    return deployment
+
+
+def list_deployments(session: Session, model_id: str) -> list[Deployment]:
+    query = select(Deployment).where(Deployment.model_id == model_id).order_by(Deployment.id)
+    return list(session.scalars(query))
+
+
+def chain_to_root(session: Session, version: Version) -> list[Version]:
+    """``version`` and its ancestors, root (the base version) first."""
+    chain = [version]
+    while chain[-1].parent_id is not None:
+        parent = session.get(Version, chain[-1].parent_id)
+        if parent is None:
+            raise LookupError(f"version {chain[-1].id} names a missing parent")
+        chain.append(parent)
+    chain.reverse()
+    return chain

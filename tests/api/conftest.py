@@ -1,0 +1,65 @@
+"""API fixtures: the app on the embedded default, driven over HTTP by httpx (TestClient).
+
+- ``client``: a started app (migrations applied, admin key seeded, outbox loop running) with
+  the admin key in its default headers.
+- ``model``: the tiny model registered through ``POST /v1/models`` (JSON of the response).
+- ``fashion``: a few real Fashion-MNIST test images per class (``workers.datasets``).
+- ``key_with``: ``key_with(*scopes) -> str`` creates an API key through the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import ADMIN_KEY
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings)
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def model(client: TestClient, api_model_dir: Path) -> dict[str, Any]:
+    response = client.post("/v1/models", json={"name": "tiny", "base_path": str(api_model_dir)})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.fixture(scope="session")
+def fashion() -> Any:
+    from workers.datasets import load_dataset
+
+    return load_dataset("fashion-mnist", "test", limit_per_class=4, seed=0)
+
+
+@pytest.fixture
+def key_with(client: TestClient) -> Callable[..., str]:
+    def create(*scopes: str) -> str:
+        response = client.post("/v1/api-keys", json={"name": "-".join(scopes), "scopes": scopes})
+        assert response.status_code == 201, response.text
+        return str(response.json()["key"])
+
+    return create
+
+
+def error_code(response: Any) -> str:
+    """The machine-readable code of an error response (asserting the common body shape)."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return str(body["error"]["code"])

@@ -1,0 +1,221 @@
+"""Every bad input of issue 4 gets a clear 4xx and a stable code, and nothing is recorded."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from service.settings import Settings
+from tests.api.conftest import error_code
+from tests.conftest import to_png
+
+MAX_BYTES = 64_000
+MAX_EXAMPLES = 8
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(
+        max_upload_bytes=MAX_BYTES, max_examples_per_batch=MAX_EXAMPLES, max_image_pixels=4_000_000
+    )
+
+
+def _real_images(fashion: Any, count: int) -> tuple[list[bytes], list[str]]:
+    images = [to_png(image) for image in fashion.images[:count]]
+    labels = [fashion.class_names[label] for label in fashion.labels[:count]]
+    return images, labels
+
+
+def _post_files(
+    client: TestClient, model_id: str, images: list[bytes], labels: list[str], **data: Any
+) -> Any:
+    files = [("images", (f"{i}.png", data_, "image/png")) for i, data_ in enumerate(images)]
+    return client.post(
+        f"/v1/models/{model_id}/corrections", files=files, data={"labels": labels, **data}
+    )
+
+
+def _assert_nothing_recorded(client: TestClient, model_id: str) -> None:
+    response = client.get(f"/v1/models/{model_id}/jobs")
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+def _truncated_png(fashion: Any) -> bytes:
+    data = to_png(fashion.images[0].resize((64, 64)))
+    return data[: len(data) // 2]
+
+
+def _bomb_png() -> bytes:
+    # 6000x6000 1-bit pixels compress to a few kB but decode to 36 million pixels.
+    buffer = io.BytesIO()
+    Image.new("1", (6000, 6000)).save(buffer, format="PNG")
+    assert len(buffer.getvalue()) < 20_000
+    return buffer.getvalue()
+
+
+def _oversized_png() -> bytes:
+    noise = Image.effect_noise((256, 256), 100).convert("RGB")
+    data = to_png(noise)
+    assert len(data) > MAX_BYTES
+    return data
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "status", "code"),
+    [
+        (lambda f: b"this is not an image at all", 422, "image_not_an_image"),
+        (lambda f: b"", 422, "image_empty"),
+        (_truncated_png, 422, "image_truncated"),
+        (lambda f: _bomb_png(), 422, "image_too_many_pixels"),
+        (lambda f: _oversized_png(), 413, "image_too_large"),
+    ],
+    ids=["not-an-image", "zero-bytes", "truncated-png", "decompression-bomb", "over-size-limit"],
+)
+def test_bad_image_is_rejected_with_its_code(
+    client: TestClient,
+    model: dict[str, Any],
+    fashion: Any,
+    make_bad: Callable[[Any], bytes],
+    status: int,
+    code: str,
+) -> None:
+    images, labels = _real_images(fashion, 4)
+    images[2] = make_bad(fashion)
+    response = _post_files(client, model["id"], images, labels)
+    assert response.status_code == status, response.text
+    assert error_code(response) == code
+    _assert_nothing_recorded(client, model["id"])
+
+
+def test_bad_base64_image_in_json_form(client: TestClient, model: dict[str, Any]) -> None:
+    body = {"examples": [{"image_base64": "%%%not base64%%%", "label": "coat"}]}
+    response = client.post(f"/v1/models/{model['id']}/corrections", json=body)
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_base64"
+    _assert_nothing_recorded(client, model["id"])
+
+
+def test_too_many_examples(client: TestClient, model: dict[str, Any], fashion: Any) -> None:
+    images, labels = _real_images(fashion, MAX_EXAMPLES + 1)
+    response = _post_files(client, model["id"], images, labels)
+    assert response.status_code == 422
+    assert error_code(response) == "too_many_examples"
+    _assert_nothing_recorded(client, model["id"])
+
+
+@pytest.mark.parametrize("label", ["", "   "])
+def test_empty_label(client: TestClient, model: dict[str, Any], fashion: Any, label: str) -> None:
+    images, labels = _real_images(fashion, 3)
+    labels[1] = label
+    response = _post_files(client, model["id"], images, labels)
+    assert response.status_code == 422
+    assert error_code(response) == "empty_label"
+    _assert_nothing_recorded(client, model["id"])
+
+
+def test_label_count_must_match_images(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    images, labels = _real_images(fashion, 3)
+    response = _post_files(client, model["id"], images, labels[:2])
+    assert response.status_code == 422
+    assert error_code(response) == "labels_mismatch"
+
+
+def test_no_examples(client: TestClient, model: dict[str, Any]) -> None:
+    response = client.post(f"/v1/models/{model['id']}/corrections", json={"examples": []})
+    assert response.status_code == 422
+    assert error_code(response) == "no_examples"
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        ({"method": "sgd-magic"}, "unknown_method"),
+        ({"method": "lorsu", "hyperparameters": '{"rank": 0}'}, "invalid_hyperparameter"),
+        ({"method": "lora", "hyperparameters": '{"no_such_field": 1}'}, "invalid_hyperparameter"),
+        ({"hyperparameters": "{not json"}, "invalid_hyperparameters_json"),
+        ({"seed": "minus one"}, "validation_error"),
+        ({"held_out_fraction": "1.5"}, "validation_error"),
+    ],
+)
+def test_bad_method_or_hyperparameters(
+    client: TestClient, model: dict[str, Any], fashion: Any, options: dict[str, str], code: str
+) -> None:
+    images, labels = _real_images(fashion, 4)
+    response = _post_files(client, model["id"], images, labels, **options)
+    assert response.status_code == 422, response.text
+    assert error_code(response) == code
+    _assert_nothing_recorded(client, model["id"])
+
+
+def test_json_validation_errors_use_the_error_body(
+    client: TestClient, model: dict[str, Any]
+) -> None:
+    response = client.post(f"/v1/models/{model['id']}/corrections", json={"examples": "nope"})
+    assert response.status_code == 422
+    assert error_code(response) == "validation_error"
+    assert response.json()["error"]["details"][0]["loc"] == ["examples"]
+
+
+def test_example_needs_exactly_one_kind_of_answer(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    image = base64.b64encode(to_png(fashion.images[0])).decode()
+    both = {"image_base64": image, "label": "coat", "question": "what?", "answer": "coat"}
+    response = client.post(f"/v1/models/{model['id']}/corrections", json={"examples": [both]})
+    assert response.status_code == 422
+    assert error_code(response) == "example_needs_label_or_qa"
+
+
+def test_unsupported_content_type(client: TestClient, model: dict[str, Any]) -> None:
+    response = client.post(
+        f"/v1/models/{model['id']}/corrections",
+        content=b"labels=coat",
+        headers={"Content-Type": "text/plain"},
+    )
+    assert response.status_code == 415
+    assert error_code(response) == "unsupported_media_type"
+
+
+def test_unknown_model_version_and_job(client: TestClient, model: dict[str, Any]) -> None:
+    missing = "00000000-0000-0000-0000-000000000000"
+    cases = [
+        (client.get(f"/v1/models/{missing}"), "model_not_found"),
+        (
+            client.post(f"/v1/models/{missing}/corrections", json={"examples": []}),
+            "model_not_found",
+        ),
+        (client.get(f"/v1/models/{model['id']}/versions/{missing}"), "version_not_found"),
+        (
+            client.post(f"/v1/models/{model['id']}/rollback", json={"version_id": missing}),
+            "version_not_found",
+        ),
+        (client.get(f"/v1/jobs/{missing}"), "job_not_found"),
+        (client.get(f"/v1/jobs/{missing}/events"), "job_not_found"),
+        (client.post(f"/v1/jobs/{missing}/cancel"), "job_not_found"),
+        (client.get("/v1/no-such-path"), "not_found"),
+    ]
+    for response, code in cases:
+        assert response.status_code == 404, response.text
+        assert error_code(response) == code
+
+
+def test_a_good_request_after_bad_ones_is_accepted(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    images, labels = _real_images(fashion, 4)
+    bad = list(images)
+    bad[0] = b"garbage"
+    assert _post_files(client, model["id"], bad, labels).status_code == 422
+    response = _post_files(client, model["id"], images, labels)
+    assert response.status_code == 202, response.text
+    jobs = client.get(f"/v1/models/{model['id']}/jobs").json()
+    assert [job["id"] for job in jobs] == [response.json()["job_id"]]

@@ -1,0 +1,124 @@
+"""A correction becomes a queued job with echoed settings, a held-out split, events, a broker
+message (after commit) and a cooperative cancel."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from fastapi.testclient import TestClient
+from kombu import Connection, Queue
+
+from service.jobs.constants import UPDATE_QUEUE, UPDATE_TASK_NAME
+from service.runtime import Runtime
+from tests.api.conftest import error_code
+from tests.conftest import to_png
+
+
+def _submit(client: TestClient, model_id: str, fashion: Any, **data: Any) -> dict[str, Any]:
+    files = [
+        ("images", (f"{i}.png", to_png(image), "image/png"))
+        for i, image in enumerate(fashion.images[:12])
+    ]
+    labels = [fashion.class_names[label] for label in fashion.labels[:12]]
+    response = client.post(
+        f"/v1/models/{model_id}/corrections", files=files, data={"labels": labels, **data}
+    )
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def _broker_messages(runtime: Runtime, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Drain the updates queue of the embedded broker (what a worker would receive)."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    with Connection(runtime.settings.broker_url) as connection:
+        queue = connection.SimpleQueue(Queue(UPDATE_QUEUE, routing_key=UPDATE_QUEUE))
+        while time.monotonic() < deadline:
+            try:
+                message = queue.get(timeout=0.5)
+            except queue.Empty:
+                if messages:
+                    break
+                continue
+            messages.append({"headers": message.headers, "body": message.decode()})
+            message.ack()
+        queue.close()
+    return messages
+
+
+def test_correction_queues_a_job_and_a_broker_message(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    accepted = _submit(
+        client, model["id"], fashion, method="lora", hyperparameters='{"rank": 4}', seed="7"
+    )
+    assert accepted["examples"] == 12 and accepted["method"] == "lora"
+    # Default fraction 0.2: one image of every class with at least two images is held out
+    # (round(0.2 * n) is 1 for n <= 7); single images stay in training.
+    counts = Counter(fashion.labels[:12])
+    assert accepted["held_out"] == sum(1 for n in counts.values() if n >= 2) > 0
+    job = client.get(f"/v1/jobs/{accepted['job_id']}").json()
+    assert job["status"] == "queued" and job["seed"] == 7
+    assert job["hyperparameters"]["rank"] == 4 and job["hyperparameters"]["learning_rate"] > 0
+    assert job["progress"] == {"step": 0, "total": 0} and job["error"] is None
+    events = client.get(f"/v1/jobs/{accepted['job_id']}/events").json()
+    assert [e["type"] for e in events["events"]] == ["status"]
+
+    messages = _broker_messages(client.app.state.runtime)  # type: ignore[attr-defined]
+    assert [(m["headers"]["task"], m["body"][0]) for m in messages] == [
+        (UPDATE_TASK_NAME, [accepted["job_id"]])
+    ]
+
+
+def test_explicit_eval_examples_are_held_out(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    files = [
+        ("images", (f"{i}.png", to_png(image), "image/png"))
+        for i, image in enumerate(fashion.images[:4])
+    ] + [("eval_images", ("e.png", to_png(fashion.images[4]), "image/png"))]
+    labels = [fashion.class_names[label] for label in fashion.labels[:4]]
+    response = client.post(
+        f"/v1/models/{model['id']}/corrections",
+        files=files,
+        data={"labels": labels, "eval_labels": [fashion.class_names[fashion.labels[4]]]},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["examples"] == 5 and response.json()["held_out"] == 1
+
+
+def test_cancel_a_queued_job(client: TestClient, model: dict[str, Any], fashion: Any) -> None:
+    accepted = _submit(client, model["id"], fashion)
+    cancelled = client.post(f"/v1/jobs/{accepted['job_id']}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled" and cancelled.json()["finished_at"]
+    again = client.post(f"/v1/jobs/{accepted['job_id']}/cancel")
+    assert again.status_code == 409 and error_code(again) == "job_finished"
+    events = client.get(f"/v1/jobs/{accepted['job_id']}/events").json()["events"]
+    assert [e["data"].get("status") for e in events] == ["queued", "cancelled"]
+    following = client.get(
+        f"/v1/jobs/{accepted['job_id']}/events", params={"after": events[0]["id"]}
+    ).json()
+    assert [e["id"] for e in following["events"]] == [events[1]["id"]]
+
+
+def test_eval_sets_register_and_list(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    files = [
+        ("images", (f"{i}.png", to_png(image), "image/png"))
+        for i, image in enumerate(fashion.images[:6])
+    ]
+    labels = [fashion.class_names[label] for label in fashion.labels[:6]]
+    url = f"/v1/models/{model['id']}/eval-sets"
+    created = client.post(
+        url, files=files, data={"name": "keep", "kind": "control", "labels": labels}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["size"] == 6 and created.json()["labels"] == sorted(set(labels))
+    duplicate = client.post(url, files=files, data={"name": "keep", "labels": labels})
+    assert duplicate.status_code == 409 and error_code(duplicate) == "eval_set_name_taken"
+    listed = client.get(url).json()
+    assert [(s["name"], s["kind"], s["size"]) for s in listed] == [("keep", "control", 6)]

@@ -1,0 +1,99 @@
+"""Shared fixtures for every test package (generic; documented for other suites).
+
+- ``postgres_url``: a fresh, uniquely named PostgreSQL database (``vlmc_test_<hex>``) on the
+  server at ``VLMC_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``),
+  dropped afterwards; SQLAlchemy URL with the psycopg 3 driver. Skips when the server is down.
+- ``sqlite_url``: a SQLite file in the test's tmp dir.
+- ``make_settings``: ``make_settings(**overrides) -> Settings`` for the embedded default under
+  the test's tmp dir (SQLite, kombu-on-SQLite broker, filesystem blobs), admin key
+  ``ADMIN_KEY``.
+- ``api_model_dir``: a tiny random dual encoder (session-scoped, built once).
+- ``to_png(image) -> bytes`` (a plain function): a PIL image as PNG bytes, for uploads.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from service.settings import Settings
+
+ADMIN_KEY = "vlmc_test_admin_key_0123456789"
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "VLMC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(sql)  # type: ignore[arg-type]
+
+
+def create_postgres_database() -> tuple[str, str]:
+    """Create a uniquely named database; returns ``(name, sqlalchemy_url)``."""
+    import psycopg
+
+    name = f"vlmc_test_{uuid.uuid4().hex[:12]}"
+    try:
+        _postgres_admin(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL is not reachable: {error}")
+    info = psycopg.conninfo.conninfo_to_dict(POSTGRES_ADMIN_DSN)
+    host, port, user = info.get("host", "127.0.0.1"), info.get("port", 5432), info.get("user")
+    password = f":{info['password']}" if info.get("password") else ""
+    return name, f"postgresql+psycopg://{user}{password}@{host}:{port}/{name}"
+
+
+def drop_postgres_database(name: str) -> None:
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    name, url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.sqlite'}"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "admin_api_key": ADMIN_KEY,
+            "outbox_interval_s": 0.2,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def api_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from service.modelling.factory import build_tiny_dual_encoder
+
+    return build_tiny_dual_encoder(tmp_path_factory.mktemp("api-model") / "tiny", seed=0)
+
+
+def to_png(image: Image.Image) -> bytes:
+    """A PIL image as PNG bytes (what the tests upload)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

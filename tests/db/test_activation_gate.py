@@ -1,0 +1,46 @@
+"""The activation gate: auto (TI > 0 and CC >= -threshold), manual, always."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.session import session_scope
+from service.versions import repository
+from service.versions.service import apply_activation_gate, should_activate
+from tests.db.helpers import add_model, add_versions
+
+
+@pytest.mark.parametrize(
+    ("policy", "ti", "cc", "expected"),
+    [
+        ("auto", 5.0, 0.0, True),
+        ("auto", 5.0, -1.0, True),  # exactly at the threshold passes
+        ("auto", 5.0, -1.01, False),
+        ("auto", 0.0, 2.0, False),  # no improvement, no activation
+        ("auto", -3.0, 0.0, False),
+        ("auto", None, 0.0, False),
+        ("auto", 2.0, None, True),  # no control sets registered
+        ("manual", 50.0, 0.0, False),
+        ("always", -50.0, -50.0, True),
+    ],
+)
+def test_should_activate(policy: str, ti: float | None, cc: float | None, expected: bool) -> None:
+    assert should_activate(policy, ti, cc, threshold=1.0) is expected
+
+
+def test_gate_moves_the_pointer_only_when_it_passes(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_scope(session_factory) as session:
+        model, base = add_model(session)
+        held, passed = add_versions(session, model, base, 2)
+        assert apply_activation_gate(session, model, held, ti=3.0, cc=-4.0) is None
+        assert repository.active_version_id(session, model.id) == base.id
+        deployment = apply_activation_gate(session, model, passed, ti=3.0, cc=0.5)
+        assert deployment is not None and deployment.actor == "gate"
+        assert repository.active_version_id(session, model.id) == passed.id
+        assert [d.action for d in repository.list_deployments(session, model.id)] == [
+            "initial",
+            "gate",
+        ]

@@ -1,0 +1,95 @@
+"""docker-compose.yml and the Dockerfile say what the production topology needs.
+
+No container engine runs here, so these read the files: every ``VLMC_*`` variable the compose
+file sets is a real setting (a typo would be silently ignored at run time), the worker
+reserves a GPU and runs one job at a time, every long-running service has a health check,
+and both image targets exist with the right torch build. When the ``docker compose`` CLI is
+installed, ``docker compose config`` must accept the file too.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from service.settings import Settings
+from workers.pipeline.settings import WorkerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def _setting_names() -> set[str]:
+    service = {f"VLMC_{name.upper()}" for name in Settings.model_fields}
+    worker = {f"VLMC_WORKER_{name.upper()}" for name in WorkerSettings.model_fields}
+    return service | worker | {"ADMIN_API_KEY"}
+
+
+def test_every_environment_variable_is_a_real_setting(compose: dict[str, Any]) -> None:
+    known = _setting_names()
+    for name, service in compose["services"].items():
+        for variable in service.get("environment", {}):
+            if variable.startswith("VLMC_") or variable == "ADMIN_API_KEY":
+                assert variable in known, f"{name}: {variable} is not a setting"
+
+
+def test_the_worker_reserves_a_gpu_and_runs_one_job_at_a_time(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    [device] = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert worker["command"][-2:] == ["--concurrency", "1"]
+    assert worker["environment"]["VLMC_DEVICE"] == "cuda"
+    assert worker["environment"]["VLMC_BROKER_URL"].startswith("redis://")
+    visibility = int(worker["environment"]["VLMC_WORKER_VISIBILITY_TIMEOUT_S"])
+    assert visibility > int(worker["environment"]["VLMC_WORKER_LEASE_SECONDS"])
+
+
+def test_services_are_health_checked_and_start_in_order(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("postgres", "redis", "api", "worker"):
+        assert services[name]["healthcheck"]["test"], name
+    for name in ("api", "worker"):
+        depends = services[name]["depends_on"]
+        assert depends["init"]["condition"] == "service_completed_successfully"
+        assert (
+            depends["postgres"]["condition"] == depends["redis"]["condition"] == ("service_healthy")
+        )
+        assert "vlmc-data:/data" in services[name]["volumes"]  # one shared blob store
+    assert services["init"]["command"] == ["python", "-m", "workers.basemodel.default_model"]
+    import inspect
+
+    import workers.basemodel.default_model as default_model
+
+    assert "upgrade_head(" in inspect.getsource(default_model.prepare_default_model)
+
+
+def test_the_dockerfile_has_a_cpu_api_target_and_a_cuda_worker_target() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = dict(re.findall(r"^FROM \S+ AS (\w+)$(.*?)(?=^FROM |\Z)", text, re.M | re.S))
+    assert {"base", "api", "worker"} <= set(stages)
+    assert "download.pytorch.org/whl/cpu" in stages["api"]
+    assert "COPY workers" not in stages["api"]  # no training code in the API image
+    assert "whl/cu" in stages["worker"] and "workers.pipeline.healthcheck" in stages["worker"]
+
+
+@pytest.mark.skipif(
+    shutil.which("docker") is None
+    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0,
+    reason="the docker compose CLI is not installed",
+)
+def test_docker_compose_accepts_the_file() -> None:
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "POSTGRES_PASSWORD": "x", "ADMIN_API_KEY": "y"}
+    result = subprocess.run(
+        ["docker", "compose", "config", "--quiet"], cwd=ROOT, env=env, capture_output=True
+    )
+    assert result.returncode == 0, result.stderr.decode()

@@ -1,0 +1,210 @@
+"""Jobs survive faults, against real Redis and PostgreSQL, with the API over HTTP and workers
+as separate OS processes: broker outage (outbox), SIGKILL mid-training, order per model with
+parallel models, cancel while running."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import pytest
+import redis
+from sqlalchemy import select, update
+
+from bench.load.processes import wait_until
+from service.db.tables import Job, OutboxMessage, Version
+from service.jobs.constants import UPDATE_QUEUE
+from tests.faults.cluster import job, register, submit, wait_for_status
+from tests.faults.conftest import Cluster
+from tests.worker.harness import Shots
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+QUICK = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 8}
+# ~60 steps: long enough to kill or cancel mid-way, short enough to finish a retry quickly.
+MEDIUM = {"learning_rate": 1e-4, "epochs": 20, "batch_size": 4}
+
+
+def _versions_of_job(cluster: Cluster, job_id: str) -> list[Version]:
+    with cluster.session_factory() as session:
+        return list(session.scalars(select(Version).where(Version.job_id == job_id)))
+
+
+def _status_events(cluster: Cluster, job_id: str) -> list[str]:
+    events = cluster.api.get(f"/v1/jobs/{job_id}/events").json()
+    return [e["data"]["status"] for e in events["events"] if e["type"] == "status"]
+
+
+def test_corrections_during_a_redis_outage_are_kept_and_sent_exactly_once(
+    cluster: Cluster, shots: Shots
+) -> None:
+    model_id = register(cluster.api, "outbox", cluster.model_dir)
+    cluster.redis.stop()
+    try:
+        jobs = [submit(cluster.api, model_id, shots.train, QUICK, seed=s) for s in range(3)]
+        ready = cluster.api.get("/readyz")
+        assert ready.status_code == 503 and not ready.json()["checks"]["broker"]["ok"]
+        with cluster.session_factory() as session:
+            pending = session.scalars(
+                select(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))
+            ).all()
+            assert sorted(m.args[0] for m in pending) == sorted(jobs)
+            assert any(m.last_error for m in pending)  # the sweeps did try, and failed
+    finally:
+        cluster.redis.start()
+    broker = redis.Redis.from_url(cluster.redis.url)
+    # The API's outbox loop sends them once Redis answers: three messages, not more.
+    wait_until(lambda: broker.llen(UPDATE_QUEUE) == 3, timeout=30, what="3 queued messages")
+    with cluster.session_factory() as session:
+        sent = session.scalars(select(OutboxMessage).where(OutboxMessage.args.is_not(None))).all()
+        assert all(m.dispatched_at is not None for m in sent if m.args[0] in jobs)
+    assert cluster.api.get("/readyz").status_code == 200
+    with cluster.worker("outbox") as worker:
+        for job_id in jobs:
+            done = wait_for_status(cluster.api, job_id, {"succeeded"}, 120, (worker,))
+            assert done["attempts"] == 1
+            assert _status_events(cluster, job_id) == [
+                "queued",
+                "running",
+                "evaluating",
+                "succeeded",
+            ]
+    assert all(len(_versions_of_job(cluster, job_id)) == 1 for job_id in jobs)
+    assert broker.llen(UPDATE_QUEUE) == 0
+
+
+@contextmanager
+def _active_pointer_watch(cluster: Cluster, model_id: str) -> Iterator[list[str]]:
+    """Samples the active version's status every 0.2 s while the block runs."""
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            for version in cluster.api.get(f"/v1/models/{model_id}/versions").json():
+                if version["active"]:
+                    seen.append(version["status"])
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_worker_killed_mid_training_is_replaced_and_the_job_restarts_cleanly(
+    cluster: Cluster, shots: Shots
+) -> None:
+    model_id = register(cluster.api, "sigkill", cluster.model_dir)
+    job_id = submit(cluster.api, model_id, shots.train, MEDIUM)
+    with _active_pointer_watch(cluster, model_id) as seen:
+        with cluster.worker("doomed") as doomed:
+            wait_until(
+                lambda: job(cluster.api, job_id)["progress"]["step"] >= 3,
+                timeout=120,
+                what="training to be under way",
+                processes=(doomed,),
+            )
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait()
+        killed_at = job(cluster.api, job_id)
+        assert killed_at["status"] == "running" and killed_at["attempts"] == 1
+        with cluster.worker("rescuer") as rescuer:
+            done = wait_for_status(cluster.api, job_id, {"succeeded", "failed"}, 180, (rescuer,))
+    assert done["status"] == "succeeded" and done["attempts"] == 2
+    [version] = _versions_of_job(cluster, job_id)
+    assert version.status == "ready" and done["result_version_id"] == version.id
+    statuses = _status_events(cluster, job_id)
+    assert statuses == ["queued", "running", "queued", "running", "evaluating", "succeeded"]
+    assert seen and set(seen) == {"ready"}
+
+
+def test_a_job_whose_worker_dies_on_its_last_attempt_fails_with_a_clear_error(
+    cluster: Cluster, shots: Shots
+) -> None:
+    model_id = register(cluster.api, "last-attempt", cluster.model_dir)
+    job_id = submit(cluster.api, model_id, shots.train, MEDIUM)
+    with cluster.session_factory() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(max_attempts=1))
+        session.commit()
+    with cluster.worker("doomed-2") as doomed:
+        wait_until(
+            lambda: job(cluster.api, job_id)["progress"]["step"] >= 3,
+            timeout=120,
+            what="training to be under way",
+            processes=(doomed,),
+        )
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+    with cluster.worker("sweeper") as sweeper:
+        done = wait_for_status(cluster.api, job_id, {"failed", "succeeded"}, 60, (sweeper,))
+    assert done["status"] == "failed" and done["error"]["code"] == "too_many_attempts"
+    assert "1 attempts" in done["error"]["message"]
+    assert _versions_of_job(cluster, job_id) == []
+    versions = cluster.api.get(f"/v1/models/{model_id}/versions").json()
+    assert [(v["number"], v["active"]) for v in versions] == [(1, True)]
+
+
+def _interval(job_body: dict[str, str]) -> tuple[datetime, datetime]:
+    return (
+        datetime.fromisoformat(job_body["started_at"]),
+        datetime.fromisoformat(job_body["finished_at"]),
+    )
+
+
+def test_jobs_of_one_model_run_one_after_the_other_while_another_model_runs_beside(
+    cluster: Cluster, shots: Shots
+) -> None:
+    first_model = register(cluster.api, "serial", cluster.model_dir)
+    second_model = register(cluster.api, "parallel", cluster.model_dir)
+    work = {"learning_rate": 1e-4, "epochs": 10, "batch_size": 4}
+    with cluster.worker("w1") as w1, cluster.worker("w2") as w2:
+        ids = {f"{socket.gethostname()}:{w.pid}" for w in (w1, w2)}
+        wait_until(
+            lambda: ids <= set(cluster.api.get("/readyz").json()["checks"]["worker"]["live"]),
+            timeout=60,
+            what="both workers' heartbeats",
+            processes=(w1, w2),
+        )
+        a1 = submit(cluster.api, first_model, shots.train, work, seed=1)
+        a2 = submit(cluster.api, first_model, shots.train, work, seed=2)
+        b1 = submit(cluster.api, second_model, shots.train, work, seed=3)
+        done = {
+            job_id: wait_for_status(cluster.api, job_id, {"succeeded", "failed"}, 180, (w1, w2))
+            for job_id in (a1, a2, b1)
+        }
+    assert {body["status"] for body in done.values()} == {"succeeded"}
+    a1_start, a1_end = _interval(done[a1])
+    a2_start, _ = _interval(done[a2])
+    b1_start, b1_end = _interval(done[b1])
+    assert a2_start >= a1_end  # same model: strictly one after the other, in order
+    assert done[a2]["parent_version_id"] == done[a1]["result_version_id"]
+    assert b1_start < a1_end and a1_start < b1_end  # other model: ran at the same time
+
+
+def test_cancel_while_running_stops_the_job_and_leaves_no_version(
+    cluster: Cluster, shots: Shots
+) -> None:
+    model_id = register(cluster.api, "cancel", cluster.model_dir)
+    long = {"learning_rate": 1e-6, "epochs": 300, "batch_size": 4}
+    job_id = submit(cluster.api, model_id, shots.train, long)
+    with cluster.worker("canceller") as worker:
+        wait_until(
+            lambda: job(cluster.api, job_id)["progress"]["step"] >= 2,
+            timeout=120,
+            what="training to be under way",
+            processes=(worker,),
+        )
+        response = cluster.api.post(f"/v1/jobs/{job_id}/cancel")
+        assert response.status_code == 200 and response.json()["cancel_requested"]
+        done = wait_for_status(cluster.api, job_id, {"cancelled", "succeeded", "failed"}, 30)
+    assert done["status"] == "cancelled" and done["result_version_id"] is None
+    assert done["progress"]["step"] < done["progress"]["total"]
+    assert _versions_of_job(cluster, job_id) == []

@@ -1,0 +1,127 @@
+"""The continual benchmark: session protocol, a real run over real images, and its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.continual.protocol import Setting, session_classes, session_examples
+from bench.continual.results import RunResult, load_runs
+from bench.continual.run import hyperparameters_for, main, parse_overrides, write_report
+from bench.continual.runner import ZERO_SHOT, run_method
+from service.modelling.factory import VisionShape, build_tiny_dual_encoder
+from tests.test_basemodel import one_thread
+
+__all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with the base model
+
+# A tiny random dual encoder: the benchmark mechanics do not need the real base model, and it
+# keeps every run here to a few seconds.
+TINY = VisionShape(
+    image_size=28, patch_size=7, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4
+)
+LEARNS = {"learning_rate": 1e-3, "epochs": 10}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_dual_encoder(tmp_path_factory.mktemp("models") / "tiny", vision=TINY)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model: Path) -> list[RunResult]:
+    setting = Setting("digits", shots=5, applied_sessions=2)
+    return [
+        run_method(tiny_model, setting, ZERO_SHOT, seed=0),
+        run_method(tiny_model, setting, "full-ft", seed=0, hyperparameters=LEARNS),
+        run_method(tiny_model, setting, "lorsu", seed=0, hyperparameters=LEARNS),
+        run_method(tiny_model, setting, "lora", seed=0, hyperparameters=LEARNS),
+    ]
+
+
+def test_classes_split_in_order_into_sessions() -> None:
+    assert session_classes(10) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert [len(group) for group in session_classes(7)] == [1, 2, 1, 2, 1]
+    with pytest.raises(ValueError, match="cannot fill"):
+        session_classes(3)
+
+
+def test_session_examples_are_the_sessions_classes_at_k_shots() -> None:
+    setting = Setting("animal-mnist", shots=5)
+    examples = session_examples(setting, [2, 3], seed=0)
+    assert sorted(example.label for example in examples) == ["cat"] * 5 + ["cow"] * 5
+    again = session_examples(setting, [2, 3], seed=0)
+    other = session_examples(setting, [2, 3], seed=1)
+    assert [e.image.tobytes() for e in examples] == [e.image.tobytes() for e in again]
+    assert [e.image.tobytes() for e in examples] != [e.image.tobytes() for e in other]
+
+
+def test_controls_are_trained_domains_plus_the_unseen_other_target() -> None:
+    assert Setting("animal-mnist", 5).control_datasets() == ["fashion-mnist", "textures", "digits"]
+    assert Setting("digits", 5).control_datasets() == [
+        "fashion-mnist",
+        "textures",
+        "animal-mnist",
+    ]
+
+
+def test_zero_shot_row_never_moves(runs: list[RunResult]) -> None:
+    zero_shot = runs[0]
+    assert [s.session for s in zero_shot.sessions] == [0, 1, 2]
+    assert all(s.target_improvement == 0.0 and s.control_change == 0.0 for s in zero_shot.sessions)
+    assert zero_shot.sessions[2].classes_seen == [0, 1, 2, 3]
+
+
+def test_updates_learn_the_seen_target_classes(runs: list[RunResult]) -> None:
+    full_ft = runs[1]
+    last = full_ft.sessions[-1]
+    # From chance level (a random model) to well above it on the four classes taught so far.
+    assert last.target_improvement > 10.0
+    assert last.steps == 10 * 2  # 10 images, batch 8 -> 2 steps per epoch
+    assert last.optimizer_state_bytes > 0
+    lorsu = runs[2]
+    heads = lorsu.sessions[1].details["heads_per_layer"]
+    assert len(heads) == TINY.num_layers and all(len(layer) == 2 for layer in heads)
+    # Same images before and after: TI is after minus the base model on the same classes.
+    base_on_seen = runs[0].sessions[2].target_accuracy
+    assert last.target_improvement == pytest.approx(last.target_accuracy - base_on_seen)
+
+
+def test_report_has_every_method_the_goal_check_and_plots(
+    runs: list[RunResult], tmp_path: Path
+) -> None:
+    for run in runs:
+        run.save(tmp_path / "runs")
+    assert [run.key for run in load_runs(tmp_path / "runs")] == sorted(run.key for run in runs)
+    report = write_report(tmp_path, tmp_path / "no-model", "python -m bench.continual.run", 1.0)
+    text = report.read_text()
+    for method in ("zero-shot", "lorsu", "lora", "full-ft"):
+        assert f"| {method} | 1 |" in text
+    assert "| digits CL-5 |" in text
+    for plot in ("ti_vs_cc.png", "accuracy_per_session.png"):
+        assert (tmp_path / plot).stat().st_size > 10_000
+
+
+def test_overrides_apply_to_all_methods_then_one() -> None:
+    overrides = parse_overrides(["*.epochs=20", "lorsu.learning_rate=1e-4", "lorsu.epochs=3"])
+    assert hyperparameters_for("lora", overrides) == {"epochs": 20}
+    assert hyperparameters_for("lorsu", overrides) == {"epochs": 3, "learning_rate": 1e-4}
+    assert hyperparameters_for(ZERO_SHOT, overrides) == {}
+
+
+def test_command_runs_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
+    main(
+        [
+            "--base-model", str(tiny_model), "--out", str(tmp_path), "--targets", "digits",
+            "--methods", "zero-shot", "spu", "--shots", "5", "--seeds", "0", "1",
+            "--sessions", "2", "--workers", "1", "--set", "spu.learning_rate=1e-3",
+        ]
+    )  # fmt: skip
+    keys = sorted(path.stem for path in (tmp_path / "runs").glob("*.json"))
+    assert keys == [
+        "digits__cl5__spu__seed0",
+        "digits__cl5__spu__seed1",
+        "digits__cl5__zero-shot__seed0",
+    ]
+    text = (tmp_path / "results.md").read_text()
+    assert "| spu | 2 |" in text and '"learning_rate": 0.001' in text

@@ -1,0 +1,63 @@
+"""Where TI and CC come from: held-out examples first, target sets otherwise, control sets
+for CC; and what the auto gate makes of each case."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from service.registry.service import LoadedEvalSet
+from service.versions.service import should_activate
+from workers.engine.examples import CorrectionExample
+from workers.pipeline.evaluation import Accuracies, build_plan, version_metrics
+
+TEMPLATE = "a photo of a {}."
+
+
+def _set(name: str, kind: str) -> LoadedEvalSet:
+    return LoadedEvalSet(name=name, kind=kind, images=[], labels=[])
+
+
+def _example(label: str) -> CorrectionExample:
+    return CorrectionExample(image=Image.new("L", (8, 8)), label=label)
+
+
+def test_held_out_examples_are_matched_against_every_caption_of_the_batch_and_negatives() -> None:
+    plan = build_plan(
+        [_example("sandal"), _example("boot")], [_example("boot")], ["bag"], [], TEMPLATE
+    )
+    assert plan.target is not None
+    assert plan.target.captions == [
+        "a photo of a sandal.",
+        "a photo of a boot.",
+        "a photo of a bag.",
+    ]
+    assert plan.target.targets == [1]
+
+
+def test_ti_from_held_out_and_cc_as_the_mean_change_over_control_sets() -> None:
+    sets = [_set("a", "control"), _set("b", "control"), _set("t", "target")]
+    plan = build_plan([_example("x"), _example("y")], [_example("y")], [], sets, TEMPLATE)
+    before = Accuracies(target=50.0, sets={"a": 80.0, "b": 60.0, "t": 10.0})
+    after = Accuracies(target=100.0, sets={"a": 78.0, "b": 61.0, "t": 90.0})
+    metrics = version_metrics(plan, before, after)
+    assert (metrics["ti"], metrics["ti_source"], metrics["cc"]) == (50.0, "held_out", -0.5)
+    assert metrics["sets"]["t"] == {"kind": "target", "before": 10.0, "after": 90.0}
+    assert should_activate("auto", metrics["ti"], metrics["cc"], threshold=1.0)
+    assert not should_activate("auto", metrics["ti"], metrics["cc"], threshold=0.25)
+
+
+def test_without_held_out_examples_ti_is_the_mean_over_target_sets() -> None:
+    sets = [_set("t1", "target"), _set("t2", "target")]
+    plan = build_plan([_example("x"), _example("y")], [], [], sets, TEMPLATE)
+    before = Accuracies(target=None, sets={"t1": 40.0, "t2": 70.0})
+    after = Accuracies(target=None, sets={"t1": 45.0, "t2": 69.0})
+    metrics = version_metrics(plan, before, after)
+    assert (metrics["ti"], metrics["ti_source"], metrics["cc"]) == (2.0, "target_sets", None)
+
+
+def test_with_nothing_to_measure_ti_is_none_and_the_auto_gate_holds_the_version_back() -> None:
+    plan = build_plan([_example("x"), _example("y")], [], [], [], TEMPLATE)
+    metrics = version_metrics(plan, Accuracies(target=None), Accuracies(target=None))
+    assert (metrics["ti"], metrics["ti_source"], metrics["cc"]) == (None, "none", None)
+    assert not should_activate("auto", metrics["ti"], metrics["cc"], threshold=1.0)
+    assert should_activate("always", metrics["ti"], metrics["cc"], threshold=1.0)

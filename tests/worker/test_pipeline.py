@@ -1,0 +1,57 @@
+"""A job through the worker pipeline: from the queued row to a ready, hash-verified version."""
+
+from __future__ import annotations
+
+import torch
+
+from service.modelling.loading import load_dual_encoder
+from service.modelling.snapshots import state_sha256
+from service.versions.snapshots import version_state
+from tests.worker.harness import Shots, Stack
+from workers.engine.evaluation import zero_shot_predictions
+from workers.pipeline.runner import Outcome, process_job
+
+
+def test_a_job_produces_an_exact_version_with_metrics_and_moves_the_pointer(
+    stack: Stack, shots: Shots
+) -> None:
+    stack.add_eval_set("others", "control", shots.control)
+    base_id = stack.active_version_id()
+    job_id = stack.submit(shots.train, shots.held_out)
+
+    result = process_job(stack.context, job_id)
+
+    assert result.outcome is Outcome.SUCCEEDED and result.activated
+    job = stack.job(job_id)
+    assert job.status == "succeeded" and job.result_version_id == result.version_id
+    assert job.parent_version_id == base_id and job.attempts == 1
+    assert job.lease_owner is None and job.progress_step == job.progress_total > 0
+    [_base, version] = stack.versions()
+    assert (version.id, version.number, version.parent_id) == (result.version_id, 2, base_id)
+    assert version.status == "ready" and version.job_id == job_id
+    assert stack.active_version_id() == version.id
+    [_initial, gate] = stack.deployments()
+    assert (gate.from_version_id, gate.to_version_id, gate.action) == (base_id, version.id, "gate")
+
+    metrics = version.metrics
+    assert metrics["held_out_examples"] == len(shots.held_out)
+    before, after = metrics["target_accuracy"]["before"], metrics["target_accuracy"]["after"]
+    assert metrics["ti"] == after - before and metrics["ti"] > 0
+    control = metrics["sets"]["others"]
+    assert control["kind"] == "control" and metrics["cc"] == control["after"] - control["before"]
+    assert metrics["cost"]["method"] == "lorsu" and metrics["cost"]["trainable_parameters"] > 0
+    assert metrics["gate"] == {"policy": "always", "threshold": 1.0, "activated": True}
+
+    # The stored delta rebuilds exactly the weights the worker trained, from the base.
+    encoder = load_dual_encoder(stack.job_model_base_path())
+    with stack.runtime.session_factory() as session:
+        state = version_state(session, stack.runtime.blobs, version, encoder.image_encoder_state())
+    assert state_sha256(state) == version.content_sha256
+    encoder.load_image_encoder_state(state)
+    names = sorted({label for _, label in shots.held_out})
+    predictions = zero_shot_predictions(encoder, [image for image, _ in shots.held_out], names)
+    targets = torch.tensor([names.index(label) for _, label in shots.held_out])
+    assert float((predictions == targets).double().mean() * 100) == after
+
+    statuses = [e.data["status"] for e in stack.events(job_id) if e.type == "status"]
+    assert statuses == ["queued", "running", "evaluating", "succeeded"]

@@ -1,0 +1,59 @@
+"""Evaluation: zero-shot accuracy, target improvement (TI) and control change (CC).
+
+Accuracies are percentages (0-100), so TI and CC are in percentage points (methods.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from PIL import Image
+
+from service.modelling.dual_encoder import DualEncoder
+from service.modelling.inference import DEFAULT_TEMPLATE, caption_for_label
+
+
+@torch.no_grad()
+def zero_shot_predictions(
+    model: DualEncoder,
+    images: Sequence[Image.Image],
+    class_names: Sequence[str],
+    template: str = DEFAULT_TEMPLATE,
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """Index of the best-matching class caption for each image."""
+    captions = model.encode_texts([caption_for_label(name, template) for name in class_names])
+    predictions = [
+        (model.encode_images(list(images[start : start + batch_size])) @ captions.T).argmax(dim=1)
+        for start in range(0, len(images), batch_size)
+    ]
+    return torch.cat(predictions).cpu()
+
+
+def zero_shot_accuracy(
+    model: DualEncoder,
+    images: Sequence[Image.Image],
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    template: str = DEFAULT_TEMPLATE,
+) -> float:
+    """Percentage of ``images`` whose best caption is their own class's."""
+    if not images:
+        raise ValueError("cannot measure accuracy on an empty set")
+    predictions = zero_shot_predictions(model, images, class_names, template)
+    return float((predictions == torch.as_tensor(list(labels))).double().mean() * 100.0)
+
+
+def target_improvement(before: float, after: float) -> float:
+    """TI: accuracy on the held-out target examples after the update minus before."""
+    return after - before
+
+
+def control_change(before: Mapping[str, float], after: Mapping[str, float]) -> float | None:
+    """CC: mean over control sets of (after - before); None when there are no control sets."""
+    if set(before) != set(after):
+        raise ValueError("control sets before and after differ")
+    if not before:
+        return None
+    return sum(after[name] - before[name] for name in before) / len(before)

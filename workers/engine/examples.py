@@ -1,0 +1,103 @@
+"""Correction examples and the captions the contrastive loss matches them against."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from PIL import Image
+
+from workers.engine.errors import EmptyBatch, InvalidExample, SingleClass
+
+
+@dataclass(frozen=True)
+class CorrectionExample:
+    """One image with its right answer: a ``label``, or a ``question`` with its ``answer``."""
+
+    image: Image.Image
+    label: str | None = None
+    question: str | None = None
+    answer: str | None = None
+
+    def caption(self, template: str) -> str:
+        """The text the image should match: the label through the template, or a QA statement."""
+        if self.label is not None:
+            return template.format(self.label.strip())
+        return f"{(self.question or '').strip()} {(self.answer or '').strip()}".strip()
+
+
+@dataclass(frozen=True)
+class CaptionedBatch:
+    """Images with the index of their caption in ``captions`` (distinct, positives first)."""
+
+    images: list[Image.Image]
+    targets: list[int]
+    captions: list[str]
+    positive_count: int
+
+
+def examples_from_folders(
+    images_by_label: Mapping[str, Sequence[Image.Image]],
+) -> list[CorrectionExample]:
+    """Examples from an ImageFolder-like mapping; a label with no images is an error."""
+    examples: list[CorrectionExample] = []
+    for label, images in images_by_label.items():
+        if not images:
+            raise InvalidExample(f"label {label!r} has no images")
+        examples.extend(CorrectionExample(image=image, label=label) for image in images)
+    return examples
+
+
+def _check_example(position: int, example: CorrectionExample) -> None:
+    if not isinstance(example.image, Image.Image):
+        raise InvalidExample(f"example {position}: image is not a decoded PIL image")
+    width, height = example.image.size
+    if width == 0 or height == 0:
+        raise InvalidExample(f"example {position}: image has zero size")
+    try:
+        # PIL decodes lazily: force it now so a truncated file fails here, not mid-training.
+        example.image.load()
+    except (OSError, ValueError) as error:
+        raise InvalidExample(f"example {position}: image cannot be decoded ({error})") from error
+    if example.label is not None:
+        if not example.label.strip():
+            raise InvalidExample(f"example {position}: empty label")
+    elif not (example.question or "").strip() or not (example.answer or "").strip():
+        raise InvalidExample(f"example {position}: needs a label, or a question and an answer")
+
+
+def build_captioned_batch(
+    examples: Sequence[CorrectionExample], template: str, negative_labels: Sequence[str] = ()
+) -> CaptionedBatch:
+    """Validate examples and turn them into caption targets.
+
+    ``negative_labels`` are extra classes (for example the model's known label set) used only
+    as negatives, so one corrected class can still be contrasted against the others.
+    """
+    if not examples:
+        raise EmptyBatch("the correction batch has no examples")
+    for position, example in enumerate(examples):
+        _check_example(position, example)
+    captions: list[str] = []
+    targets: list[int] = []
+    for example in examples:
+        caption = example.caption(template)
+        if caption not in captions:
+            captions.append(caption)
+        targets.append(captions.index(caption))
+    positive_count = len(captions)
+    for label in negative_labels:
+        if label.strip():
+            caption = template.format(label.strip())
+            if caption not in captions:
+                captions.append(caption)
+    if len(captions) < 2:
+        raise SingleClass(
+            "the batch has a single class and no negative labels; the contrastive loss needs two"
+        )
+    return CaptionedBatch(
+        images=[example.image for example in examples],
+        targets=targets,
+        captions=captions,
+        positive_count=positive_count,
+    )

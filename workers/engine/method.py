@@ -1,0 +1,70 @@
+"""The one interface every update method implements: prepare -> train -> merge -> report.
+
+The shared trainer owns the loop (optimizer, schedule, progress, cancel, loss checks); a method
+only decides WHAT trains. Hooks cover the later methods without changing the interface:
+``after_optimizer_step`` (CoDyRA's gate soft-thresholding, projections), ``carried_state`` in
+and out (KeepLoRA's subspace that persists from version to version).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from service.modelling.dual_encoder import DualEncoder
+from service.modelling.hyperparameters import CommonHyperparameters
+from workers.engine.training_data import TrainingData
+
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class UpdateContext:
+    """Everything a method may look at while preparing its trainable state."""
+
+    model: DualEncoder
+    hyperparameters: CommonHyperparameters
+    data: TrainingData
+    loss_of: LossFunction
+    generator: torch.Generator
+    # State a method carries from the parent version (None on the first session).
+    carried_state: dict[str, torch.Tensor] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class UpdateMethod(ABC):
+    """One update method. Instances are single-use: one session each."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def prepare(self, context: UpdateContext) -> None:
+        """Choose what trains (importance, masks, heads) and install trainable state."""
+
+    @abstractmethod
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters the optimizer updates."""
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:  # noqa: B027
+        """Called after every optimizer step (default: nothing)."""
+
+    @abstractmethod
+    def merge(self) -> None:
+        """Write the trained update into the plain weights and remove every wrapper."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Remove every wrapper without merging (the caller restores the weights)."""
+
+    def details(self) -> dict[str, Any]:
+        """Method-specific facts for the report (heads chosen, masks, ranks kept)."""
+        return {}
+
+    def carried_state(self) -> dict[str, torch.Tensor] | None:
+        """State to store with the new version for the next session (default: none)."""
+        return None

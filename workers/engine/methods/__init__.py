@@ -1,0 +1,1 @@
+"""Update methods, one module each, all behind :class:`workers.engine.method.UpdateMethod`."""

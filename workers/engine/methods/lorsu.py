@@ -1,0 +1,122 @@
+"""LoRSU: LoRA on the most important attention heads + sparse update of fc1 (methods.md).
+
+Per session: one importance pass (mean task-loss gradient of every q/k/v and fc1 weight);
+per layer, heads ranked by the summed squared gradient of their q/k/v rows and the top-k get a
+rank-r LoRA restricted to their rows; the top fraction of fc1 entries by |gradient| (and the fc1
+bias) train as sparse parameters. Ablations: ``lorsu-rand`` picks k heads at random (seeded,
+independent of the gradient); ``lorsu-aah`` gives the LoRA to all heads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from service.modelling.hyperparameters import LorsuAllHeadsHyperparameters, LorsuHyperparameters
+from workers.engine.errors import InvalidHyperparameter
+from workers.engine.importance import gradient_importance
+from workers.engine.layers import RowRestrictedLoRA
+from workers.engine.method import UpdateContext
+from workers.engine.wrapping import WrapperMethod, install_sparse_fc1
+
+
+def head_scores(
+    q_grad: torch.Tensor, k_grad: torch.Tensor, v_grad: torch.Tensor, num_heads: int
+) -> torch.Tensor:
+    """Per head: squared Frobenius norm of its gradient rows, summed over q, k and v."""
+    scores = torch.zeros(num_heads, dtype=torch.float64)
+    for grad in (q_grad, k_grad, v_grad):
+        scores += grad.double().reshape(num_heads, -1).pow(2).sum(dim=1).cpu()
+    return scores
+
+
+def default_head_count(num_heads: int) -> int:
+    """The paper's 2 of 16 heads, scaled: ``max(1, round(H / 8))``."""
+    return max(1, round(num_heads / 8))
+
+
+def head_rows(heads: list[int], head_dim: int) -> torch.Tensor:
+    """Output-row indices of q/k/v belonging to ``heads``."""
+    return torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in heads])
+
+
+class Lorsu(WrapperMethod):
+    name: ClassVar[str] = "lorsu"
+    head_selection: ClassVar[str] = "gradient"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads_per_layer: list[list[int]] = []
+        self.fc1_entries_per_layer: list[int] = []
+
+    def _choose_heads(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> list[int]:
+        num_heads = scores.numel()
+        if self.head_selection == "all":
+            return list(range(num_heads))
+        if self.head_selection == "random":
+            return sorted(torch.randperm(num_heads, generator=generator)[:k].tolist())
+        return sorted(torch.topk(scores, k).indices.tolist())
+
+    def prepare(self, context: UpdateContext) -> None:
+        hp = context.hyperparameters
+        assert isinstance(hp, LorsuHyperparameters | LorsuAllHeadsHyperparameters)
+        model = context.model
+        num_heads = model.num_heads
+        requested = hp.top_k_heads if isinstance(hp, LorsuHyperparameters) else None
+        if self.head_selection == "all":
+            k = num_heads
+        else:
+            k = requested if requested is not None else default_head_count(num_heads)
+        if k > num_heads:
+            raise InvalidHyperparameter(f"top_k_heads={k} exceeds the {num_heads} heads per layer")
+        needs_head_gradients = self.head_selection == "gradient"
+        weights: list[torch.Tensor] = []
+        for block in model.blocks:
+            if needs_head_gradients:
+                weights += [block.q.weight, block.k.weight, block.v.weight]
+            weights.append(block.fc1.weight)
+        grads = gradient_importance(weights, context.data, context.loss_of, hp.batch_size)
+        per_block = 4 if needs_head_gradients else 1
+        alpha = hp.alpha if hp.alpha is not None else float(hp.rank)
+        for block in model.blocks:
+            block_grads = grads[block.index * per_block : (block.index + 1) * per_block]
+            if needs_head_gradients:
+                q_grad, k_grad, v_grad = block_grads[:3]
+                scores = head_scores(q_grad, k_grad, v_grad, num_heads)
+            else:
+                scores = torch.zeros(num_heads)
+            heads = self._choose_heads(scores, k, context.generator)
+            self.heads_per_layer.append(heads)
+            rows = head_rows(heads, block.q.out_features // num_heads)
+            for attribute in (block.q_name, block.k_name, block.v_name):
+                base = getattr(block.attention, attribute)
+                all_rows = rows.numel() == base.out_features
+                self.wrappers.install(
+                    block.attention,
+                    attribute,
+                    RowRestrictedLoRA(
+                        base, hp.rank, alpha, context.generator, None if all_rows else rows
+                    ),
+                )
+            self.fc1_entries_per_layer.append(
+                install_sparse_fc1(self.wrappers, block, block_grads[-1], hp.sparsity)
+            )
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "head_selection": self.head_selection,
+            "heads_per_layer": self.heads_per_layer,
+            "fc1_entries_per_layer": self.fc1_entries_per_layer,
+            "importance": "mean task-loss gradient",
+        }
+
+
+class LorsuRandomHeads(Lorsu):
+    name: ClassVar[str] = "lorsu-rand"
+    head_selection: ClassVar[str] = "random"
+
+
+class LorsuAllHeads(Lorsu):
+    name: ClassVar[str] = "lorsu-aah"
+    head_selection: ClassVar[str] = "all"

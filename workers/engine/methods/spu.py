@@ -1,0 +1,41 @@
+"""SPU baseline: only fc1 trains, only its top fraction of entries (and fc1 biases).
+
+Importance is the mean task-loss gradient (the simpler variant methods.md allows, not the
+label-free logit-norm gradient of the public code). Entries outside the mask are not
+parameters at all, so no optimizer (AdamW decay included) can move them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from service.modelling.hyperparameters import SpuHyperparameters
+from workers.engine.importance import gradient_importance
+from workers.engine.method import UpdateContext
+from workers.engine.wrapping import WrapperMethod, install_sparse_fc1
+
+
+class Spu(WrapperMethod):
+    name: ClassVar[str] = "spu"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries_per_layer: list[int] = []
+
+    def prepare(self, context: UpdateContext) -> None:
+        hp = context.hyperparameters
+        assert isinstance(hp, SpuHyperparameters)
+        blocks = context.model.blocks
+        grads = gradient_importance(
+            [block.fc1.weight for block in blocks], context.data, context.loss_of, hp.batch_size
+        )
+        for block, grad in zip(blocks, grads, strict=True):
+            self.entries_per_layer.append(
+                install_sparse_fc1(self.wrappers, block, grad, hp.sparsity)
+            )
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "fc1_entries_per_layer": self.entries_per_layer,
+            "importance": "mean task-loss gradient",
+        }

@@ -1,0 +1,95 @@
+"""The one training loop all methods share.
+
+AdamW over the method's trainable parameters, linear warm-up then cosine decay stepped per
+optimizer step (the schedule is sized in steps and stepped in steps), gradient clipping,
+progress after every step, cooperative cancel, and a hard stop on a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from service.modelling.hyperparameters import CommonHyperparameters
+from workers.engine.errors import NonFiniteLoss, UpdateCancelled
+from workers.engine.method import LossFunction, UpdateMethod
+from workers.engine.training_data import TrainingData
+
+ProgressCallback = Callable[[int, int, float], None]
+
+
+@dataclass
+class TrainingResult:
+    losses: list[float]
+    steps: int
+    seconds: float
+    optimizer_state_bytes: int
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Learning-rate multiplier at ``step`` (0-based)."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    return sum(
+        value.numel() * value.element_size()
+        for state in optimizer.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor)
+    )
+
+
+def train(
+    method: UpdateMethod,
+    hyperparameters: CommonHyperparameters,
+    data: TrainingData,
+    loss_of: LossFunction,
+    generator: torch.Generator,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> TrainingResult:
+    """Train ``method``'s parameters; raises UpdateCancelled / NonFiniteLoss."""
+    parameters = method.trainable_parameters()
+    optimizer = torch.optim.AdamW(
+        parameters, lr=hyperparameters.learning_rate, weight_decay=hyperparameters.weight_decay
+    )
+    total_steps = hyperparameters.epochs * data.steps_per_epoch(hyperparameters.batch_size)
+    warmup_steps = int(hyperparameters.warmup_fraction * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, total_steps, warmup_steps)
+    )
+    losses: list[float] = []
+    started = time.perf_counter()
+    step = 0
+    for _ in range(hyperparameters.epochs):
+        for pixels, targets in data.shuffled_batches(hyperparameters.batch_size, generator):
+            if should_cancel is not None and should_cancel():
+                raise UpdateCancelled(f"cancelled at step {step} of {total_steps}")
+            loss = loss_of(pixels, targets)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"loss became {loss.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if hyperparameters.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, hyperparameters.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            method.after_optimizer_step(step, total_steps)
+            step += 1
+            losses.append(float(loss.detach()))
+            if on_progress is not None:
+                on_progress(step, total_steps, losses[-1])
+    return TrainingResult(
+        losses=losses,
+        steps=step,
+        seconds=time.perf_counter() - started,
+        optimizer_state_bytes=optimizer_state_bytes(optimizer),
+    )

@@ -1,0 +1,139 @@
+"""``run_update``: one correction session from current weights to merged weights and a report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from service.modelling.dual_encoder import DualEncoder
+from service.modelling.hyperparameters import HyperparameterError, parse_hyperparameters
+from workers.engine.errors import InvalidHyperparameter
+from workers.engine.examples import CorrectionExample, build_captioned_batch
+from workers.engine.loss import class_level_contrastive_loss
+from workers.engine.memory import PeakMemory
+from workers.engine.method import UpdateContext
+from workers.engine.registry import create_method
+from workers.engine.trainer import ProgressCallback, train
+from workers.engine.training_data import TrainingData
+
+
+@dataclass
+class UpdateReport:
+    """What an update did and what it cost (JSON-able through :meth:`to_dict`)."""
+
+    method: str
+    hyperparameters: dict[str, Any]
+    seed: int
+    device: str
+    examples: int
+    captions: list[str]
+    trainable_parameters: int
+    optimizer_state_bytes: int
+    train_seconds: float
+    total_seconds: float
+    peak_memory_bytes: int
+    added_memory_bytes: int
+    steps: int
+    losses: list[float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class UpdateOutcome:
+    report: UpdateReport
+    # State the method wants stored with the new version (KeepLoRA's subspace); usually None.
+    carried_state: dict[str, torch.Tensor] | None = None
+
+
+def run_update(
+    model: DualEncoder,
+    examples: Sequence[CorrectionExample],
+    *,
+    method: str = "lorsu",
+    hyperparameters: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    negative_labels: Sequence[str] = (),
+    carried_state: dict[str, torch.Tensor] | None = None,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> UpdateOutcome:
+    """Fine-tune the image encoder of ``model`` on ``examples`` and merge the update in place.
+
+    Only the image encoder changes; the architecture stays exactly as it was (all adapters are
+    merged). On any error the image-encoder weights are restored to their state at the call.
+    The same seed, inputs and thread count give bit-identical weights on CPU.
+    """
+    try:
+        hp = parse_hyperparameters(method, dict(hyperparameters or {}))
+    except HyperparameterError as error:
+        raise InvalidHyperparameter(error.message) from error
+    batch = build_captioned_batch(examples, hp.template, negative_labels)
+    started = time.perf_counter()
+    if device is not None:
+        model.to(device)
+    torch_device = model.device
+    original_state = model.image_encoder_state()
+    update_method = create_method(method)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    try:
+        with PeakMemory(torch_device) as memory:
+            # The text tower is frozen: caption embeddings are computed once per session.
+            caption_embeddings = model.encode_texts(batch.captions)
+            logit_scale = model.logit_scale
+            data = TrainingData(
+                pixels=model.pixel_values(batch.images),
+                targets=torch.tensor(batch.targets, device=torch_device),
+            )
+
+            def loss_of(pixels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+                features = model.image_features(pixels)
+                return class_level_contrastive_loss(
+                    features, caption_embeddings, targets, logit_scale
+                )
+
+            context = UpdateContext(
+                model=model,
+                hyperparameters=hp,
+                data=data,
+                loss_of=loss_of,
+                generator=generator,
+                carried_state=carried_state,
+            )
+            update_method.prepare(context)
+            trainable = update_method.trainable_parameters()
+            result = train(update_method, hp, data, loss_of, generator, on_progress, should_cancel)
+            update_method.merge()
+    except BaseException:
+        update_method.discard()
+        model.load_image_encoder_state(original_state)
+        raise
+    finally:
+        for _, parameter in model.image_encoder_parameters():
+            parameter.requires_grad_(False)
+    report = UpdateReport(
+        method=method,
+        hyperparameters=hp.model_dump(),
+        seed=seed,
+        device=str(torch_device),
+        examples=len(batch.images),
+        captions=batch.captions[: batch.positive_count],
+        trainable_parameters=sum(parameter.numel() for parameter in trainable),
+        optimizer_state_bytes=result.optimizer_state_bytes,
+        train_seconds=result.seconds,
+        total_seconds=time.perf_counter() - started,
+        peak_memory_bytes=memory.peak_bytes,
+        added_memory_bytes=memory.added_bytes,
+        steps=result.steps,
+        losses=result.losses,
+        details=update_method.details(),
+    )
+    return UpdateOutcome(report=report, carried_state=update_method.carried_state())

@@ -1,0 +1,130 @@
+"""What a job measures before and after its update, and the TI / CC it derives.
+
+- Target: the correction's held-out examples (the API marks them; they are never trained
+  on), each matched against every distinct caption of the correction plus the model's other
+  known labels (the same captions the training loss contrasts).
+- Every evaluation set of the model: ``control`` sets give CC, ``target`` sets are reported
+  per set and give TI when a correction has no held-out examples.
+Accuracies are percentages, so TI and CC are accuracy points (the gate's unit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from service.modelling.dual_encoder import DualEncoder
+from service.registry.service import LoadedEvalSet
+from workers.engine.evaluation import control_change, target_improvement, zero_shot_accuracy
+from workers.engine.examples import CorrectionExample
+
+
+@dataclass(frozen=True)
+class TargetExamples:
+    """Held-out images with the index of their own caption among ``captions``."""
+
+    images: list[Image.Image]
+    targets: list[int]
+    captions: list[str]
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    target: TargetExamples | None
+    eval_sets: list[LoadedEvalSet]
+    template: str
+
+
+@dataclass
+class Accuracies:
+    target: float | None
+    sets: dict[str, float] = field(default_factory=dict)
+
+
+def build_plan(
+    trained: Sequence[CorrectionExample],
+    held_out: Sequence[CorrectionExample],
+    negative_labels: Sequence[str],
+    eval_sets: list[LoadedEvalSet],
+    template: str,
+) -> EvaluationPlan:
+    """The evaluation of one job (see the module docstring)."""
+    target = None
+    if held_out:
+        captions: list[str] = []
+        for example in [*trained, *held_out]:
+            caption = example.caption(template)
+            if caption not in captions:
+                captions.append(caption)
+        for label in negative_labels:
+            caption = template.format(label)
+            if caption not in captions:
+                captions.append(caption)
+        target = TargetExamples(
+            images=[example.image for example in held_out],
+            targets=[captions.index(example.caption(template)) for example in held_out],
+            captions=captions,
+        )
+    return EvaluationPlan(target=target, eval_sets=eval_sets, template=template)
+
+
+def set_accuracy(model: DualEncoder, eval_set: LoadedEvalSet, template: str) -> float:
+    """Zero-shot accuracy on one evaluation set over its own label set."""
+    class_names = sorted(set(eval_set.labels))
+    labels = [class_names.index(label) for label in eval_set.labels]
+    return zero_shot_accuracy(model, eval_set.images, labels, class_names, template)
+
+
+def measure(model: DualEncoder, plan: EvaluationPlan) -> Accuracies:
+    """Every accuracy of ``plan`` with the model's current weights."""
+    target = None
+    if plan.target is not None:
+        # The captions are complete already: the identity template matches them as they are.
+        target = zero_shot_accuracy(
+            model, plan.target.images, plan.target.targets, plan.target.captions, "{}"
+        )
+    sets = {
+        eval_set.name: set_accuracy(model, eval_set, plan.template) for eval_set in plan.eval_sets
+    }
+    return Accuracies(target=target, sets=sets)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def version_metrics(plan: EvaluationPlan, before: Accuracies, after: Accuracies) -> dict[str, Any]:
+    """The metrics stored with a version: ``ti``, ``cc`` and every accuracy before/after.
+
+    TI comes from the held-out examples, or (without any) from the mean over target sets; it
+    is None when neither exists (the ``auto`` gate then holds the version back). CC is None
+    without control sets (which passes the gate).
+    """
+    kinds = {eval_set.name: eval_set.kind for eval_set in plan.eval_sets}
+    controls = [name for name, kind in kinds.items() if kind == "control"]
+    targets = [name for name, kind in kinds.items() if kind == "target"]
+    ti: float | None
+    if before.target is not None and after.target is not None:
+        ti = target_improvement(before.target, after.target)
+        ti_source = "held_out"
+    else:
+        ti = _mean([target_improvement(before.sets[n], after.sets[n]) for n in targets])
+        ti_source = "target_sets" if targets else "none"
+    cc = control_change(
+        {name: before.sets[name] for name in controls},
+        {name: after.sets[name] for name in controls},
+    )
+    return {
+        "ti": ti,
+        "cc": cc,
+        "ti_source": ti_source,
+        "target_accuracy": {"before": before.target, "after": after.target},
+        "held_out_examples": len(plan.target.images) if plan.target else 0,
+        "sets": {
+            name: {"kind": kinds[name], "before": before.sets[name], "after": after.sets[name]}
+            for name in kinds
+        },
+    }

@@ -1,0 +1,384 @@
+"""One delivery of an update job, from claim to the version (or a clear error).
+
+Order of a successful attempt (each DB step is its own short transaction; the model work
+happens outside any transaction):
+
+1. claim: lease the job, fix its parent = the model's active version now (``claim_job``);
+2. load: the parent's weights (base + hash-checked deltas, cached), the correction's examples
+   (held-out ones apart) and the model's evaluation sets;
+3. evaluate before; train (progress renews the lease; cooperative cancel); ``evaluating``;
+   evaluate after; TI / CC;
+4. write the exact delta blob (content-addressed, atomic: a crash leaves at most an
+   unreferenced blob), then in ONE transaction: re-check the lease and cancel flag, create the
+   ready version, apply the activation gate, mark the job succeeded.
+
+So a version exists only if its job succeeded, each job has at most one (DB constraint), and
+the active pointer only ever moves to a ready version.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from service.corrections import repository as corrections_repository
+from service.corrections.service import StoredExample, load_correction_examples
+from service.db.session import session_scope
+from service.db.tables import Job
+from service.jobs.service import append_event, claim_job, finish_job, renew_lease, set_status
+from service.modelling.dual_encoder import DualEncoder
+from service.modelling.hyperparameters import parse_hyperparameters
+from service.modelling.snapshots import SnapshotIntegrityError, deserialize_state, serialize_state
+from service.registry import repository as registry_repository
+from service.registry.service import load_eval_sets
+from service.storage.blobs import BlobCorruptedError, BlobNotFoundError, BlobStore
+from service.versions import repository as versions_repository
+from service.versions.service import apply_activation_gate, create_version
+from service.versions.snapshots import store_delta
+from workers.engine import CorrectionExample, UpdateError, run_update
+from workers.engine.errors import UpdateCancelled
+from workers.pipeline import metrics
+from workers.pipeline.context import WorkerContext
+from workers.pipeline.evaluation import EvaluationPlan, build_plan, measure, version_metrics
+from workers.pipeline.progress import JobProgress, LeaseLost
+from workers.pipeline.store import Refusal, refusal_reason
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    WAITING = "waiting"  # an earlier job of the model runs first: deliver again later
+    DROPPED = "dropped"  # duplicate or stale delivery: nothing to do
+    LEASE_LOST = "lease_lost"  # another worker took the job over mid-run
+
+
+@dataclass
+class JobResult:
+    outcome: Outcome
+    version_id: str | None = None
+    activated: bool = False
+    refusal: Refusal | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """The fields of a claimed job the worker needs after the claim's transaction ended."""
+
+    id: str
+    model_id: str
+    correction_id: str
+    method: str
+    hyperparameters: dict[str, Any]
+    seed: int
+    parent_version_id: str | None
+    attempt: int
+
+    @classmethod
+    def of(cls, job: Job) -> ClaimedJob:
+        return cls(
+            id=job.id,
+            model_id=job.model_id,
+            correction_id=job.correction_id,
+            method=job.method,
+            hyperparameters=dict(job.hyperparameters),
+            seed=job.seed,
+            parent_version_id=job.parent_version_id,
+            attempt=job.attempts,
+        )
+
+
+class JobFailure(Exception):
+    """A failure with a machine-readable code, recorded on the job."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Phases:
+    seconds: dict[str, float] = field(default_factory=dict)
+    _started: float = field(default_factory=time.perf_counter)
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self._started, 4)
+        metrics.JOB_PHASE_SECONDS.labels(phase).observe(now - self._started)
+        self._started = now
+
+
+def process_job(context: WorkerContext, job_id: str) -> JobResult:
+    """Run one delivery of ``job_id`` (see the module docstring); never raises for job errors.
+
+    Database outages do raise (nothing can be recorded): the lease then expires and the
+    sweep re-queues the job.
+    """
+    with session_scope(context.session_factory) as session:
+        job = claim_job(session, job_id, context.worker_id, context.worker_settings.lease_seconds)
+        if job is None:
+            refusal = refusal_reason(session, job_id)
+            outcome = Outcome.WAITING if refusal is Refusal.WAITING else Outcome.DROPPED
+            metrics.DELIVERIES.labels(outcome.value).inc()
+            return JobResult(outcome, refusal=refusal)
+        claimed = ClaimedJob.of(job)
+    metrics.DELIVERIES.labels("claimed").inc()
+    logger.info(
+        "job claimed", extra={"attempt": claimed.attempt, "parent": claimed.parent_version_id}
+    )
+    started = time.perf_counter()
+    context.current_job_id = claimed.id
+    try:
+        try:
+            result = _run_claimed(context, claimed)
+        except JobFailure as error:
+            result = _finish_failed(context, claimed, error.code, error.message)
+        except (DBAPIError, LeaseLost):
+            # DBAPIError: nothing can be recorded; the lease expires and the sweep retries
+            # the job. LeaseLost: the job is another worker's now (handled below).
+            raise
+        except Exception as error:  # a defect or an environment fault: say so on the job
+            logger.exception("job crashed")
+            message = f"{type(error).__name__}: {error}"[:2000]
+            result = _finish_failed(context, claimed, "worker_error", message)
+    except LeaseLost as error:
+        logger.warning("stopping without writing anything: %s", error)
+        result = JobResult(Outcome.LEASE_LOST)
+    finally:
+        context.current_job_id = None
+    metrics.JOB_SECONDS.labels(claimed.method, result.outcome.value).observe(
+        time.perf_counter() - started
+    )
+    logger.info(
+        "job attempt ended",
+        extra={"outcome": result.outcome.value, "version_id": result.version_id or ""},
+    )
+    return result
+
+
+def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
+    phases = _Phases()
+    hyperparameters = parse_hyperparameters(job.method, job.hyperparameters)
+    with context.session_factory() as session:
+        inputs = _load(context, session, job)
+    encoder, plan = inputs.encoder, inputs.plan
+    phases.done("load")
+    before = measure(encoder, plan)
+    _record_metrics_event(context, job, "before update", before.__dict__)
+    _renew(context, job)
+    phases.done("evaluate_before")
+
+    progress = JobProgress(
+        context.session_factory,
+        job.id,
+        context.worker_id,
+        context.worker_settings.lease_seconds,
+        context.worker_settings.progress_interval_s,
+        context.worker_settings.cancel_poll_s,
+    )
+    try:
+        outcome = run_update(
+            encoder,
+            inputs.trained,
+            method=job.method,
+            hyperparameters=job.hyperparameters,
+            seed=job.seed,
+            device=context.settings.device,
+            negative_labels=inputs.negatives,
+            carried_state=inputs.carried_states.get(job.method),
+            on_progress=progress.on_progress,
+            should_cancel=progress.should_cancel,
+        )
+    except UpdateCancelled:
+        return _finish_cancelled(context, job, "cancelled during training")
+    except UpdateError as error:
+        raise JobFailure(error.code, error.message) from error
+    except RuntimeError as error:
+        if "out of memory" in str(error).lower():
+            raise JobFailure("out_of_memory", str(error)[:1000]) from error
+        raise
+    phases.done("train")
+
+    with session_scope(context.session_factory) as session:
+        job_row = _held_job(context, session, job)
+        set_status(session, job_row, "evaluating")
+    after = measure(encoder, plan)
+    version_metrics_ = version_metrics(plan, before, after)
+    _record_metrics_event(context, job, "after update", after.__dict__)
+    phases.done("evaluate_after")
+
+    child_state = encoder.image_encoder_state()
+    snapshot_sha256, content_sha256 = store_delta(context.blobs, inputs.parent_state, child_state)
+    version_metrics_["cost"] = {**outcome.report.to_dict(), "phase_seconds": phases.seconds}
+    version_metrics_["template"] = hyperparameters.template
+    version_metrics_["carried_state"] = store_carried_states(
+        context.blobs, inputs.carried_state_blobs, job.method, outcome.carried_state
+    )
+    result = _commit_version(context, job, snapshot_sha256, content_sha256, version_metrics_)
+    phases.done("store")
+    if result.version_id is not None:
+        context.weights.remember(job.model_id, result.version_id, child_state)
+    return result
+
+
+@dataclass
+class JobInputs:
+    """Everything a claimed job trains and evaluates with."""
+
+    encoder: DualEncoder
+    parent_state: dict[str, torch.Tensor]
+    trained: list[CorrectionExample]
+    negatives: list[str]
+    plan: EvaluationPlan
+    # Per method, state a method carries from version to version (KeepLoRA's subspace),
+    # and the blob each was stored in; inherited through versions made by other methods.
+    carried_states: dict[str, dict[str, torch.Tensor]]
+    carried_state_blobs: dict[str, str]
+
+
+def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInputs:
+    model = registry_repository.get(session, job.model_id)
+    if model is None:
+        raise JobFailure("model_not_found", f"model {job.model_id} no longer exists")
+    if job.parent_version_id is None:
+        raise JobFailure("no_active_version", f"model {model.name} has no active version")
+    parent = versions_repository.get(session, job.parent_version_id)
+    assert parent is not None  # the active pointer's foreign key
+    try:
+        encoder, parent_state = context.weights.encoder_at(session, context.blobs, model, parent)
+        stored = load_correction_examples(session, context.blobs, job.correction_id)
+        eval_sets = load_eval_sets(session, context.blobs, model.id)
+    except (SnapshotIntegrityError, BlobNotFoundError, BlobCorruptedError) as error:
+        raise JobFailure("stored_data_integrity", str(error)) from error
+    template = parse_hyperparameters(job.method, job.hyperparameters).template
+    trained = [_engine_example(example) for example in stored if not example.held_out]
+    held_out = [_engine_example(example) for example in stored if example.held_out]
+    own_labels = {example.label for example in stored if example.label is not None}
+    # The model's other known labels are negatives: a one-class correction still has
+    # something to be contrasted against, and the target accuracy asks "which known class".
+    negatives = sorted({label for s in eval_sets for label in s.labels} - own_labels)
+    plan = build_plan(trained, held_out, negatives, eval_sets, template)
+    carried_state_blobs = dict(parent.metrics.get("carried_state") or {})
+    try:
+        carried_states = {
+            method: deserialize_state(context.blobs.get(sha256))
+            for method, sha256 in carried_state_blobs.items()
+        }
+    except (SnapshotIntegrityError, BlobNotFoundError, BlobCorruptedError) as error:
+        raise JobFailure("stored_data_integrity", str(error)) from error
+    return JobInputs(
+        encoder, parent_state, trained, negatives, plan, carried_states, carried_state_blobs
+    )
+
+
+def store_carried_states(
+    blobs: BlobStore,
+    inherited: dict[str, str],
+    method: str,
+    produced: dict[str, torch.Tensor] | None,
+) -> dict[str, str]:
+    """The new version's carried-state blobs: the parent's, with ``method``'s replaced when
+    the update produced one (safetensors, hash-checked on load like every snapshot)."""
+    if produced is None:
+        return dict(inherited)
+    sha256 = blobs.put(serialize_state(produced, {"kind": "carried-state", "method": method}))
+    return {**inherited, method: sha256}
+
+
+def _engine_example(example: StoredExample) -> CorrectionExample:
+    return CorrectionExample(
+        image=example.image, label=example.label, question=example.question, answer=example.answer
+    )
+
+
+def _held_job(context: WorkerContext, session: Session, job: ClaimedJob) -> Job:
+    """The job row, after renewing our lease (raises LeaseLost when another worker has it)."""
+    if not renew_lease(session, job.id, context.worker_id, context.worker_settings.lease_seconds):
+        raise LeaseLost(f"job {job.id}: lease lost")
+    job_row = session.get(Job, job.id)
+    assert job_row is not None
+    session.refresh(job_row)
+    return job_row
+
+
+def _renew(context: WorkerContext, job: ClaimedJob) -> None:
+    with session_scope(context.session_factory) as session:
+        _held_job(context, session, job)
+
+
+def _record_metrics_event(
+    context: WorkerContext, job: ClaimedJob, message: str, data: dict[str, Any]
+) -> None:
+    with session_scope(context.session_factory) as session:
+        append_event(session, job.id, "metrics", message, data)
+
+
+def _commit_version(
+    context: WorkerContext,
+    job: ClaimedJob,
+    snapshot_sha256: str,
+    content_sha256: str,
+    version_metrics_: dict[str, Any],
+) -> JobResult:
+    with session_scope(context.session_factory) as session:
+        job_row = _held_job(context, session, job)
+        if job_row.cancel_requested:
+            finish_job(session, job_row, "cancelled", error_message="cancelled during evaluation")
+            return JobResult(Outcome.CANCELLED)
+        model = registry_repository.get(session, job.model_id)
+        assert model is not None and job.parent_version_id is not None
+        version = create_version(
+            session,
+            model_id=job.model_id,
+            parent_id=job.parent_version_id,
+            job_id=job.id,
+            method=job.method,
+            data_hash=_data_hash(session, job.correction_id),
+            content_sha256=content_sha256,
+            snapshot_sha256=snapshot_sha256,
+            metrics=version_metrics_,
+        )
+        deployment = apply_activation_gate(
+            session, model, version, version_metrics_["ti"], version_metrics_["cc"]
+        )
+        version.metrics = {
+            **version_metrics_,
+            "gate": {
+                "policy": model.activation_policy,
+                "threshold": model.activation_threshold,
+                "activated": deployment is not None,
+            },
+        }
+        finish_job(session, job_row, "succeeded", result_version_id=version.id)
+        return JobResult(Outcome.SUCCEEDED, version_id=version.id, activated=deployment is not None)
+
+
+def _data_hash(session: Session, correction_id: str) -> str | None:
+    correction = corrections_repository.get(session, correction_id)
+    return correction.data_hash if correction is not None else None
+
+
+def _finish_cancelled(context: WorkerContext, job: ClaimedJob, message: str) -> JobResult:
+    with session_scope(context.session_factory) as session:
+        job_row = _held_job(context, session, job)
+        finish_job(session, job_row, "cancelled", error_message=message)
+    return JobResult(Outcome.CANCELLED)
+
+
+def _finish_failed(context: WorkerContext, job: ClaimedJob, code: str, message: str) -> JobResult:
+    logger.error("job failed", extra={"error_code": code, "error_message": message})
+    with session_scope(context.session_factory) as session:
+        job_row = _held_job(context, session, job)
+        finish_job(session, job_row, "failed", error_code=code, error_message=message)
+    return JobResult(Outcome.FAILED, error_code=code)

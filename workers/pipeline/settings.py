@@ -1,0 +1,48 @@
+"""Knobs only the worker reads (env prefix ``VLMC_WORKER_``); shared settings stay in
+``service.settings.Settings`` (database, broker, blobs, device)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.jobs.constants import DEFAULT_LEASE_SECONDS
+
+
+class WorkerSettings(BaseSettings):
+    """Every field can be set as ``VLMC_WORKER_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="VLMC_WORKER_", env_file=None, extra="ignore")
+
+    # A claimed job's lease; renewed at every progress report, so it only has to outlast the
+    # longest gap between two training steps (or the evaluation), not the whole job.
+    lease_seconds: int = Field(default=DEFAULT_LEASE_SECONDS, ge=1)
+    # Heartbeat period (must stay well under Settings.worker_heartbeat_timeout_s) and the
+    # period of the sweep that re-queues jobs whose worker died with the lease.
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    # Redis redelivers an unacknowledged message after this long (acks_late): it must exceed
+    # the longest job, or a healthy long job would be delivered twice (the lease makes that a
+    # no-op, but it wastes a worker slot).
+    visibility_timeout_s: int = Field(default=6 * 3600, ge=60)
+    # A queued job nobody claimed for this long is sent to the broker again (lost message).
+    stale_queued_s: float = Field(default=300.0, gt=0)
+    # A job that must wait for an earlier job of its model is re-queued after this delay.
+    wait_countdown_s: float = Field(default=2.0, gt=0)
+    # How often the training loop asks the database about a cancel request.
+    cancel_poll_s: float = Field(default=0.5, ge=0)
+    # Progress events are written at most this often (the last step is always written).
+    progress_interval_s: float = Field(default=1.0, ge=0)
+    # Prometheus exporter of the worker process (0 = off).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Materialised version states kept in memory per worker process.
+    state_cache_size: int = Field(default=2, ge=1)
+    # "json" for structured logs (one object per line), "text" for humans.
+    log_format: str = "json"
+
+
+@lru_cache(maxsize=1)
+def get_worker_settings() -> WorkerSettings:
+    """The worker settings read from the environment (cached)."""
+    return WorkerSettings()

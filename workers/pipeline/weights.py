@@ -1,0 +1,82 @@
+"""The worker's cache of loaded encoders and materialised version states.
+
+A job trains from its model's active version: base checkpoint + the exact deltas of its
+lineage (``service.versions.snapshots.version_state``, hash-checked at every step). Rebuilding
+that for every job is wasteful when the parent is usually the version the previous job just
+produced, so the last few states are kept (on the CPU) per worker process. The encoder itself
+is loaded once per model; jobs overwrite its image-encoder weights in place.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import torch
+from sqlalchemy.orm import Session
+
+from service.db.tables import Model, Version
+from service.modelling.dual_encoder import DualEncoder
+from service.modelling.loading import load_dual_encoder
+from service.storage.blobs import BlobStore
+from service.versions.snapshots import version_state
+
+State = dict[str, torch.Tensor]
+
+
+class WeightsCache:
+    """Loaded encoders per model and the ``capacity`` most recent version states."""
+
+    def __init__(self, device: str, capacity: int) -> None:
+        self._device = device
+        self._capacity = capacity
+        self._encoders: dict[str, tuple[str, DualEncoder]] = {}
+        self._base_states: dict[str, State] = {}
+        self._states: OrderedDict[tuple[str, str], State] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encoder_at(
+        self, session: Session, blobs: BlobStore, model: Model, version: Version
+    ) -> tuple[DualEncoder, State]:
+        """The model's encoder holding ``version``'s image-encoder weights, and that state.
+
+        The returned state is the cache's copy: callers must not modify it (training changes
+        the encoder's own tensors, which ``load_image_encoder_state`` copied into).
+        """
+        with self._lock:
+            encoder = self._encoder(model)
+            key = (model.id, version.id)
+            state = self._states.get(key)
+            if state is None:
+                state = version_state(session, blobs, version, self._base_states[model.id])
+                self._remember(key, state)
+            else:
+                self._states.move_to_end(key)
+            encoder.load_image_encoder_state(state)
+            return encoder, state
+
+    def remember(self, model_id: str, version_id: str, state: State) -> None:
+        """Keep a freshly produced version's state (the likely parent of the next job)."""
+        with self._lock:
+            self._remember((model_id, version_id), state)
+
+    def cached_versions(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._states)
+
+    def _encoder(self, model: Model) -> DualEncoder:
+        cached = self._encoders.get(model.id)
+        if cached is not None and cached[0] == model.base_path:
+            return cached[1]
+        # Loaded here, inside the task, so CUDA is first touched in the process that trains
+        # (never in the parent of a forked pool).
+        encoder = load_dual_encoder(model.base_path, device=self._device)
+        self._encoders[model.id] = (model.base_path, encoder)
+        self._base_states[model.id] = encoder.image_encoder_state()
+        return encoder
+
+    def _remember(self, key: tuple[str, str], state: State) -> None:
+        self._states[key] = state
+        self._states.move_to_end(key)
+        while len(self._states) > self._capacity:
+            self._states.popitem(last=False)
