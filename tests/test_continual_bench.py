@@ -12,6 +12,7 @@ from bench.continual.run import hyperparameters_for, main, parse_overrides, writ
 from bench.continual.runner import ZERO_SHOT, run_method
 from service.modelling.factory import VisionShape, build_tiny_dual_encoder
 from tests.test_basemodel import one_thread
+from workers.engine.methods.lorsu import default_head_count
 
 __all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with the base model
 
@@ -81,7 +82,10 @@ def test_updates_learn_the_seen_target_classes(runs: list[RunResult]) -> None:
     assert last.optimizer_state_bytes > 0
     lorsu = runs[2]
     heads = lorsu.sessions[1].details["heads_per_layer"]
-    assert len(heads) == TINY.num_layers and all(len(layer) == 2 for layer in heads)
+    # The default head count: 1 of this tiny model's 4 heads per layer.
+    expected = default_head_count(TINY.num_heads)
+    assert expected == 1
+    assert len(heads) == TINY.num_layers and all(len(layer) == expected for layer in heads)
     # Same images before and after: TI is after minus the base model on the same classes.
     base_on_seen = runs[0].sessions[2].target_accuracy
     assert last.target_improvement == pytest.approx(last.target_accuracy - base_on_seen)

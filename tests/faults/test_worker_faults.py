@@ -48,12 +48,21 @@ def test_corrections_during_a_redis_outage_are_kept_and_sent_exactly_once(
         jobs = [submit(cluster.api, model_id, shots.train, QUICK, seed=s) for s in range(3)]
         ready = cluster.api.get("/readyz")
         assert ready.status_code == 503 and not ready.json()["checks"]["broker"]["ok"]
-        with cluster.session_factory() as session:
-            pending = session.scalars(
-                select(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))
-            ).all()
-            assert sorted(m.args[0] for m in pending) == sorted(jobs)
-            assert any(m.last_error for m in pending)  # the sweeps did try, and failed
+
+        def pending() -> list[OutboxMessage]:
+            with cluster.session_factory() as session:
+                return list(
+                    session.scalars(
+                        select(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))
+                    )
+                )
+
+        assert sorted(m.args[0] for m in pending()) == sorted(jobs)
+        # The sweep runs on the outbox thread, after the request returned: wait for its attempt.
+        wait_until(
+            lambda: any(m.last_error for m in pending()), timeout=30, what="a failed sweep"
+        )
+        assert sorted(m.args[0] for m in pending()) == sorted(jobs)  # still kept, none sent
     finally:
         cluster.redis.start()
     broker = redis.Redis.from_url(cluster.redis.url)
