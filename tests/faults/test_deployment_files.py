@@ -3,8 +3,8 @@
 No container engine runs here, so these read the files: every ``VLMC_*`` variable the compose
 file sets is a real setting (a typo would be silently ignored at run time), the worker
 reserves a GPU and runs one job at a time, every long-running service has a health check,
-and both image targets exist with the right torch build. When the ``docker compose`` CLI is
-installed, ``docker compose config`` must accept the file too.
+and both image targets exist with the right torch build. When a compose CLI is installed
+(``docker compose`` or the standalone ``docker-compose``), its ``config`` must accept the file.
 """
 
 from __future__ import annotations
@@ -82,14 +82,24 @@ def test_the_dockerfile_has_a_cpu_api_target_and_a_cuda_worker_target() -> None:
     assert "whl/cu" in stages["worker"] and "workers.pipeline.healthcheck" in stages["worker"]
 
 
-@pytest.mark.skipif(
-    shutil.which("docker") is None
-    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0,
-    reason="the docker compose CLI is not installed",
-)
+def _compose_command() -> list[str] | None:
+    """``docker compose`` (v2 plugin) when installed, else the standalone ``docker-compose``."""
+    if shutil.which("docker") is not None:
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone is not None else None
+
+
+@pytest.mark.skipif(_compose_command() is None, reason="no docker compose CLI is installed")
 def test_docker_compose_accepts_the_file() -> None:
+    command = _compose_command()
+    assert command is not None
     env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "POSTGRES_PASSWORD": "x", "ADMIN_API_KEY": "y"}
-    result = subprocess.run(
-        ["docker", "compose", "config", "--quiet"], cwd=ROOT, env=env, capture_output=True
-    )
+    result = subprocess.run([*command, "config"], cwd=ROOT, env=env, capture_output=True)
     assert result.returncode == 0, result.stderr.decode()
+    rendered = yaml.safe_load(result.stdout)
+    devices = rendered["services"]["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert set(rendered["services"]) >= {"api", "worker", "postgres", "redis"}

@@ -59,9 +59,7 @@ def test_corrections_during_a_redis_outage_are_kept_and_sent_exactly_once(
 
         assert sorted(m.args[0] for m in pending()) == sorted(jobs)
         # The sweep runs on the outbox thread, after the request returned: wait for its attempt.
-        wait_until(
-            lambda: any(m.last_error for m in pending()), timeout=30, what="a failed sweep"
-        )
+        wait_until(lambda: any(m.last_error for m in pending()), timeout=30, what="a failed sweep")
         assert sorted(m.args[0] for m in pending()) == sorted(jobs)  # still kept, none sent
     finally:
         cluster.redis.start()
