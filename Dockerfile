@@ -24,11 +24,12 @@ FROM base AS api
 ARG TORCH_VERSION=2.13.0
 # torch first, from the CPU index: the default index would pull the multi-GB CUDA build.
 RUN pip install torch==${TORCH_VERSION} --index-url https://download.pytorch.org/whl/cpu
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY migrations ./migrations
 COPY service ./service
 # Only service/ is copied, so the package installs without the worker's training code.
-RUN pip install .
+# constraints.txt pins every dependency to the versions the tests and benchmarks ran with.
+RUN pip install -c constraints.txt .
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
@@ -48,7 +49,7 @@ RUN apt-get update \
 # The CUDA wheels bundle the CUDA runtime; the host's driver comes in through the NVIDIA
 # container runtime, so no CUDA base image is needed.
 RUN pip install torch==${TORCH_VERSION} --index-url ${TORCH_INDEX_URL}
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY migrations ./migrations
 COPY service ./service
 COPY workers ./workers
@@ -56,7 +57,7 @@ COPY workers ./workers
 # stand-in base model); animal-mnist's declared dependencies pull TensorFlow, and only its
 # data files are read. (DL3013: "." is this project, whose requirements pyproject bounds.)
 # hadolint ignore=DL3013
-RUN pip install ".[bench]" \
+RUN pip install -c constraints.txt ".[bench]" \
     && pip install --no-deps animal-mnist==0.4
 USER 10001:10001
 ENV VLMC_DEVICE=cuda

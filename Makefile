@@ -13,12 +13,13 @@ STAMP := $(VENV)/.installed
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# CPU torch from local disk first: a bare torch requirement would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[dev]"
+	# constraints.txt pins every other dependency to the versions the results were made with.
+	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
 	# animal-mnist's own dependencies pull tensorflow; only its data files are used.
 	$(PIP) install --quiet --no-deps animal-mnist==0.4
 	touch $(STAMP)

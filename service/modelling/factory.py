@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from service.modelling.preprocess import ImagePreprocessor
+
+if TYPE_CHECKING:
+    from transformers import VisionTextDualEncoderModel
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def build_dual_encoder(
     text: str = "tiny",
     projection_dim: int = 64,
     seed: int = 0,
-) -> tuple[torch.nn.Module, object]:
+) -> tuple[VisionTextDualEncoderModel, object]:
     """A ``VisionTextDualEncoderModel`` (random image side) and its tokenizer.
 
     ``text="minilm"`` loads the real pre-trained MiniLM text tower; ``text="tiny"`` builds a

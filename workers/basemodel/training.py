@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
+from transformers import VisionTextDualEncoderModel
 
 from service.modelling.preprocess import ImagePreprocessor
 from workers.basemodel.recipe import CAPTION_TEMPLATES, TrainingRecipe
@@ -37,7 +38,10 @@ def build_pool(
     datasets: Sequence[LabelledImages], shares: Sequence[float], preprocessor: ImagePreprocessor
 ) -> TrainingPool:
     """Preprocess once with the serving preprocessor; classes of all datasets share one list."""
-    pixels, targets, weights, class_names = [], [], [], []
+    pixels: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    weights: list[torch.Tensor] = []
+    class_names: list[str] = []
     for dataset, share in zip(datasets, shares, strict=True):
         offset = len(class_names)
         class_names += dataset.class_names
@@ -55,7 +59,7 @@ def build_pool(
 
 @torch.no_grad()
 def pooled_caption_features(
-    model: torch.nn.Module, tokenizer: object, class_names: Sequence[str]
+    model: VisionTextDualEncoderModel, tokenizer: object, class_names: Sequence[str]
 ) -> torch.Tensor:
     """Frozen MiniLM pooled outputs, shape ``(templates, classes, text_hidden)``."""
     rows = []
@@ -67,7 +71,7 @@ def pooled_caption_features(
             max_length=64,
             return_tensors="pt",
         )
-        rows.append(model.text_model(**tokens).pooler_output)  # type: ignore[attr-defined]
+        rows.append(model.text_model(**tokens).pooler_output)
     return torch.stack(rows)
 
 
@@ -83,7 +87,7 @@ def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 
 def train_image_tower(
-    model: torch.nn.Module,
+    model: VisionTextDualEncoderModel,
     tokenizer: object,
     pool: TrainingPool,
     recipe: TrainingRecipe,
@@ -111,9 +115,9 @@ def train_image_tower(
         flip = torch.rand(len(chosen), generator=generator) < 0.5
         pixels = torch.where(flip[:, None, None, None], pixels.flip(-1), pixels)
         template = int(torch.randint(len(CAPTION_TEMPLATES), (1,), generator=generator))
-        captions = model.text_projection(caption_features[template])  # type: ignore[operator]
+        captions = model.text_projection(caption_features[template])
         captions = torch.nn.functional.normalize(captions, dim=-1)
-        image_features = model.get_image_features(pixel_values=pixels).pooler_output  # type: ignore[operator]
+        image_features = model.get_image_features(pixel_values=pixels).pooler_output
         loss = class_level_contrastive_loss(
             image_features, captions, pool.targets[chosen], model.logit_scale.exp()
         )

@@ -16,7 +16,7 @@ def class_level_contrastive_loss(
     image_features: torch.Tensor,
     caption_embeddings: torch.Tensor,
     targets: torch.Tensor,
-    logit_scale: float,
+    logit_scale: float | torch.Tensor,
 ) -> torch.Tensor:
     """Symmetric loss: image->caption cross-entropy + caption->image soft cross-entropy.
 
