@@ -20,6 +20,7 @@ class ServiceError(Exception):
         message: str,
         status_code: int | None = None,
         details: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -27,6 +28,7 @@ class ServiceError(Exception):
         if status_code is not None:
             self.status_code = status_code
         self.details = details
+        self.headers = headers
 
 
 class NotFound(ServiceError):

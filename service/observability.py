@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "vlmc_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
@@ -12,4 +12,10 @@ REQUEST_LATENCY = Histogram(
 )
 INFERENCE_LATENCY = Histogram(
     "vlmc_inference_seconds", "Model forward time of classify/embed", ["operation"]
+)
+INFERENCE_IN_FLIGHT = Gauge(
+    "vlmc_inference_in_flight", "classify/embed requests holding an inference slot"
+)
+INFERENCE_SHED = Counter(
+    "vlmc_inference_shed_total", "classify/embed requests answered 503 server_busy"
 )

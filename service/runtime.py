@@ -19,6 +19,7 @@ from service.storage.blobs import BlobStore, FilesystemBlobStore
 if TYPE_CHECKING:
     from service.outbox.broker import Broker
     from service.outbox.dispatcher import OutboxLoop
+    from service.serving.admission import InferenceAdmission
     from service.serving.cache import ModelCache
 
 
@@ -32,6 +33,7 @@ class Runtime:
     blobs: BlobStore
     broker: Broker
     cache: ModelCache | None = field(default=None)
+    admission: InferenceAdmission | None = field(default=None)
     outbox_loop: OutboxLoop | None = field(default=None)
 
     def notify_outbox(self) -> None:
@@ -51,6 +53,7 @@ class Runtime:
 def build_runtime(settings: Settings, with_cache: bool = True) -> Runtime:
     """Create engine, session factory, blob store, broker producer and (optionally) the cache."""
     from service.outbox.broker import Broker
+    from service.serving.admission import InferenceAdmission
     from service.serving.cache import ModelCache
 
     settings.ensure_directories()
@@ -64,4 +67,7 @@ def build_runtime(settings: Settings, with_cache: bool = True) -> Runtime:
     )
     if with_cache:
         runtime.cache = ModelCache(runtime)
+        runtime.admission = InferenceAdmission(
+            settings.max_concurrent_inference, settings.inference_wait_s
+        )
     return runtime

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     outbox_interval_s: float = Field(default=2.0, gt=0)
     # Serving cache: how many (model, version) encoders stay loaded.
     serving_cache_size: int = Field(default=4, ge=1)
+    # Admission control (service/serving/admission.py): forward passes at a time per API
+    # process, and how long a request may wait for one before it is answered 503 server_busy.
+    max_concurrent_inference: int = Field(default=4, ge=1)
+    inference_wait_s: float = Field(default=1.0, ge=0)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -30,12 +30,18 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status_code: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """The JSON error response every failure uses."""
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status_code)
+    return JSONResponse({"error": body}, status_code=status_code, headers=headers)
 
 
 def _validation_message(errors: list[Any]) -> str:
@@ -51,7 +57,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
-        return error_response(error.status_code, error.code, error.message, error.details)
+        return error_response(
+            error.status_code, error.code, error.message, error.details, error.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

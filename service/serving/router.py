@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -41,6 +42,21 @@ def _cache(runtime: RuntimeDep) -> ModelCache:
     return runtime.cache
 
 
+async def _inference_slot(runtime: RuntimeDep) -> AsyncIterator[None]:
+    """Hold one of the process's inference slots for the request (503 server_busy if none
+    frees up in time). Waits on the event loop, before the request body is read."""
+    if runtime.admission is None:
+        raise Unavailable("serving_disabled", "this process does not serve inference")
+    await runtime.admission.enter()
+    try:
+        yield
+    finally:
+        runtime.admission.leave()
+
+
+InferenceSlot = Annotated[None, Depends(_inference_slot)]
+
+
 def _images(body: RequestBody, encoded: list[str]) -> list[bytes]:
     if body.is_json:
         return [decode_base64(value, f"images[{i}]") for i, value in enumerate(encoded)]
@@ -62,10 +78,11 @@ def _images(body: RequestBody, encoded: list[str]) -> list[bytes]:
 )
 def classify_endpoint(
     model_id: str,
+    _: InferencePrincipal,
+    __: InferenceSlot,
     body: InferenceBody,
     session: SessionDep,
     runtime: RuntimeDep,
-    _: InferencePrincipal,
 ) -> ClassifyOut:
     """Probabilities over the candidate labels per image, and the version that answered."""
     if body.is_json:
@@ -98,10 +115,11 @@ def classify_endpoint(
 )
 def embed_endpoint(
     model_id: str,
+    _: InferencePrincipal,
+    __: InferenceSlot,
     body: InferenceBody,
     session: SessionDep,
     runtime: RuntimeDep,
-    _: InferencePrincipal,
 ) -> EmbedOut:
     """Normalised image and/or text embeddings from the answering version."""
     if body.is_json:
