@@ -49,7 +49,7 @@ class Job:
     method: str
     seed: int
     hyperparameters: dict[str, Any] = field(default_factory=dict)
-    negatives: bool = False
+    negatives: bool = True
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -196,7 +196,11 @@ def main(argv: list[str] | None = None) -> None:
         help="hyperparameter override; METHOD may be * for all methods",
     )
     parser.add_argument(
-        "--negatives", action="store_true", help="other target classes as negatives"
+        "--negatives",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the target's other class names as negative captions, as the service does with "
+        "a model's other known labels (default: on)",
     )
     parser.add_argument("--base-model", type=Path, default=DEFAULT_BASE_MODEL)
     parser.add_argument("--out", type=Path, default=None)
@@ -261,11 +265,11 @@ def main(argv: list[str] | None = None) -> None:
     if overrides:
         notes = (
             f"\nOverrides: `{json.dumps(overrides)}`"
-            + (" (negatives on)" if args.negatives else "")
+            + ("" if args.negatives else " (negatives off)")
             + "\n"
         )
-    elif args.negatives:
-        notes = "\nNegative captions: the target's other class names.\n"
+    if args.negatives:
+        notes += "\nNegative captions: the target's other class names (as in the service).\n"
     seconds = time.perf_counter() - started
     info_path.write_text(json.dumps({"command": command, "seconds": seconds, "notes": notes}))
     print(write_report(out, args.base_model, command, seconds, notes))

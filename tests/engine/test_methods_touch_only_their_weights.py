@@ -167,4 +167,4 @@ def test_lorsu_defaults_scale_heads_with_the_head_count(model: DualEncoder, exam
     report = run_update(model, examples, method="lorsu", hyperparameters=FAST).report
     assert [len(h) for h in report.details["heads_per_layer"]] == [1, 1]
     fc1 = model.blocks[0].fc1.weight.numel()
-    assert report.details["fc1_entries_per_layer"] == [math.ceil(0.01 * fc1)] * 2
+    assert report.details["fc1_entries_per_layer"] == [math.ceil(0.05 * fc1)] * 2
