@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 QUICK = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 8}
 # ~60 steps: long enough to kill or cancel mid-way, short enough to finish a retry quickly.
-MEDIUM = {"learning_rate": 1e-4, "epochs": 20, "batch_size": 4}
+MEDIUM = {"learning_rate": 1e-4, "epochs": 20, "batch_size": 4, "max_steps": None}
 
 
 def _versions_of_job(cluster: Cluster, job_id: str) -> list[Version]:
@@ -171,7 +171,7 @@ def test_jobs_of_one_model_run_one_after_the_other_while_another_model_runs_besi
 ) -> None:
     first_model = register(cluster.api, "serial", cluster.model_dir)
     second_model = register(cluster.api, "parallel", cluster.model_dir)
-    work = {"learning_rate": 1e-4, "epochs": 10, "batch_size": 4}
+    work = {"learning_rate": 1e-4, "epochs": 10, "batch_size": 4, "max_steps": None}
     with cluster.worker("w1") as w1, cluster.worker("w2") as w2:
         ids = {f"{socket.gethostname()}:{w.pid}" for w in (w1, w2)}
         wait_until(
@@ -200,7 +200,7 @@ def test_cancel_while_running_stops_the_job_and_leaves_no_version(
     cluster: Cluster, shots: Shots
 ) -> None:
     model_id = register(cluster.api, "cancel", cluster.model_dir)
-    long = {"learning_rate": 1e-6, "epochs": 300, "batch_size": 4}
+    long = {"learning_rate": 1e-6, "epochs": 300, "batch_size": 4, "max_steps": None}
     job_id = submit(cluster.api, model_id, shots.train, long)
     with cluster.worker("canceller") as worker:
         wait_until(

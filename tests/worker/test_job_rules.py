@@ -20,7 +20,7 @@ from workers.pipeline.store import Refusal
 
 QUICK = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 8}
 # Long enough to be interrupted (hundreds of steps), tiny learning rate.
-LONG = {"learning_rate": 1e-6, "epochs": 400, "batch_size": 4}
+LONG = {"learning_rate": 1e-6, "epochs": 400, "batch_size": 4, "max_steps": None}
 
 
 def test_jobs_of_one_model_run_in_order_and_others_are_not_blocked(

@@ -47,6 +47,14 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     )
 
 
+def planned_steps(hyperparameters: CommonHyperparameters, data: TrainingData) -> int:
+    """Optimizer steps of an update: ``epochs`` over the data, capped at ``max_steps``."""
+    steps = hyperparameters.epochs * data.steps_per_epoch(hyperparameters.batch_size)
+    if hyperparameters.max_steps is not None:
+        steps = min(steps, hyperparameters.max_steps)
+    return steps
+
+
 def train(
     method: UpdateMethod,
     hyperparameters: CommonHyperparameters,
@@ -61,7 +69,7 @@ def train(
     optimizer = torch.optim.AdamW(
         parameters, lr=hyperparameters.learning_rate, weight_decay=hyperparameters.weight_decay
     )
-    total_steps = hyperparameters.epochs * data.steps_per_epoch(hyperparameters.batch_size)
+    total_steps = planned_steps(hyperparameters, data)
     warmup_steps = int(hyperparameters.warmup_fraction * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total_steps, warmup_steps)
@@ -71,6 +79,8 @@ def train(
     step = 0
     for _ in range(hyperparameters.epochs):
         for pixels, targets in data.shuffled_batches(hyperparameters.batch_size, generator):
+            if step == total_steps:  # the max_steps cap ends training mid-epoch
+                break
             if should_cancel is not None and should_cancel():
                 raise UpdateCancelled(f"cancelled at step {step} of {total_steps}")
             loss = loss_of(pixels, targets)
