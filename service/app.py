@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from service.api.errors import error_response, install_error_handlers
+from service.api.load_shedding import LoadSheddingMiddleware
 from service.auth.router import router as api_keys_router
 from service.auth.service import seed_admin_key
 from service.corrections.router import router as corrections_router
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         REQUEST_LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
         return response
 
+    app.add_middleware(LoadSheddingMiddleware, max_in_flight=settings.max_in_flight_requests)
     for router in (
         health_router,
         api_keys_router,

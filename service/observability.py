@@ -13,6 +13,10 @@ REQUEST_LATENCY = Histogram(
 INFERENCE_LATENCY = Histogram(
     "vlmc_inference_seconds", "Model forward time of classify/embed", ["operation"]
 )
+REQUESTS_IN_FLIGHT = Gauge("vlmc_http_requests_in_flight", "HTTP requests being served")
+REQUESTS_SHED = Counter(
+    "vlmc_http_requests_shed_total", "HTTP requests answered 503 server_overloaded"
+)
 INFERENCE_IN_FLIGHT = Gauge(
     "vlmc_inference_in_flight", "classify/embed requests holding an inference slot"
 )
