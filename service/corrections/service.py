@@ -30,6 +30,7 @@ from service.jobs.constants import UPDATE_QUEUE, UPDATE_TASK_NAME
 from service.jobs.service import append_event
 from service.modelling.hyperparameters import HyperparameterError, resolve_hyperparameters
 from service.outbox import repository as outbox_repository
+from service.registry import repository as registry_repository
 from service.registry.service import get_model
 from service.settings import Settings
 from service.storage.blobs import BlobStore, sha256_hex
@@ -120,6 +121,25 @@ def _validated_examples(
     return cleaned
 
 
+def check_contrast(
+    trained: list[ExampleData], batch_labels: set[str], known_labels: set[str]
+) -> None:
+    """The contrastive loss needs two distinct captions: two labels (or question/answer pairs)
+    among the trained examples, or the model's other known labels as negatives (what the
+    worker will use: known labels minus every label of the batch). Checked here so a batch
+    that cannot train is a 422, not a failed job."""
+    captions = {
+        (example.label,) if example.label is not None else (example.question, example.answer)
+        for example in trained
+    }
+    if len(captions) + len(known_labels - batch_labels) < 2:
+        raise InvalidInput(
+            "single_class",
+            "the trained examples have a single class and the model knows no other labels to "
+            "contrast it with: add examples of another label, or register an eval set first",
+        )
+
+
 def submit_correction(
     session: Session,
     blobs: BlobStore,
@@ -131,7 +151,8 @@ def submit_correction(
     """Validate and record a correction batch and its queued job (see the module docstring).
 
     Errors (all before anything is written): 404 ``model_not_found``; 422 ``no_examples``,
-    ``too_many_examples``, ``empty_label``, ``example_needs_label_or_qa``, the image codes of
+    ``too_many_examples``, ``empty_label``, ``example_needs_label_or_qa``, ``single_class``,
+    the image codes of
     ``service/images.py``, ``unknown_method`` / ``invalid_hyperparameter``; 409
     ``idempotency_key_reused`` for a known key with a different body.
     """
@@ -161,6 +182,11 @@ def submit_correction(
         fraction = 0.0 if eval_examples else settings.default_held_out_fraction
     held_out = choose_held_out(
         [example.label or example.answer or "" for example in examples], fraction, options.seed
+    )
+    check_contrast(
+        [example for position, example in enumerate(examples) if position not in held_out],
+        {example.label for example in examples + eval_examples if example.label is not None},
+        registry_repository.known_labels(session, model.id),
     )
     rows = [
         CorrectionExample(

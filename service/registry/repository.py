@@ -55,3 +55,14 @@ def eval_set_items(session: Session, eval_set_id: str) -> list[EvalSetItem]:
         .order_by(EvalSetItem.position)
     )
     return list(session.scalars(query))
+
+
+def known_labels(session: Session, model_id: str) -> set[str]:
+    """Every label in the model's evaluation sets (the worker's negatives come from these)."""
+    query = (
+        select(EvalSetItem.label)
+        .join(EvalSet, EvalSet.id == EvalSetItem.eval_set_id)
+        .where(EvalSet.model_id == model_id)
+        .distinct()
+    )
+    return set(session.scalars(query))

@@ -120,6 +120,28 @@ def test_empty_label(client: TestClient, model: dict[str, Any], fashion: Any, la
     _assert_nothing_recorded(client, model["id"])
 
 
+def test_a_single_class_with_nothing_to_contrast_is_rejected(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    images = [to_png(image) for image in fashion.images[:4]]
+    one_label = ["ankle boot"] * 4
+    response = _post_files(client, model["id"], images, one_label)
+    assert response.status_code == 422 and error_code(response) == "single_class"
+    _assert_nothing_recorded(client, model["id"])
+    # Once the model knows other labels (an eval set), the same batch can train: they are its
+    # negatives, as in the worker.
+    eval_images, eval_labels = _real_images(fashion, 4)
+    created = client.post(
+        f"/v1/models/{model['id']}/eval-sets",
+        files=[("images", (f"{i}.png", d, "image/png")) for i, d in enumerate(eval_images)],
+        data={"name": "known", "kind": "control", "labels": eval_labels},
+    )
+    assert created.status_code == 201, created.text
+    assert set(eval_labels) - {"ankle boot"}
+    accepted = _post_files(client, model["id"], images, one_label)
+    assert accepted.status_code == 202, accepted.text
+
+
 def test_label_count_must_match_images(
     client: TestClient, model: dict[str, Any], fashion: Any
 ) -> None:

@@ -170,15 +170,16 @@ def test_correct_train_serve_and_roll_back(
         third = client.get(f"/v1/models/{model_id}/versions/{job['result_version_id']}").json()
         assert (third["number"], third["parent_id"]) == (3, base_id)
 
-        # A batch the engine cannot train on (one class only) fails with a code, no version.
+        # A batch the engine cannot train on (one class, no other known label) is refused at
+        # the door with its code: no job, no version.
+        jobs_before = client.get(f"/v1/models/{model_id}/jobs").json()
         single = [("images", ("a.png", images[0], "image/png"))]
         refused = client.post(
             f"/v1/models/{model_id}/corrections", files=single, data={"labels": [labels[0]]}
         )
-        assert refused.status_code == 202
-        job = _wait_for_job(client, refused.json()["job_id"], 180, worker_process)
-        assert job["status"] == "failed" and job["error"]["code"], job
-        assert job["result_version_id"] is None
+        assert refused.status_code == 422
+        assert refused.json()["error"]["code"] == "single_class"
+        assert client.get(f"/v1/models/{model_id}/jobs").json() == jobs_before
         assert len(client.get(f"/v1/models/{model_id}/versions").json()) == 3
 
         ready = client.get("/readyz").json()
