@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,19 @@ def test_docker_compose_accepts_the_file() -> None:
     devices = rendered["services"]["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert set(rendered["services"]) >= {"api", "worker", "postgres", "redis"}
+
+
+def _hadolint() -> str | None:
+    """hadolint from the dev extra (installed next to this interpreter), or on PATH."""
+    beside = Path(sys.executable).parent / "hadolint"
+    return str(beside) if beside.is_file() else shutil.which("hadolint")
+
+
+@pytest.mark.skipif(_hadolint() is None, reason="hadolint is not installed")
+def test_hadolint_accepts_the_dockerfile() -> None:
+    hadolint = _hadolint()
+    assert hadolint is not None
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(ROOT / "Dockerfile")], capture_output=True
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
