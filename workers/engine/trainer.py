@@ -7,6 +7,7 @@ progress after every step, cooperative cancel, and a hard stop on a non-finite l
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -76,27 +77,34 @@ def train(
     )
     losses: list[float] = []
     started = time.perf_counter()
+    # Epochs of shuffled batches, cut at ``total_steps`` (the max_steps cap may end training
+    # mid-epoch); lazy, so no epoch past the cap is shuffled or gathered.
+    batches = itertools.islice(
+        (
+            batch
+            for _ in range(hyperparameters.epochs)
+            for batch in data.shuffled_batches(hyperparameters.batch_size, generator)
+        ),
+        total_steps,
+    )
     step = 0
-    for _ in range(hyperparameters.epochs):
-        for pixels, targets in data.shuffled_batches(hyperparameters.batch_size, generator):
-            if step == total_steps:  # the max_steps cap ends training mid-epoch
-                break
-            if should_cancel is not None and should_cancel():
-                raise UpdateCancelled(f"cancelled at step {step} of {total_steps}")
-            loss = loss_of(pixels, targets)
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"loss became {loss.item()} at step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if hyperparameters.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(parameters, hyperparameters.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            method.after_optimizer_step(step, total_steps)
-            step += 1
-            losses.append(float(loss.detach()))
-            if on_progress is not None:
-                on_progress(step, total_steps, losses[-1])
+    for pixels, targets in batches:
+        if should_cancel is not None and should_cancel():
+            raise UpdateCancelled(f"cancelled at step {step} of {total_steps}")
+        loss = loss_of(pixels, targets)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"loss became {loss.item()} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if hyperparameters.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, hyperparameters.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        method.after_optimizer_step(step, total_steps)
+        step += 1
+        losses.append(float(loss.detach()))
+        if on_progress is not None:
+            on_progress(step, total_steps, losses[-1])
     return TrainingResult(
         losses=losses,
         steps=step,
