@@ -58,11 +58,11 @@ class Settings(BaseSettings):
     # Admission control (service/serving/admission.py): forward passes at a time per API
     # process, and how long a request may wait for one before it is answered 503 server_busy.
     max_concurrent_inference: int = Field(default=4, ge=1)
+    inference_wait_s: float = Field(default=1.0, ge=0)
     # Load shedding (service/api/load_shedding.py): requests in flight per API process before
     # new ones are answered 503 server_overloaded (health and metrics are exempt). About
     # capacity x acceptable latency: ~100 req/s x 0.3 s on 2 cores (bench/results/load.md).
     max_in_flight_requests: int = Field(default=32, ge=1)
-    inference_wait_s: float = Field(default=1.0, ge=0)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -14,39 +14,34 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.errors import error_response
 from service.observability import REQUESTS_IN_FLIGHT, REQUESTS_SHED
+from service.slots import BoundedSlots
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class LoadSheddingMiddleware:
-    """Pure ASGI middleware; the counter lives on the event loop, so it needs no lock."""
+    """Pure ASGI middleware around the whole app."""
 
     def __init__(self, app: ASGIApp, max_in_flight: int) -> None:
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
         self.app = app
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
+        self.slots = BoundedSlots(max_in_flight, REQUESTS_IN_FLIGHT)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_in_flight:
+        if not self.slots.try_enter():
             REQUESTS_SHED.inc()
             response = error_response(
                 503,
                 "server_overloaded",
-                f"{self.in_flight} requests are in flight (the limit); retry in 1 s",
+                f"{self.slots.limit} requests are in flight (the limit); retry in 1 s",
                 details={"retry_after_s": 1},
                 headers={"Retry-After": "1"},
             )
             await response(scope, receive, send)
             return
-        self.in_flight += 1
-        REQUESTS_IN_FLIGHT.set(self.in_flight)
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
-            REQUESTS_IN_FLIGHT.set(self.in_flight)
+            self.slots.leave()

@@ -12,44 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
 
 from service.errors import Unavailable
 from service.observability import INFERENCE_IN_FLIGHT, INFERENCE_SHED
+from service.slots import BoundedSlots
 
 # How often a waiting request checks for a free slot.
 _POLL_S = 0.005
 
 
-class InferenceAdmission:
-    """Counts forward passes in flight (thread-safe; usable from any event loop)."""
+class InferenceAdmission(BoundedSlots):
+    """Forward passes in flight, with a bounded wait for a free slot."""
 
     def __init__(self, limit: int, wait_s: float) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        self.limit = limit
+        super().__init__(limit, INFERENCE_IN_FLIGHT)
         self.wait_s = wait_s
-        self._in_flight = 0
-        self._lock = threading.Lock()
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    def try_enter(self) -> bool:
-        """Take a slot if one is free."""
-        with self._lock:
-            if self._in_flight >= self.limit:
-                return False
-            self._in_flight += 1
-            INFERENCE_IN_FLIGHT.set(self._in_flight)
-            return True
-
-    def leave(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-            INFERENCE_IN_FLIGHT.set(self._in_flight)
 
     async def enter(self) -> None:
         """Take a slot within ``wait_s`` seconds or raise 503 ``server_busy``."""

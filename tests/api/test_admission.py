@@ -6,35 +6,31 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from service.app import create_app
 from service.errors import Unavailable
 from service.runtime import Runtime
 from service.serving.admission import InferenceAdmission
 from service.settings import Settings
 from tests.api.conftest import error_code
-from tests.conftest import ADMIN_KEY, to_png
+from tests.conftest import to_png
 
 
 @pytest.fixture
-def one_slot_client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
-    settings = make_settings(max_concurrent_inference=1, inference_wait_s=0.2)
-    with TestClient(
-        create_app(settings), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
-    ) as client:
-        yield client
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """One inference slot and a short wait, for the ``client`` and ``model`` fixtures."""
+    return make_settings(max_concurrent_inference=1, inference_wait_s=0.2)
 
 
-def _runtime(client: TestClient) -> Runtime:
+def _admission(client: TestClient) -> InferenceAdmission:
     runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    return runtime
+    assert runtime.admission is not None
+    return runtime.admission
 
 
 def _classify(client: TestClient, model_id: str, fashion: Any) -> Any:
@@ -46,16 +42,14 @@ def _classify(client: TestClient, model_id: str, fashion: Any) -> Any:
 
 
 def test_a_request_without_a_free_slot_is_shed_with_retry_after(
-    one_slot_client: TestClient, api_model_dir: Path, fashion: Any
+    client: TestClient, model: dict[str, Any], fashion: Any
 ) -> None:
-    client = one_slot_client
-    created = client.post("/v1/models", json={"name": "tiny", "base_path": str(api_model_dir)})
-    model_id = created.json()["id"]
+    model_id = model["id"]
     assert _classify(client, model_id, fashion).status_code == 200
 
-    admission = _runtime(client).admission
+    admission = _admission(client)
     shed_before = REGISTRY.get_sample_value("vlmc_inference_shed_total") or 0.0
-    assert admission is not None and admission.try_enter()  # someone else holds the slot
+    assert admission.try_enter()  # someone else holds the slot
     try:
         started = time.monotonic()
         busy = _classify(client, model_id, fashion)
@@ -75,16 +69,13 @@ def test_a_request_without_a_free_slot_is_shed_with_retry_after(
 
 
 def test_a_request_waits_for_a_slot_that_frees_up(
-    one_slot_client: TestClient, api_model_dir: Path, fashion: Any
+    client: TestClient, model: dict[str, Any], fashion: Any
 ) -> None:
-    client = one_slot_client
-    created = client.post("/v1/models", json={"name": "tiny", "base_path": str(api_model_dir)})
-    model_id = created.json()["id"]
-    admission = _runtime(client).admission
-    assert admission is not None and admission.try_enter()
+    admission = _admission(client)
+    assert admission.try_enter()
     releaser = threading.Timer(0.05, admission.leave)
     releaser.start()
-    response = _classify(client, model_id, fashion)
+    response = _classify(client, model["id"], fashion)
     releaser.join()
     assert response.status_code == 200, response.text
 
