@@ -57,8 +57,15 @@ def get_principal(
     session: SessionDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    """The caller, from ``Authorization: Bearer <key>`` (401 when missing or unknown)."""
-    return authenticate(session, authorization)
+    """The caller, from ``Authorization: Bearer <key>`` (401 when missing or unknown).
+
+    The key lookup is a read; its transaction ends here so the pooled connection is not held
+    while the request waits on something else (a body upload, an inference slot). The
+    principal is a plain value, and the handler's own queries start a new transaction.
+    """
+    principal = authenticate(session, authorization)
+    session.rollback()
+    return principal
 
 
 def scoped(scope: str | None) -> Callable[[Principal], Principal]:

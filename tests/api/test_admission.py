@@ -80,6 +80,30 @@ def test_a_request_waits_for_a_slot_that_frees_up(
     assert response.status_code == 200, response.text
 
 
+def test_a_waiting_request_holds_no_database_connection(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    admission = _admission(client)
+    assert admission.try_enter()
+    responses: list[Any] = []
+    waiting = threading.Thread(
+        target=lambda: responses.append(_classify(client, model["id"], fashion))
+    )
+    waiting.start()
+    time.sleep(0.03)  # authenticated, now waiting for the slot (up to 0.2 s)
+    checked_out = []
+    for _ in range(10):
+        checked_out.append(runtime.engine.pool.checkedout())  # type: ignore[attr-defined]
+        time.sleep(0.01)
+    admission.leave()
+    waiting.join(timeout=30)
+    # The auth lookup's connection went back to the pool before the wait (only the outbox
+    # thread may hold one now and then).
+    assert min(checked_out) == 0
+    assert responses[0].status_code == 200, responses[0].text
+
+
 def test_slots_bound_concurrency_and_are_returned() -> None:
     admission = InferenceAdmission(limit=2, wait_s=0.0)
 
