@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.examples import ImageExample
 from service.modelling.factory import VisionShape, build_tiny_dual_encoder
 from service.modelling.loading import load_dual_encoder
-from workers.engine import CorrectionExample
 
 # 4 heads of 16 dims in 2 blocks: small enough for milliseconds per step, big enough that
 # "top-2 of 4 heads" is a real choice.
@@ -33,11 +33,11 @@ def model(tiny_model_dir: Path) -> DualEncoder:
     return load_dual_encoder(tiny_model_dir)
 
 
-def noise_examples(labels: list[str], seed: int = 0) -> list[CorrectionExample]:
+def noise_examples(labels: list[str], seed: int = 0) -> list[ImageExample]:
     """Structure-only examples (which weights move does not depend on image content)."""
     rng = np.random.default_rng(seed)
     return [
-        CorrectionExample(
+        ImageExample(
             image=Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)), label=label
         )
         for label in labels
@@ -45,5 +45,5 @@ def noise_examples(labels: list[str], seed: int = 0) -> list[CorrectionExample]:
 
 
 @pytest.fixture
-def examples() -> list[CorrectionExample]:
+def examples() -> list[ImageExample]:
     return noise_examples(["sandal", "sneaker"] * 4)

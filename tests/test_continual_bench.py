@@ -12,7 +12,7 @@ from bench.continual.run import hyperparameters_for, main, parse_overrides, writ
 from bench.continual.runner import ZERO_SHOT, run_method
 from service.modelling.factory import VisionShape, build_tiny_dual_encoder
 from tests.test_basemodel import one_thread
-from workers.engine.methods.lorsu import default_head_count
+from workers.engine.methods.lorsu.declaration import default_head_count
 
 __all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with the base model
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.modelling.examples import ImageExample
 from workers.basemodel.recipe import HELD_OUT_DATASETS, TRAINED_DATASETS
 from workers.datasets import LabelledImages, load_dataset
-from workers.engine import CorrectionExample
 
 TARGET_DATASETS = HELD_OUT_DATASETS
 SESSIONS = 5
@@ -54,7 +54,7 @@ def session_classes(num_classes: int, sessions: int = SESSIONS) -> list[list[int
     return [list(range(bounds[i], bounds[i + 1])) for i in range(sessions)]
 
 
-def session_examples(setting: Setting, classes: list[int], seed: int) -> list[CorrectionExample]:
+def session_examples(setting: Setting, classes: list[int], seed: int) -> list[ImageExample]:
     """``setting.shots`` training images of each class in ``classes`` as labelled corrections.
 
     The shots of every class are drawn by ``seed`` from the target's train split, so the
@@ -63,7 +63,7 @@ def session_examples(setting: Setting, classes: list[int], seed: int) -> list[Co
     train = load_dataset(setting.target, "train", limit_per_class=setting.shots, seed=seed)
     chosen = train.only_classes(classes)
     return [
-        CorrectionExample(image=image, label=train.class_names[label])
+        ImageExample(image=image, label=train.class_names[label])
         for image, label in zip(chosen.images, chosen.labels, strict=True)
     ]
 

@@ -24,6 +24,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from workers.engine.methods.catalogue import method_names
+
 from bench.continual.protocol import (
     EVALUATION_IMAGES_PER_CLASS,
     SESSIONS,
@@ -33,7 +35,6 @@ from bench.continual.protocol import (
 from bench.continual.report import goal_check, settings_table, write_plots
 from bench.continual.results import RunResult, load_runs
 from bench.continual.runner import ZERO_SHOT, run_method
-from service.modelling.hyperparameters import METHOD_NAMES
 
 DEFAULT_METHODS = (ZERO_SHOT, "lorsu", "lorsu-rand", "lorsu-aah", "lora", "spu", "full-ft")
 DEFAULT_BASE_MODEL = Path("models/standin-base")
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         return
-    unknown = set(args.methods) - {ZERO_SHOT, *METHOD_NAMES}
+    unknown = set(args.methods) - {ZERO_SHOT, *method_names()}
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}")
     if not (args.base_model / "config.json").is_file():

@@ -16,19 +16,21 @@ from bench.continual.protocol import (
     session_examples,
 )
 from bench.continual.results import RunResult, SessionResult, SetAccuracy
+from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.inference import DEFAULT_TEMPLATE
 from service.modelling.loading import load_dual_encoder
 from workers.datasets import LabelledImages
-from workers.engine import run_update
 from workers.engine.evaluation import control_change, target_improvement, zero_shot_predictions
+from workers.engine.update import run_update
 
 ZERO_SHOT = "zero-shot"
 
 
 def measure(model: DualEncoder, images: LabelledImages) -> SetAccuracy:
     """Zero-shot accuracy against all of the set's class names, kept per class."""
-    predictions = zero_shot_predictions(model, images.images, images.class_names, DEFAULT_TEMPLATE)
+    predictions = zero_shot_predictions(
+        model, images.images, images.class_names, DEFAULT_CAPTION_TEMPLATE
+    )
     labels = torch.tensor(images.labels)
     hits = predictions == labels
     correct = {int(c): int(hits[labels == c].sum()) for c in labels.unique()}

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
 from service.modelling.snapshots import make_delta, serialize_state
-from workers.engine import CorrectionExample, run_update
+from workers.engine.update import run_update
 
 
 def measure(
@@ -28,7 +29,7 @@ def measure(
     rng = np.random.default_rng(seed)
     labels = [f"class {i % 4}" for i in range(batch_size)]
     examples = [
-        CorrectionExample(
+        ImageExample(
             image=Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8)), label=label
         )
         for label in labels

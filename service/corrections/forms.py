@@ -13,15 +13,15 @@ from service.corrections.schemas import (
     CorrectionInput,
     CorrectionJson,
     CorrectionOptions,
-    ExampleData,
     ExampleIn,
+    SubmittedExample,
 )
 from service.errors import InvalidInput
 
 
-def _from_json_examples(examples: list[ExampleIn], prefix: str) -> list[ExampleData]:
+def _from_json_examples(examples: list[ExampleIn], prefix: str) -> list[SubmittedExample]:
     return [
-        ExampleData(
+        SubmittedExample(
             image=decode_base64(example.image_base64, f"{prefix}[{index}].image_base64"),
             label=example.label,
             question=example.question,
@@ -31,7 +31,9 @@ def _from_json_examples(examples: list[ExampleIn], prefix: str) -> list[ExampleD
     ]
 
 
-def _paired(images: list[bytes], texts: dict[str, list[str]], prefix: str) -> list[ExampleData]:
+def _paired(
+    images: list[bytes], texts: dict[str, list[str]], prefix: str
+) -> list[SubmittedExample]:
     labels = texts.get("labels")
     questions, answers = texts.get("questions"), texts.get("answers")
     if labels is not None and (questions is not None or answers is not None):
@@ -43,7 +45,9 @@ def _paired(images: list[bytes], texts: dict[str, list[str]], prefix: str) -> li
             raise InvalidInput(
                 "labels_mismatch", f"{len(images)} {prefix} but {len(labels)} labels: one each"
             )
-        return [ExampleData(image=i, label=label) for i, label in zip(images, labels, strict=True)]
+        return [
+            SubmittedExample(image=i, label=label) for i, label in zip(images, labels, strict=True)
+        ]
     if questions is not None or answers is not None:
         questions, answers = questions or [], answers or []
         if not len(questions) == len(answers) == len(images):
@@ -53,7 +57,7 @@ def _paired(images: list[bytes], texts: dict[str, list[str]], prefix: str) -> li
                 "one of each per image",
             )
         return [
-            ExampleData(image=i, question=q, answer=a)
+            SubmittedExample(image=i, question=q, answer=a)
             for i, q, a in zip(images, questions, answers, strict=True)
         ]
     if images:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.modelling.hyperparameters import DEFAULT_METHOD
+from workers.engine.methods.catalogue import DEFAULT_METHOD
 
 
 class ExampleIn(BaseModel):
@@ -42,7 +42,7 @@ class CorrectionJson(CorrectionOptions):
 
 
 @dataclass
-class ExampleData:
+class SubmittedExample:
     """An example after parsing either form (image still raw bytes, not yet validated)."""
 
     image: bytes
@@ -56,8 +56,8 @@ class CorrectionInput:
     """A parsed correction request, whichever form it came in."""
 
     options: CorrectionOptions
-    examples: list[ExampleData] = field(default_factory=list)
-    eval_examples: list[ExampleData] = field(default_factory=list)
+    examples: list[SubmittedExample] = field(default_factory=list)
+    eval_examples: list[SubmittedExample] = field(default_factory=list)
 
 
 class CorrectionAccepted(BaseModel):

@@ -16,25 +16,27 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.corrections import repository
-from service.corrections.schemas import CorrectionAccepted, CorrectionInput, ExampleData
+from service.corrections.schemas import CorrectionAccepted, CorrectionInput, SubmittedExample
 from service.db.tables import Correction, CorrectionExample, Job
 from service.errors import Conflict, InvalidInput
 from service.images import ImageLimits, decode_image, load_stored_image
 from service.jobs import repository as jobs_repository
 from service.jobs.constants import UPDATE_QUEUE, UPDATE_TASK_NAME
 from service.jobs.service import append_event
-from service.modelling.hyperparameters import HyperparameterError, resolve_hyperparameters
+from service.modelling.architecture import ArchitectureError
+from service.modelling.examples import ImageExample
 from service.outbox import repository as outbox_repository
 from service.registry import repository as registry_repository
-from service.registry.service import get_model
+from service.registry.service import get_model, model_architecture
 from service.settings import Settings
 from service.storage.blobs import BlobStore, sha256_hex
 from service.validation import check_batch_size, clean_text
+from workers.engine.methods.catalogue import resolve_hyperparameters
+from workers.engine.methods.hyperparameters import HyperparameterError
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
@@ -53,7 +55,7 @@ def _canonical_hash(value: Any) -> str:
     ).hexdigest()
 
 
-def _example_key(example: ExampleData) -> list[Any]:
+def _example_key(example: SubmittedExample) -> list[Any]:
     return [sha256_hex(example.image), example.label, example.question, example.answer]
 
 
@@ -89,7 +91,7 @@ def choose_held_out(groups: list[str], fraction: float, seed: int) -> set[int]:
     return held_out
 
 
-def _clean_example(example: ExampleData, field: str, max_length: int) -> ExampleData:
+def _clean_example(example: SubmittedExample, field: str, max_length: int) -> SubmittedExample:
     has_label = example.label is not None
     has_qa = example.question is not None or example.answer is not None
     if has_label == has_qa:
@@ -98,11 +100,11 @@ def _clean_example(example: ExampleData, field: str, max_length: int) -> Example
             f"{field}: give either a label, or a question and its answer",
         )
     if has_label:
-        return ExampleData(
+        return SubmittedExample(
             image=example.image,
             label=clean_text(example.label, f"{field}.label", "empty_label", max_length),
         )
-    return ExampleData(
+    return SubmittedExample(
         image=example.image,
         question=clean_text(example.question, f"{field}.question", "empty_question", 4000),
         answer=clean_text(example.answer, f"{field}.answer", "empty_answer", max_length),
@@ -110,8 +112,8 @@ def _clean_example(example: ExampleData, field: str, max_length: int) -> Example
 
 
 def _validated_examples(
-    examples: list[ExampleData], prefix: str, settings: Settings
-) -> list[ExampleData]:
+    examples: list[SubmittedExample], prefix: str, settings: Settings
+) -> list[SubmittedExample]:
     limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
     cleaned = []
     for index, example in enumerate(examples):
@@ -122,7 +124,7 @@ def _validated_examples(
 
 
 def check_contrast(
-    trained: list[ExampleData], batch_labels: set[str], known_labels: set[str]
+    trained: list[SubmittedExample], batch_labels: set[str], known_labels: set[str]
 ) -> None:
     """The contrastive loss needs two distinct captions: two labels (or question/answer pairs)
     among the trained examples, or the model's other known labels as negatives (what the
@@ -161,9 +163,15 @@ def submit_correction(
         raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-200 characters")
     options = request.options
     try:
-        hyperparameters = resolve_hyperparameters(options.method, options.hyperparameters)
+        hyperparameters = resolve_hyperparameters(
+            options.method, options.hyperparameters, model_architecture(model)
+        ).model_dump()
     except HyperparameterError as error:
         raise InvalidInput(error.code, error.message) from error
+    except ArchitectureError as error:
+        raise Conflict(
+            "model_unreadable", "the model's checkpoint can no longer be read"
+        ) from error
     if not request.examples:
         raise InvalidInput("no_examples", "a correction needs at least one example")
     check_batch_size(
@@ -269,28 +277,24 @@ def _accepted(correction: Correction, job: Job) -> CorrectionAccepted:
     )
 
 
-@dataclass
-class StoredExample:
-    """A correction example as the worker trains or evaluates on it."""
+@dataclass(frozen=True)
+class StoredCorrection:
+    """A correction's examples read back for the worker: what trains and what measures TI."""
 
-    image: Image.Image
-    label: str | None
-    question: str | None
-    answer: str | None
-    held_out: bool
+    trained: list[ImageExample]
+    held_out: list[ImageExample]
 
 
-def load_correction_examples(
-    session: Session, blobs: BlobStore, correction_id: str
-) -> list[StoredExample]:
+def load_correction(session: Session, blobs: BlobStore, correction_id: str) -> StoredCorrection:
     """Every example of a correction in order, images read back and hash-checked."""
-    return [
-        StoredExample(
+    trained: list[ImageExample] = []
+    held_out: list[ImageExample] = []
+    for row in repository.examples(session, correction_id):
+        example = ImageExample(
             image=load_stored_image(blobs, row.image_sha256),
             label=row.label,
             question=row.question,
             answer=row.answer,
-            held_out=row.held_out,
         )
-        for row in repository.examples(session, correction_id)
-    ]
+        (held_out if row.held_out else trained).append(example)
+    return StoredCorrection(trained=trained, held_out=held_out)

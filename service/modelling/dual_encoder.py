@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from service.modelling.architecture import VisionArchitecture
 from service.modelling.preprocess import ImagePreprocessor
 
 # Top-level children of the model that make up "the image encoder" (what updates may change).
@@ -111,6 +112,15 @@ class DualEncoder:
     def vision_model(self) -> nn.Module:
         vision: nn.Module = self.model.vision_model
         return vision
+
+    @property
+    def architecture(self) -> VisionArchitecture:
+        """The image encoder's shape (what hyperparameters are resolved against)."""
+        return VisionArchitecture(
+            num_layers=len(self.blocks),
+            num_heads=self.num_heads,
+            hidden_size=self.blocks[0].q.in_features,
+        )
 
     @property
     def device(self) -> torch.device:

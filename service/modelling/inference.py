@@ -5,14 +5,8 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
+from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, caption_for_label
 from service.modelling.dual_encoder import DualEncoder
-
-DEFAULT_TEMPLATE = "a photo of a {}."
-
-
-def caption_for_label(label: str, template: str = DEFAULT_TEMPLATE) -> str:
-    """The caption a label is matched against (the same captions training uses)."""
-    return template.format(label)
 
 
 @torch.no_grad()
@@ -20,7 +14,7 @@ def class_probabilities(
     model: DualEncoder,
     images: list[Image.Image],
     labels: list[str],
-    template: str = DEFAULT_TEMPLATE,
+    template: str = DEFAULT_CAPTION_TEMPLATE,
 ) -> torch.Tensor:
     """Softmax over ``labels`` for each image, shape ``(len(images), len(labels))``."""
     text = model.encode_texts([caption_for_label(label, template) for label in labels])
@@ -33,7 +27,7 @@ def classify(
     model: DualEncoder,
     images: list[Image.Image],
     labels: list[str],
-    template: str = DEFAULT_TEMPLATE,
+    template: str = DEFAULT_CAPTION_TEMPLATE,
 ) -> list[list[float]]:
     """Probabilities per image over the candidate labels, as plain lists."""
     return class_probabilities(model, images, labels, template).tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.db.tables import EvalSet, EvalSetItem, Model
 from service.errors import Conflict, InvalidInput, NotFound
 from service.images import ImageLimits, decode_image, load_stored_image
+from service.modelling.architecture import VisionArchitecture, read_vision_architecture
 from service.modelling.loading import ModelLoadError, detect_family, load_dual_encoder
 from service.modelling.snapshots import state_sha256
 from service.registry import repository
@@ -27,6 +29,17 @@ def get_model(session: Session, model_id: str) -> Model:
     if model is None:
         raise NotFound("model_not_found", f"no model {model_id}")
     return model
+
+
+def model_architecture(model: Model) -> VisionArchitecture:
+    """The shape of the model's image encoder (from its checkpoint's config.json)."""
+    return _architecture_at(model.base_path)
+
+
+@functools.lru_cache(maxsize=256)
+def _architecture_at(base_path: str) -> VisionArchitecture:
+    # Registered checkpoints are immutable directories: their config is read once.
+    return read_vision_architecture(base_path)
 
 
 def inspect_checkpoint(path: Path, device: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from service.api.uploads import (
     validate_json,
 )
 from service.errors import Unavailable
-from service.modelling.inference import DEFAULT_TEMPLATE
+from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
 from service.serving.cache import ModelCache
 from service.serving.schemas import ClassifyJson, ClassifyOut, EmbedJson, EmbedOut
 from service.serving.service import classify_images, embed
@@ -92,7 +92,7 @@ def classify_endpoint(
     else:
         labels = body.fields.get("labels", [])
         version_id = body.last("version_id") or None
-        template = body.last("template") or DEFAULT_TEMPLATE
+        template = body.last("template") or DEFAULT_CAPTION_TEMPLATE
         images = _images(body, [])
     return classify_images(
         session,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from service.modelling.inference import DEFAULT_TEMPLATE
+from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
 
 
 class ClassifyJson(BaseModel):
@@ -13,7 +13,7 @@ class ClassifyJson(BaseModel):
     version_id: str | None = Field(
         default=None, description="answer with this version, not the active"
     )
-    template: str = DEFAULT_TEMPLATE
+    template: str = DEFAULT_CAPTION_TEMPLATE
 
 
 class Prediction(BaseModel):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput
 from service.images import ImageLimits, decode_image
+from service.modelling.captions import has_label_slot
 from service.modelling.inference import classify, embed_images, embed_texts
 from service.observability import INFERENCE_LATENCY
 from service.registry.service import get_model
@@ -71,7 +72,7 @@ def classify_images(
     ]
     if len(set(cleaned)) != len(cleaned):
         raise InvalidInput("duplicate_label", "candidate labels must be distinct")
-    if "{}" not in template:
+    if not has_label_slot(template):
         raise InvalidInput("invalid_template", "template must contain '{}' where the label goes")
     decoded = decode_images(images, settings)
     loaded = resolve_encoder(session, cache, model_id, version_id)

@@ -30,7 +30,8 @@ def train_version(
     learning_rate: float = 1e-3,
 ) -> Version:
     """A new version trained (full fine-tuning, a few steps) from the model's active version."""
-    from workers.engine import CorrectionExample, run_update
+    from service.modelling.examples import ImageExample
+    from workers.engine.update import run_update
 
     with session_scope(runtime.session_factory) as session:
         model = registry_repository.get(session, model_id)
@@ -43,7 +44,7 @@ def train_version(
         parent_state = version_state(session, runtime.blobs, parent, encoder.image_encoder_state())
         encoder.load_image_encoder_state(parent_state)
         examples = [
-            CorrectionExample(image=image, label=label)
+            ImageExample(image=image, label=label)
             for image, label in zip(images, labels, strict=True)
         ]
         run_update(

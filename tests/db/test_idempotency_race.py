@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.corrections.schemas import CorrectionInput, CorrectionOptions, ExampleData
+from service.corrections.schemas import CorrectionInput, CorrectionOptions, SubmittedExample
 from service.corrections.service import Submission, submit_correction
 from service.db.session import session_scope
 from service.db.tables import Correction, Job, OutboxMessage
@@ -31,7 +31,7 @@ def test_concurrent_same_key_submissions_create_one_job(
     request = CorrectionInput(
         options=CorrectionOptions(seed=2),
         examples=[
-            ExampleData(image=to_png(image), label=images.class_names[label])
+            SubmittedExample(image=to_png(image), label=images.class_names[label])
             for image, label in zip(images.images, images.labels, strict=True)
         ],
     )

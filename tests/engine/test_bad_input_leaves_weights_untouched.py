@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.examples import ImageExample
 from service.modelling.snapshots import state_sha256
 from tests.model_fixtures import noise_examples
-from workers.engine import (
-    CorrectionExample,
+from workers.engine.errors import (
     EmptyBatch,
     InvalidExample,
     InvalidHyperparameter,
@@ -21,9 +21,9 @@ from workers.engine import (
     SingleClass,
     UpdateCancelled,
     UpdateError,
-    examples_from_folders,
-    run_update,
 )
+from workers.engine.examples import examples_from_folders
+from workers.engine.update import run_update
 
 
 def _assert_untouched(
@@ -50,7 +50,7 @@ def test_label_with_no_images() -> None:
 def test_zero_size_image(model: DualEncoder) -> None:
     batch = [
         *noise_examples(["a", "b"]),
-        CorrectionExample(image=Image.new("RGB", (0, 0)), label="a"),
+        ImageExample(image=Image.new("RGB", (0, 0)), label="a"),
     ]
     _assert_untouched(model, lambda: run_update(model, batch), InvalidExample, "invalid_example")
 
@@ -59,7 +59,7 @@ def test_unreadable_image(model: DualEncoder, tmp_path) -> None:
     path = tmp_path / "cut.png"
     Image.new("RGB", (64, 64), (200, 10, 10)).save(path)
     path.write_bytes(path.read_bytes()[:60])  # a truncated PNG: header fine, data missing
-    batch = [*noise_examples(["a", "b"]), CorrectionExample(image=Image.open(path), label="a")]
+    batch = [*noise_examples(["a", "b"]), ImageExample(image=Image.open(path), label="a")]
     _assert_untouched(model, lambda: run_update(model, batch), InvalidExample, "invalid_example")
 
 

@@ -6,9 +6,9 @@ import torch
 
 from service.modelling.dual_encoder import DualEncoder
 from tests.model_fixtures import noise_examples
-from workers.engine import run_update
-from workers.engine.methods.codyra import threshold_at
-from workers.engine.methods.keeplora import extend_basis, input_side_basis
+from workers.engine.methods.codyra.implementation import threshold_at
+from workers.engine.methods.keeplora.implementation import extend_basis, input_side_basis
+from workers.engine.update import run_update
 
 
 def test_codyra_threshold_is_zero_while_dense_then_ramps_to_kappa_max() -> None:

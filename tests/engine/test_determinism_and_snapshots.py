@@ -8,7 +8,7 @@ import pytest
 
 from service.modelling.loading import load_dual_encoder
 from service.modelling.snapshots import apply_delta, make_delta, read_metadata, state_sha256
-from workers.engine import run_update
+from workers.engine.update import run_update
 
 OVERRIDES = {"learning_rate": 1e-2, "epochs": 2, "batch_size": 4}
 

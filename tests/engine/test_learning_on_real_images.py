@@ -7,9 +7,10 @@ import math
 import pytest
 
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.examples import ImageExample
 from workers.datasets import load_dataset
-from workers.engine import CorrectionExample, run_update
 from workers.engine.evaluation import zero_shot_predictions
+from workers.engine.update import run_update
 
 # The mechanism at the paper's structure (2 heads, 10% of fc1) on the 4-head test model.
 STRUCTURE: dict[str, dict] = {"lorsu": {"top_k_heads": 2, "sparsity": 0.1}, "full-ft": {}}
@@ -25,7 +26,7 @@ def test_loss_goes_down_and_a_wrong_prediction_flips(model: DualEncoder, method:
     before = zero_shot_predictions(model, images, names).tolist()
     wrong = [i for i, (p, t) in enumerate(zip(before, targets, strict=True)) if p != t]
     assert wrong, "the untrained model should get some of these wrong"
-    batch = [CorrectionExample(image=images[i], label=names[t]) for i, t in enumerate(targets)]
+    batch = [ImageExample(image=images[i], label=names[t]) for i, t in enumerate(targets)]
     report = run_update(
         model,
         batch,

@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.hyperparameters import parse_hyperparameters
 from workers.engine.examples import build_captioned_batch
 from workers.engine.layers import RowRestrictedLoRA, SparseEntryLinear
 from workers.engine.loss import class_level_contrastive_loss
 from workers.engine.method import UpdateContext
+from workers.engine.methods.catalogue import resolve_hyperparameters
 from workers.engine.registry import create_method
 from workers.engine.training_data import TrainingData
 
@@ -54,7 +54,7 @@ def test_sparse_entry_linear_merge_is_exact() -> None:
 
 def test_model_with_live_adapters_equals_merged_model(model: DualEncoder, examples: list) -> None:
     for method_name in ("lorsu", "lora", "spu", "codyra", "keeplora"):
-        hp = parse_hyperparameters(method_name, {"batch_size": 4})
+        hp = resolve_hyperparameters(method_name, {"batch_size": 4}, model.architecture)
         batch = build_captioned_batch(examples, hp.template)
         captions = model.encode_texts(batch.captions)
         data = TrainingData(model.pixel_values(batch.images), torch.tensor(batch.targets))
@@ -66,8 +66,8 @@ def test_model_with_live_adapters_equals_merged_model(model: DualEncoder, exampl
                 model.image_features(pixels), captions, targets, 1.0
             )
 
-        method = create_method(method_name)
-        method.prepare(UpdateContext(model, hp, data, loss_of, torch.Generator().manual_seed(0)))
+        method = create_method(method_name, hp)
+        method.prepare(UpdateContext(model, data, loss_of, torch.Generator().manual_seed(0)))
         with torch.no_grad():
             for parameter in method.trainable_parameters():
                 parameter.add_(torch.randn_like(parameter) * 0.05)

@@ -7,8 +7,9 @@ import math
 import torch
 
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.examples import ImageExample
 from tests.model_fixtures import noise_examples
-from workers.engine import CorrectionExample, run_update
+from workers.engine.update import run_update
 
 FAST = {"learning_rate": 1e-2, "epochs": 2, "batch_size": 4}
 
@@ -31,7 +32,7 @@ def _layer(name: str, index: int) -> str:
 
 
 def test_lorsu_changes_exactly_the_selected_head_rows_and_masked_fc1_entries(
-    model: DualEncoder, examples: list[CorrectionExample]
+    model: DualEncoder, examples: list[ImageExample]
 ) -> None:
     before = model.image_encoder_state()
     text_before = _text_state(model)
@@ -161,7 +162,7 @@ def test_optimizer_state_holds_only_the_trainable_entries(
 
 
 def test_lorsu_defaults_scale_heads_with_the_head_count(model: DualEncoder, examples: list) -> None:
-    from workers.engine.methods.lorsu import default_head_count
+    from workers.engine.methods.lorsu.declaration import default_head_count
 
     assert [default_head_count(h) for h in (4, 6, 12, 16, 32)] == [1, 1, 2, 2, 4]
     report = run_update(model, examples, method="lorsu", hyperparameters=FAST).report

@@ -4,9 +4,9 @@ the capped total; ``max_steps=None`` leaves ``epochs`` in charge."""
 from __future__ import annotations
 
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.hyperparameters import parse_hyperparameters
 from tests.model_fixtures import noise_examples
-from workers.engine import run_update
+from workers.engine.methods.catalogue import parse_hyperparameters
+from workers.engine.update import run_update
 
 
 def _update(model: DualEncoder, images: int, **overrides: object) -> tuple[int, list[int]]:

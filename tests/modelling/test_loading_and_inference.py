@@ -103,7 +103,7 @@ def test_siglip_loads_and_updates_through_the_same_interface(tmp_path: Path) -> 
 
     from service.modelling.factory import minilm_directory
     from tests.model_fixtures import noise_examples
-    from workers.engine import run_update
+    from workers.engine.update import run_update
 
     config = SiglipConfig(
         text_config={

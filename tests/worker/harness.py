@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 from sqlalchemy import select
 
-from service.corrections.schemas import CorrectionInput, CorrectionOptions, ExampleData
+from service.corrections.schemas import CorrectionInput, CorrectionOptions, SubmittedExample
 from service.corrections.service import submit_correction
 from service.db.migrate import upgrade_head
 from service.db.session import session_scope
@@ -139,9 +139,9 @@ class Stack:
                 hyperparameters=dict(FAST if hyperparameters is None else hyperparameters),
                 seed=seed,
             ),
-            examples=[ExampleData(image=png(image), label=label) for image, label in shots],
+            examples=[SubmittedExample(image=png(image), label=label) for image, label in shots],
             eval_examples=[
-                ExampleData(image=png(image), label=label) for image, label in eval_shots
+                SubmittedExample(image=png(image), label=label) for image, label in eval_shots
             ],
         )
         with session_scope(self.runtime.session_factory) as session:

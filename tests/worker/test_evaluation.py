@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from PIL import Image
 
+from service.modelling.examples import ImageExample
 from service.registry.service import LoadedEvalSet
 from service.versions.service import should_activate
-from workers.engine.examples import CorrectionExample
 from workers.pipeline.evaluation import Accuracies, build_plan, version_metrics
 
 TEMPLATE = "a photo of a {}."
@@ -17,8 +17,8 @@ def _set(name: str, kind: str) -> LoadedEvalSet:
     return LoadedEvalSet(name=name, kind=kind, images=[], labels=[])
 
 
-def _example(label: str) -> CorrectionExample:
-    return CorrectionExample(image=Image.new("L", (8, 8)), label=label)
+def _example(label: str) -> ImageExample:
+    return ImageExample(image=Image.new("L", (8, 8)), label=label)
 
 
 def test_held_out_examples_are_matched_against_every_caption_of_the_batch_and_negatives() -> None:

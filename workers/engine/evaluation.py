@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from PIL import Image
 
+from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, caption_for_label
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.inference import DEFAULT_TEMPLATE, caption_for_label
 
 
 @torch.no_grad()
@@ -19,7 +19,7 @@ def zero_shot_predictions(
     model: DualEncoder,
     images: Sequence[Image.Image],
     class_names: Sequence[str],
-    template: str = DEFAULT_TEMPLATE,
+    template: str = DEFAULT_CAPTION_TEMPLATE,
     batch_size: int = 128,
 ) -> torch.Tensor:
     """Index of the best-matching class caption for each image."""
@@ -36,7 +36,7 @@ def zero_shot_accuracy(
     images: Sequence[Image.Image],
     labels: Sequence[int],
     class_names: Sequence[str],
-    template: str = DEFAULT_TEMPLATE,
+    template: str = DEFAULT_CAPTION_TEMPLATE,
 ) -> float:
     """Percentage of ``images`` whose best caption is their own class's."""
     if not images:

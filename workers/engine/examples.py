@@ -1,4 +1,4 @@
-"""Correction examples and the captions the contrastive loss matches them against."""
+"""Batches of examples and the captions the contrastive loss matches them against."""
 
 from __future__ import annotations
 
@@ -7,23 +7,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from service.modelling.examples import ImageExample
 from workers.engine.errors import EmptyBatch, InvalidExample, SingleClass
-
-
-@dataclass(frozen=True)
-class CorrectionExample:
-    """One image with its right answer: a ``label``, or a ``question`` with its ``answer``."""
-
-    image: Image.Image
-    label: str | None = None
-    question: str | None = None
-    answer: str | None = None
-
-    def caption(self, template: str) -> str:
-        """The text the image should match: the label through the template, or a QA statement."""
-        if self.label is not None:
-            return template.format(self.label.strip())
-        return f"{(self.question or '').strip()} {(self.answer or '').strip()}".strip()
 
 
 @dataclass(frozen=True)
@@ -38,17 +23,17 @@ class CaptionedBatch:
 
 def examples_from_folders(
     images_by_label: Mapping[str, Sequence[Image.Image]],
-) -> list[CorrectionExample]:
+) -> list[ImageExample]:
     """Examples from an ImageFolder-like mapping; a label with no images is an error."""
-    examples: list[CorrectionExample] = []
+    examples: list[ImageExample] = []
     for label, images in images_by_label.items():
         if not images:
             raise InvalidExample(f"label {label!r} has no images")
-        examples.extend(CorrectionExample(image=image, label=label) for image in images)
+        examples.extend(ImageExample(image=image, label=label) for image in images)
     return examples
 
 
-def _check_example(position: int, example: CorrectionExample) -> None:
+def _check_example(position: int, example: ImageExample) -> None:
     if not isinstance(example.image, Image.Image):
         raise InvalidExample(f"example {position}: image is not a decoded PIL image")
     width, height = example.image.size
@@ -67,7 +52,7 @@ def _check_example(position: int, example: CorrectionExample) -> None:
 
 
 def build_captioned_batch(
-    examples: Sequence[CorrectionExample], template: str, negative_labels: Sequence[str] = ()
+    examples: Sequence[ImageExample], template: str, negative_labels: Sequence[str] = ()
 ) -> CaptionedBatch:
     """Validate examples and turn them into caption targets.
 

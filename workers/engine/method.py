@@ -11,13 +11,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
 
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.hyperparameters import CommonHyperparameters
+from workers.engine.methods.hyperparameters import CommonHyperparameters
 from workers.engine.training_data import TrainingData
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -28,7 +28,6 @@ class UpdateContext:
     """Everything a method may look at while preparing its trainable state."""
 
     model: DualEncoder
-    hyperparameters: CommonHyperparameters
     data: TrainingData
     loss_of: LossFunction
     generator: torch.Generator
@@ -37,10 +36,15 @@ class UpdateContext:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class UpdateMethod(ABC):
-    """One update method. Instances are single-use: one session each."""
+HyperparametersT = TypeVar("HyperparametersT", bound=CommonHyperparameters)
 
-    name: ClassVar[str]
+
+class UpdateMethod(ABC, Generic[HyperparametersT]):
+    """One update method, built with its resolved hyperparameters (the type its declaration
+    names). Instances are single-use: one session each."""
+
+    def __init__(self, hyperparameters: HyperparametersT) -> None:
+        self.hyperparameters = hyperparameters
 
     @abstractmethod
     def prepare(self, context: UpdateContext) -> None:
@@ -50,7 +54,7 @@ class UpdateMethod(ABC):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The parameters the optimizer updates."""
 
-    def after_optimizer_step(self, step: int, total_steps: int) -> None:  # noqa: B027
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """Called after every optimizer step (default: nothing)."""
 
     @abstractmethod

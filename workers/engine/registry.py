@@ -1,34 +1,24 @@
-"""Method name -> implementation. The only place that knows every method."""
+"""Builds the update method a declaration names (the engine's side of the catalogue)."""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from workers.engine.method import UpdateMethod
-from workers.engine.methods.codyra import Codyra
-from workers.engine.methods.full_ft import FullFinetune
-from workers.engine.methods.keeplora import KeepLora
-from workers.engine.methods.lora import Lora
-from workers.engine.methods.lorsu import Lorsu, LorsuAllHeads, LorsuRandomHeads
-from workers.engine.methods.spu import Spu
-
-_METHODS: dict[str, type[UpdateMethod]] = {
-    method.name: method
-    for method in (
-        Lorsu,
-        LorsuRandomHeads,
-        LorsuAllHeads,
-        Lora,
-        Spu,
-        FullFinetune,
-        Codyra,
-        KeepLora,
-    )
-}
+from workers.engine.methods.catalogue import MethodDeclaration, declaration_of
+from workers.engine.methods.hyperparameters import CommonHyperparameters
 
 
-def create_method(name: str) -> UpdateMethod:
-    """A fresh instance of the method called ``name`` (KeyError if unknown)."""
-    return _METHODS[name]()
+def implementation_of(declaration: MethodDeclaration) -> type[UpdateMethod[Any]]:
+    """The UpdateMethod subclass ``declaration.implementation`` points at."""
+    module_name, _, class_name = declaration.implementation.partition(":")
+    implementation = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(implementation, type) and issubclass(implementation, UpdateMethod)):
+        raise TypeError(f"{declaration.implementation} is not an UpdateMethod")
+    return implementation
 
 
-def method_names() -> list[str]:
-    return list(_METHODS)
+def create_method(name: str, hyperparameters: CommonHyperparameters) -> UpdateMethod[Any]:
+    """A fresh, single-use instance of method ``name`` with its resolved hyperparameters."""
+    return implementation_of(declaration_of(name))(hyperparameters)

@@ -10,12 +10,14 @@ from typing import Any
 import torch
 
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.hyperparameters import HyperparameterError, parse_hyperparameters
+from service.modelling.examples import ImageExample
 from workers.engine.errors import InvalidHyperparameter
-from workers.engine.examples import CorrectionExample, build_captioned_batch
+from workers.engine.examples import build_captioned_batch
 from workers.engine.loss import class_level_contrastive_loss
 from workers.engine.memory import PeakMemory
 from workers.engine.method import UpdateContext
+from workers.engine.methods.catalogue import DEFAULT_METHOD, declaration_of, resolve_hyperparameters
+from workers.engine.methods.hyperparameters import CommonHyperparameters, HyperparameterError
 from workers.engine.registry import create_method
 from workers.engine.trainer import ProgressCallback, train
 from workers.engine.training_data import TrainingData
@@ -54,10 +56,10 @@ class UpdateOutcome:
 
 def run_update(
     model: DualEncoder,
-    examples: Sequence[CorrectionExample],
+    examples: Sequence[ImageExample],
     *,
-    method: str = "lorsu",
-    hyperparameters: Mapping[str, Any] | None = None,
+    method: str = DEFAULT_METHOD,
+    hyperparameters: CommonHyperparameters | Mapping[str, Any] | None = None,
     seed: int = 0,
     device: str | None = None,
     negative_labels: Sequence[str] = (),
@@ -70,18 +72,18 @@ def run_update(
     Only the image encoder changes; the architecture stays exactly as it was (all adapters are
     merged). On any error the image-encoder weights are restored to their state at the call.
     The same seed, inputs and thread count give bit-identical weights on CPU.
+
+    ``hyperparameters``: the resolved set of ``method`` (what a job stores), or overrides
+    (a mapping) that are resolved here against ``model``; either way they are checked.
     """
-    try:
-        hp = parse_hyperparameters(method, dict(hyperparameters or {}))
-    except HyperparameterError as error:
-        raise InvalidHyperparameter(error.message) from error
+    hp = checked_hyperparameters(model, method, hyperparameters)
     batch = build_captioned_batch(examples, hp.template, negative_labels)
     started = time.perf_counter()
     if device is not None:
         model.to(device)
     torch_device = model.device
     original_state = model.image_encoder_state()
-    update_method = create_method(method)
+    update_method = create_method(method, hp)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     try:
@@ -102,7 +104,6 @@ def run_update(
 
             context = UpdateContext(
                 model=model,
-                hyperparameters=hp,
                 data=data,
                 loss_of=loss_of,
                 generator=generator,
@@ -137,3 +138,23 @@ def run_update(
         details=update_method.details(),
     )
     return UpdateOutcome(report=report, carried_state=update_method.carried_state())
+
+
+def checked_hyperparameters(
+    model: DualEncoder,
+    method: str,
+    hyperparameters: CommonHyperparameters | Mapping[str, Any] | None,
+) -> CommonHyperparameters:
+    """``method``'s resolved hyperparameters for ``model`` (InvalidHyperparameter if not)."""
+    try:
+        if isinstance(hyperparameters, CommonHyperparameters):
+            schema = declaration_of(method).hyperparameters
+            if type(hyperparameters) is not schema:
+                raise HyperparameterError(
+                    "invalid_hyperparameter",
+                    f"{method} takes {schema.__name__}, not {type(hyperparameters).__name__}",
+                )
+            return hyperparameters.resolve(model.architecture)
+        return resolve_hyperparameters(method, hyperparameters, model.architecture)
+    except HyperparameterError as error:
+        raise InvalidHyperparameter(error.message) from error

@@ -10,7 +10,7 @@ from torch import nn
 from service.modelling.dual_encoder import EncoderBlock
 from workers.engine.importance import top_fraction_indices
 from workers.engine.layers import RowRestrictedLoRA, SparseEntryLinear, replace_module
-from workers.engine.method import UpdateMethod
+from workers.engine.method import HyperparametersT, UpdateMethod
 
 Wrapper = RowRestrictedLoRA | SparseEntryLinear
 
@@ -57,10 +57,11 @@ def install_sparse_fc1(
     return int(entries.numel())
 
 
-class WrapperMethod(UpdateMethod):
+class WrapperMethod(UpdateMethod[HyperparametersT]):
     """A method whose whole trainable state lives in wrappers around frozen linears."""
 
-    def __init__(self) -> None:
+    def __init__(self, hyperparameters: HyperparametersT) -> None:
+        super().__init__(hyperparameters)
         self.wrappers = WrapperSet()
 
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -17,9 +17,9 @@ from typing import Any
 from PIL import Image
 
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.examples import ImageExample
 from service.registry.service import LoadedEvalSet
 from workers.engine.evaluation import control_change, target_improvement, zero_shot_accuracy
-from workers.engine.examples import CorrectionExample
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class Accuracies:
 
 
 def build_plan(
-    trained: Sequence[CorrectionExample],
-    held_out: Sequence[CorrectionExample],
+    trained: Sequence[ImageExample],
+    held_out: Sequence[ImageExample],
     negative_labels: Sequence[str],
     eval_sets: list[LoadedEvalSet],
     template: str,

@@ -29,12 +29,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from service.corrections import repository as corrections_repository
-from service.corrections.service import StoredExample, load_correction_examples
+from service.corrections.service import load_correction
 from service.db.session import session_scope
 from service.db.tables import Job
 from service.jobs.service import append_event, claim_job, finish_job, renew_lease, set_status
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.hyperparameters import parse_hyperparameters
+from service.modelling.examples import ImageExample
 from service.modelling.snapshots import SnapshotIntegrityError, deserialize_state, serialize_state
 from service.registry import repository as registry_repository
 from service.registry.service import load_eval_sets
@@ -42,8 +42,10 @@ from service.storage.blobs import BlobCorruptedError, BlobNotFoundError, BlobSto
 from service.versions import repository as versions_repository
 from service.versions.service import apply_activation_gate, create_version
 from service.versions.snapshots import store_delta
-from workers.engine import CorrectionExample, UpdateError, run_update
-from workers.engine.errors import UpdateCancelled
+from workers.engine.errors import UpdateCancelled, UpdateError
+from workers.engine.methods.catalogue import stored_hyperparameters
+from workers.engine.methods.hyperparameters import CommonHyperparameters
+from workers.engine.update import run_update
 from workers.pipeline import metrics
 from workers.pipeline.context import WorkerContext
 from workers.pipeline.evaluation import EvaluationPlan, build_plan, measure, version_metrics
@@ -79,7 +81,7 @@ class ClaimedJob:
     model_id: str
     correction_id: str
     method: str
-    hyperparameters: dict[str, Any]
+    hyperparameters: CommonHyperparameters
     seed: int
     parent_version_id: str | None
     attempt: int
@@ -91,7 +93,7 @@ class ClaimedJob:
             model_id=job.model_id,
             correction_id=job.correction_id,
             method=job.method,
-            hyperparameters=dict(job.hyperparameters),
+            hyperparameters=stored_hyperparameters(job.method, job.hyperparameters),
             seed=job.seed,
             parent_version_id=job.parent_version_id,
             attempt=job.attempts,
@@ -169,7 +171,6 @@ def process_job(context: WorkerContext, job_id: str) -> JobResult:
 
 def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
     phases = _Phases()
-    hyperparameters = parse_hyperparameters(job.method, job.hyperparameters)
     with context.session_factory() as session:
         inputs = _load(context, session, job)
     encoder, plan = inputs.encoder, inputs.plan
@@ -221,7 +222,6 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
     child_state = encoder.image_encoder_state()
     snapshot_sha256, content_sha256 = store_delta(context.blobs, inputs.parent_state, child_state)
     version_metrics_["cost"] = {**outcome.report.to_dict(), "phase_seconds": phases.seconds}
-    version_metrics_["template"] = hyperparameters.template
     version_metrics_["carried_state"] = store_carried_states(
         context.blobs, inputs.carried_state_blobs, job.method, outcome.carried_state
     )
@@ -238,7 +238,7 @@ class JobInputs:
 
     encoder: DualEncoder
     parent_state: dict[str, torch.Tensor]
-    trained: list[CorrectionExample]
+    trained: list[ImageExample]
     negatives: list[str]
     plan: EvaluationPlan
     # Per method, state a method carries from version to version (KeepLoRA's subspace),
@@ -257,18 +257,16 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
     assert parent is not None  # the active pointer's foreign key
     try:
         encoder, parent_state = context.weights.encoder_at(session, context.blobs, model, parent)
-        stored = load_correction_examples(session, context.blobs, job.correction_id)
+        correction = load_correction(session, context.blobs, job.correction_id)
         eval_sets = load_eval_sets(session, context.blobs, model.id)
     except (SnapshotIntegrityError, BlobNotFoundError, BlobCorruptedError) as error:
         raise JobFailure("stored_data_integrity", str(error)) from error
-    template = parse_hyperparameters(job.method, job.hyperparameters).template
-    trained = [_engine_example(example) for example in stored if not example.held_out]
-    held_out = [_engine_example(example) for example in stored if example.held_out]
-    own_labels = {example.label for example in stored if example.label is not None}
+    trained, held_out = correction.trained, correction.held_out
+    own_labels = {example.label for example in trained + held_out if example.label is not None}
     # The model's other known labels are negatives: a one-class correction still has
     # something to be contrasted against, and the target accuracy asks "which known class".
     negatives = sorted({label for s in eval_sets for label in s.labels} - own_labels)
-    plan = build_plan(trained, held_out, negatives, eval_sets, template)
+    plan = build_plan(trained, held_out, negatives, eval_sets, job.hyperparameters.template)
     carried_state_blobs = dict(parent.metrics.get("carried_state") or {})
     try:
         carried_states = {
@@ -294,12 +292,6 @@ def store_carried_states(
         return dict(inherited)
     sha256 = blobs.put(serialize_state(produced, {"kind": "carried-state", "method": method}))
     return {**inherited, method: sha256}
-
-
-def _engine_example(example: StoredExample) -> CorrectionExample:
-    return CorrectionExample(
-        image=example.image, label=example.label, question=example.question, answer=example.answer
-    )
 
 
 def _held_job(context: WorkerContext, session: Session, job: ClaimedJob) -> Job:

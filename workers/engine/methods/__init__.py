@@ -1,1 +1,3 @@
-"""Update methods, one module each, all behind :class:`workers.engine.method.UpdateMethod`."""
+"""Update methods: one package each (``declaration.py`` + ``implementation.py``), found by
+:mod:`workers.engine.methods.catalogue`. This package imports nothing, so the API can read the
+declarations without torch."""

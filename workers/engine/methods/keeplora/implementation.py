@@ -14,15 +14,15 @@ dominant feature directions of earlier sessions.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
-from service.modelling.hyperparameters import KeepLoraHyperparameters
 from workers.engine.importance import gradient_importance
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
+from workers.engine.methods.keeplora.declaration import KeepLoraHyperparameters
 from workers.engine.wrapping import WrapperMethod
 
 
@@ -56,19 +56,16 @@ def extend_basis(basis: torch.Tensor, covariance: torch.Tensor, energy: float) -
     return extended
 
 
-class KeepLora(WrapperMethod):
-    name: ClassVar[str] = "keeplora"
-
-    def __init__(self) -> None:
-        super().__init__()
+class KeepLora(WrapperMethod[KeepLoraHyperparameters]):
+    def __init__(self, hyperparameters: KeepLoraHyperparameters) -> None:
+        super().__init__(hyperparameters)
         self.context: UpdateContext | None = None
         self.targets: dict[str, nn.Linear] = {}
         self.bases: dict[str, torch.Tensor] = {}
         self.basis_sizes_before: dict[str, int] = {}
 
     def prepare(self, context: UpdateContext) -> None:
-        hp = context.hyperparameters
-        assert isinstance(hp, KeepLoraHyperparameters)
+        hp = self.hyperparameters
         self.context = context
         carried = context.carried_state or {}
         places: list[tuple[str, nn.Module, str]] = []
@@ -94,7 +91,7 @@ class KeepLora(WrapperMethod):
             context.loss_of,
             hp.batch_size,
         )
-        alpha = hp.alpha if hp.alpha is not None else float(hp.rank)
+        alpha = hp.resolved_alpha()
         for (key, parent, attribute), grad in zip(places, grads, strict=True):
             basis = self.bases[key]
             residual = project_out(grad.detach().cpu().double(), basis)
@@ -118,8 +115,7 @@ class KeepLora(WrapperMethod):
     def merge(self) -> None:
         super().merge()
         assert self.context is not None
-        hp = self.context.hyperparameters
-        assert isinstance(hp, KeepLoraHyperparameters)
+        hp = self.hyperparameters
         covariances = {
             key: torch.zeros(linear.in_features, linear.in_features, dtype=torch.float64)
             for key, linear in self.targets.items()

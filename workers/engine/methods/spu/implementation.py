@@ -7,24 +7,21 @@ parameters at all, so no optimizer (AdamW decay included) can move them.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from service.modelling.hyperparameters import SpuHyperparameters
 from workers.engine.importance import gradient_importance
 from workers.engine.method import UpdateContext
+from workers.engine.methods.spu.declaration import SpuHyperparameters
 from workers.engine.wrapping import WrapperMethod, install_sparse_fc1
 
 
-class Spu(WrapperMethod):
-    name: ClassVar[str] = "spu"
-
-    def __init__(self) -> None:
-        super().__init__()
+class Spu(WrapperMethod[SpuHyperparameters]):
+    def __init__(self, hyperparameters: SpuHyperparameters) -> None:
+        super().__init__(hyperparameters)
         self.entries_per_layer: list[int] = []
 
     def prepare(self, context: UpdateContext) -> None:
-        hp = context.hyperparameters
-        assert isinstance(hp, SpuHyperparameters)
+        hp = self.hyperparameters
         blocks = context.model.blocks
         grads = gradient_importance(
             [block.fc1.weight for block in blocks], context.data, context.loss_of, hp.batch_size

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from torch import nn
 
 from workers.engine.method import UpdateContext, UpdateMethod
+from workers.engine.methods.full_ft.declaration import FullFinetuneHyperparameters
 
 
-class FullFinetune(UpdateMethod):
-    name: ClassVar[str] = "full-ft"
-
-    def __init__(self) -> None:
+class FullFinetune(UpdateMethod[FullFinetuneHyperparameters]):
+    def __init__(self, hyperparameters: FullFinetuneHyperparameters) -> None:
+        super().__init__(hyperparameters)
         self.parameters: list[nn.Parameter] = []
 
     def prepare(self, context: UpdateContext) -> None:

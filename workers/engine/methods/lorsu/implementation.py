@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 
 import torch
 
-from service.modelling.hyperparameters import LorsuAllHeadsHyperparameters, LorsuHyperparameters
 from workers.engine.errors import InvalidHyperparameter
 from workers.engine.importance import gradient_importance
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
+from workers.engine.methods.lorsu.declaration import LorsuStructure
 from workers.engine.wrapping import WrapperMethod, install_sparse_fc1
 
 
@@ -31,22 +31,16 @@ def head_scores(
     return scores
 
 
-def default_head_count(num_heads: int) -> int:
-    """The paper's 2 of 16 heads, scaled: ``max(1, round(H / 8))``."""
-    return max(1, round(num_heads / 8))
-
-
 def head_rows(heads: list[int], head_dim: int) -> torch.Tensor:
     """Output-row indices of q/k/v belonging to ``heads``."""
     return torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in heads])
 
 
-class Lorsu(WrapperMethod):
-    name: ClassVar[str] = "lorsu"
+class Lorsu(WrapperMethod[LorsuStructure]):
     head_selection: ClassVar[str] = "gradient"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, hyperparameters: LorsuStructure) -> None:
+        super().__init__(hyperparameters)
         self.heads_per_layer: list[list[int]] = []
         self.fc1_entries_per_layer: list[int] = []
 
@@ -59,15 +53,10 @@ class Lorsu(WrapperMethod):
         return sorted(torch.topk(scores, k).indices.tolist())
 
     def prepare(self, context: UpdateContext) -> None:
-        hp = context.hyperparameters
-        assert isinstance(hp, LorsuHyperparameters | LorsuAllHeadsHyperparameters)
+        hp = self.hyperparameters
         model = context.model
         num_heads = model.num_heads
-        requested = hp.top_k_heads if isinstance(hp, LorsuHyperparameters) else None
-        if self.head_selection == "all":
-            k = num_heads
-        else:
-            k = requested if requested is not None else default_head_count(num_heads)
+        k = hp.heads_per_layer(num_heads)
         if k > num_heads:
             raise InvalidHyperparameter(f"top_k_heads={k} exceeds the {num_heads} heads per layer")
         needs_head_gradients = self.head_selection == "gradient"
@@ -78,7 +67,7 @@ class Lorsu(WrapperMethod):
             weights.append(block.fc1.weight)
         grads = gradient_importance(weights, context.data, context.loss_of, hp.batch_size)
         per_block = 4 if needs_head_gradients else 1
-        alpha = hp.alpha if hp.alpha is not None else float(hp.rank)
+        alpha = hp.resolved_alpha()
         for block in model.blocks:
             block_grads = grads[block.index * per_block : (block.index + 1) * per_block]
             if needs_head_gradients:
@@ -113,10 +102,8 @@ class Lorsu(WrapperMethod):
 
 
 class LorsuRandomHeads(Lorsu):
-    name: ClassVar[str] = "lorsu-rand"
     head_selection: ClassVar[str] = "random"
 
 
 class LorsuAllHeads(Lorsu):
-    name: ClassVar[str] = "lorsu-aah"
     head_selection: ClassVar[str] = "all"

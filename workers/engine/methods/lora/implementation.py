@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from service.modelling.hyperparameters import LoraHyperparameters
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
+from workers.engine.methods.lora.declaration import LoraHyperparameters
 from workers.engine.wrapping import WrapperMethod
 
 
-class Lora(WrapperMethod):
-    name: ClassVar[str] = "lora"
-
+class Lora(WrapperMethod[LoraHyperparameters]):
     def prepare(self, context: UpdateContext) -> None:
-        hp = context.hyperparameters
-        assert isinstance(hp, LoraHyperparameters)
-        alpha = hp.alpha if hp.alpha is not None else float(hp.rank)
+        hp = self.hyperparameters
+        alpha = hp.resolved_alpha()
         for block in context.model.blocks:
             for parent, attribute in (
                 (block.attention, block.q_name),

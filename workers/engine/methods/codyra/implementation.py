@@ -8,11 +8,11 @@ zero contribute nothing to the merge (they are dropped); the report counts ranks
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from service.modelling.hyperparameters import CodyraHyperparameters
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
+from workers.engine.methods.codyra.declaration import CodyraHyperparameters
 from workers.engine.wrapping import WrapperMethod
 
 
@@ -24,20 +24,15 @@ def threshold_at(step: int, total_steps: int, dense_ratio: float, kappa_max: flo
     return kappa_max * (step + 1 - dense_steps) / max(1, total_steps - dense_steps)
 
 
-class Codyra(WrapperMethod):
-    name: ClassVar[str] = "codyra"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hyperparameters: CodyraHyperparameters | None = None
+class Codyra(WrapperMethod[CodyraHyperparameters]):
+    def __init__(self, hyperparameters: CodyraHyperparameters) -> None:
+        super().__init__(hyperparameters)
         self.adapters: dict[str, RowRestrictedLoRA] = {}
         self.ranks_kept: dict[str, int] = {}
 
     def prepare(self, context: UpdateContext) -> None:
-        hp = context.hyperparameters
-        assert isinstance(hp, CodyraHyperparameters)
-        self.hyperparameters = hp
-        alpha = hp.alpha if hp.alpha is not None else float(hp.rank)
+        hp = self.hyperparameters
+        alpha = hp.resolved_alpha()
         for block in context.model.blocks:
             for parent, attribute, short in (
                 (block.attention, block.q_name, "q"),
@@ -54,7 +49,6 @@ class Codyra(WrapperMethod):
                 self.adapters[f"layer{block.index}.{short}"] = adapter
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
-        assert self.hyperparameters is not None
         kappa = threshold_at(
             step, total_steps, self.hyperparameters.dense_ratio, self.hyperparameters.kappa_max
         )
@@ -70,6 +64,5 @@ class Codyra(WrapperMethod):
         return {
             "ranks_kept": self.ranks_kept,
             "ranks_kept_total": sum(self.ranks_kept.values()),
-            "ranks_total": len(self.adapters)
-            * (self.hyperparameters.rank if self.hyperparameters else 0),
+            "ranks_total": len(self.adapters) * self.hyperparameters.rank,
         }

@@ -1,0 +1,1 @@
+"""The codyra update method: its declaration and implementation."""

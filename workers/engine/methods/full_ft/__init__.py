@@ -1,0 +1,1 @@
+"""The full_ft update method: its declaration and implementation."""

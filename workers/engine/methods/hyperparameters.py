@@ -1,0 +1,90 @@
+"""What every update method's hyperparameters share, and how a set is resolved (pydantic only).
+
+A method's own schema extends :class:`CommonHyperparameters` in the method's
+``declaration.py``. Values that depend on the model (LoRSU's heads per layer, a LoRA's alpha)
+start as ``None`` in a request and are filled in by :meth:`CommonHyperparameters.resolve`
+against the model's :class:`VisionArchitecture` — once, at submission; the job stores and
+echoes the resolved set and the engine trains with exactly it.
+
+Torch-free: the API imports this to validate a correction before anything is queued.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.modelling.architecture import VisionArchitecture
+from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, has_label_slot
+
+
+class HyperparameterError(ValueError):
+    """Unknown method, a hyperparameter out of range, or a set that is not resolved."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class CommonHyperparameters(BaseModel):
+    """Fields every method shares.
+
+    Defaults differ from the paper's (lr 1e-5, 5 epochs) where the continual benchmark showed
+    they do nothing at few-shot sizes: a 10-image session at batch 8 and 5 epochs is 10
+    optimizer steps (bench/results/continual-findings.md). 20 epochs is ~40 steps at CL-5.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Fields that ``resolve`` fills from the model; None until then.
+    DERIVED: ClassVar[tuple[str, ...]] = ()
+
+    learning_rate: float = Field(1e-4, gt=0, le=1.0)
+    epochs: int = Field(20, ge=1, le=1000)
+    # A cap on optimizer steps, so that a bigger batch does not mean a longer, more
+    # destructive update: 20 epochs are 40 steps at 10 images but 100 at 40, and CC fell
+    # from -0.4 to -9.8 points (LoRSU, Animal MNIST CL-5 vs CL-20; continual-findings.md).
+    # None: ``epochs`` alone decides.
+    max_steps: int | None = Field(40, ge=1, le=100_000)
+    batch_size: int = Field(8, ge=1, le=1024)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0, le=1.0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    template: str = Field(DEFAULT_CAPTION_TEMPLATE, min_length=2, max_length=200)
+
+    @model_validator(mode="after")
+    def _template_has_slot(self) -> Self:
+        if not has_label_slot(self.template):
+            raise ValueError("template must contain '{}' where the label goes")
+        return self
+
+    def resolve(self, architecture: VisionArchitecture) -> Self:
+        """This set with every derived value filled in for ``architecture`` (and checked
+        against it); raises :class:`HyperparameterError` when a value cannot fit the model."""
+        return self
+
+    def unresolved(self) -> list[str]:
+        """Derived fields still unset (an engine input must have none)."""
+        return [name for name in self.DERIVED if getattr(self, name) is None]
+
+
+class LowRankHyperparameters(CommonHyperparameters):
+    """Fields of methods that train low-rank factors ``B A`` scaled by ``alpha / rank``."""
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("alpha",)
+
+    rank: int = Field(16, ge=1, le=4096)
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha; resolved to the rank")
+
+    def resolve(self, architecture: VisionArchitecture) -> Self:
+        resolved = super().resolve(architecture)
+        if resolved.alpha is None:
+            resolved = resolved.model_copy(update={"alpha": float(resolved.rank)})
+        return resolved
+
+    def resolved_alpha(self) -> float:
+        if self.alpha is None:
+            raise HyperparameterError("unresolved_hyperparameter", "alpha is not resolved")
+        return self.alpha

@@ -1,0 +1,1 @@
+"""The keeplora update method: its declaration and implementation."""

@@ -1,0 +1,1 @@
+"""The lora update method: its declaration and implementation."""

@@ -1,0 +1,20 @@
+"""LoRA baseline: name, hyperparameters and defaults (pydantic only)."""
+
+from __future__ import annotations
+
+from workers.engine.methods.catalogue import MethodDeclaration
+from workers.engine.methods.hyperparameters import LowRankHyperparameters
+
+
+class LoraHyperparameters(LowRankHyperparameters):
+    """LoRA on every linear of the image encoder (rank 16 by default)."""
+
+
+DECLARATIONS = (
+    MethodDeclaration(
+        name="lora",
+        description="rank-r LoRA on every linear of the image encoder",
+        hyperparameters=LoraHyperparameters,
+        implementation="workers.engine.methods.lora.implementation:Lora",
+    ),
+)

@@ -1,0 +1,1 @@
+"""The lorsu update method: its declaration and implementation."""

@@ -1,0 +1,1 @@
+"""The spu update method: its declaration and implementation."""
