@@ -62,6 +62,8 @@ def test_correction_queues_a_job_and_a_broker_message(
     job = client.get(f"/v1/jobs/{accepted['job_id']}").json()
     assert job["status"] == "queued" and job["seed"] == 7
     assert job["hyperparameters"]["rank"] == 4 and job["hyperparameters"]["learning_rate"] > 0
+    # Resolved at submission: what the update will use, never a null default.
+    assert job["hyperparameters"]["alpha"] == 4.0
     assert job["progress"] == {"step": 0, "total": 0} and job["error"] is None
     events = client.get(f"/v1/jobs/{accepted['job_id']}/events").json()
     assert [e["type"] for e in events["events"]] == ["status"]
