@@ -228,12 +228,15 @@ def correct(
         typer.secho(f"job {job['status']}: {error.get('code')} {error.get('message')}", fg="red")
         raise typer.Exit(1)
     version = _check(client.get(f"/v1/models/{target['id']}/versions/{job['result_version_id']}"))
-    metrics = version.get("metrics", {})
+    evaluation = version.get("evaluation") or {}
+    gate = version.get("gate") or {}
     typer.echo(
         f"version {version['number']} ({version['status']}, "
         f"{'active' if version['active'] else 'not active'}): "
-        f"TI={metrics.get('ti')} CC={metrics.get('cc')}"
+        f"TI={evaluation.get('ti')} CC={evaluation.get('cc')}"
     )
+    for reason in gate.get("reasons", []):
+        typer.echo(f"  gate: {reason}")
 
 
 @app.command()
@@ -242,26 +245,29 @@ def versions(
     api_key: KeyOption = None,
     model: ModelOption = None,
 ) -> None:
-    """A table of the model's versions with their metrics."""
+    """A table of the model's versions with their TI / CC and gate decision."""
     from rich.console import Console
     from rich.table import Table
 
     client = _client(url, api_key)
     target = _resolve_model(client, model)
     table = Table(title=f"{target['name']} ({target['id']})")
-    for column in ("#", "id", "status", "method", "TI", "CC", "parent", "created", "active"):
+    columns = ("#", "id", "status", "method", "TI", "CC", "gate", "parent", "created", "active")
+    for column in columns:
         table.add_column(column)
     rows = _check(client.get(f"/v1/models/{target['id']}/versions"))
     numbers = {row["id"]: row["number"] for row in rows}
     for row in rows:
-        metrics = row["metrics"] or {}
+        evaluation = row["evaluation"] or {}
+        gate = row["gate"]
         table.add_row(
             str(row["number"]),
             row["id"][:8],
             row["status"],
             row["method"],
-            _number(metrics.get("ti")),
-            _number(metrics.get("cc")),
+            _number(evaluation.get("ti")),
+            _number(evaluation.get("cc")),
+            "" if gate is None else ("activated" if gate["activated"] else "held"),
             str(numbers.get(row["parent_id"], "")),
             row["created_at"][:19],
             "*" if row["active"] else "",

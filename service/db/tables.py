@@ -28,7 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db.base import Base, UTCDateTime, new_id, utcnow
 
@@ -41,6 +41,9 @@ VERSION_STATUSES = ("pending", "ready", "failed")
 EVENT_TYPES = ("progress", "metrics", "log", "status")
 ACTIVATION_POLICIES = ("auto", "manual", "always")
 EVAL_SET_KINDS = ("control", "target")
+# Where a version's TI came from: the correction's held-out examples, the model's target
+# sets (a correction without held-out examples), or nowhere (TI is then None).
+TI_SOURCES = ("held_out", "target_sets", "none")
 SCOPES = ("inference", "corrections", "admin")
 
 
@@ -228,9 +231,108 @@ class Version(Base):
     data_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     content_sha256: Mapped[str] = mapped_column(String(64))
     snapshot_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # What the worker recorded with the version (none for the base version). Loaded with the
+    # version ("selectin": one query per relation for a whole list of versions).
+    evaluation: Mapped[VersionEvaluation | None] = relationship(lazy="selectin")
+    set_accuracies: Mapped[list[VersionSetAccuracy]] = relationship(
+        lazy="selectin", order_by="VersionSetAccuracy.set_name"
+    )
+    cost: Mapped[VersionCost | None] = relationship(lazy="selectin")
+    gate_decision: Mapped[GateDecision | None] = relationship(lazy="selectin")
+    carried_states: Mapped[list[CarriedState]] = relationship(
+        lazy="selectin", order_by="CarriedState.method"
+    )
+
+
+class VersionEvaluation(Base):
+    """TI and CC of a version (accuracy points; after minus before its update)."""
+
+    __tablename__ = "version_evaluations"
+    __table_args__ = (CheckConstraint(_in("ti_source", TI_SOURCES), name="ti_source"),)
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    ti: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ti_source: Mapped[str] = mapped_column(String(20))
+    held_out_examples: Mapped[int] = mapped_column(Integer, default=0)
+    target_accuracy_before: Mapped[float | None] = mapped_column(Float, nullable=True)
+    target_accuracy_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class VersionSetAccuracy(Base):
+    """Accuracy (percent) on one evaluation set of the model, before and after the update."""
+
+    __tablename__ = "version_set_accuracies"
+    __table_args__ = (CheckConstraint(_in("kind", EVAL_SET_KINDS), name="kind"),)
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    set_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    accuracy_before: Mapped[float] = mapped_column(Float)
+    accuracy_after: Mapped[float] = mapped_column(Float)
+
+
+class VersionCost(Base):
+    """What the update that made a version cost."""
+
+    __tablename__ = "version_costs"
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    device: Mapped[str] = mapped_column(String(50))
+    examples: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[int] = mapped_column(Integer)
+    trainable_parameters: Mapped[int] = mapped_column(BigInteger)
+    optimizer_state_bytes: Mapped[int] = mapped_column(BigInteger)
+    peak_memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    added_memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    train_seconds: Mapped[float] = mapped_column(Float)
+    total_seconds: Mapped[float] = mapped_column(Float)
+    losses: Mapped[list[float]] = mapped_column(JSON, default=list)
+    # Seconds per job phase (load, evaluate_before, train, evaluate_after, store).
+    phase_seconds: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    # Method-specific facts: heads chosen per layer, fc1 entries, ranks kept, ...
+    method_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class GateDecision(Base):
+    """What the activation gate decided for a new version, and why."""
+
+    __tablename__ = "gate_decisions"
+    __table_args__ = (CheckConstraint(_in("policy", ACTIVATION_POLICIES), name="policy"),)
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    policy: Mapped[str] = mapped_column(String(20))
+    threshold: Mapped[float] = mapped_column(Float)
+    activated: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CarriedState(Base):
+    """State a method carries from version to version (KeepLoRA's subspace), as a blob.
+
+    A version lists every method's latest state in its lineage: its parent's, with the state
+    of the method that made it replaced.
+    """
+
+    __tablename__ = "carried_states"
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    method: Mapped[str] = mapped_column(String(50), primary_key=True)
+    blob_sha256: Mapped[str] = mapped_column(String(64))
 
 
 class ActiveVersion(Base):

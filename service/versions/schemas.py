@@ -3,16 +3,83 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.db.tables import Deployment, Version
 
 
+class _Record(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class SetAccuracyOut(_Record):
+    """Accuracy (percent) on one of the model's evaluation sets, before and after the update."""
+
+    set_name: str
+    kind: Literal["control", "target"] = Field(
+        description="control: must not regress (gives CC); target: should improve"
+    )
+    accuracy_before: float
+    accuracy_after: float
+
+
+class EvaluationOut(_Record):
+    """How the update changed accuracy, in accuracy points (after minus before)."""
+
+    ti: float | None = Field(
+        description="target improvement; None when nothing measured it (see ti_source)"
+    )
+    cc: float | None = Field(
+        description="control change: mean over control sets; None without control sets"
+    )
+    ti_source: Literal["held_out", "target_sets", "none"] = Field(
+        description="held_out: the correction's held-out examples; target_sets: the mean over "
+        "the model's target sets (a correction without held-out examples); none: no TI"
+    )
+    held_out_examples: int = Field(description="examples of the correction kept out of training")
+    target_accuracy_before: float | None = Field(description="on the held-out examples, percent")
+    target_accuracy_after: float | None = Field(description="on the held-out examples, percent")
+    sets: list[SetAccuracyOut]
+
+
+class CostOut(_Record):
+    """What the update cost."""
+
+    device: str
+    examples: int = Field(description="examples trained on")
+    steps: int = Field(description="optimizer steps")
+    trainable_parameters: int
+    optimizer_state_bytes: int
+    peak_memory_bytes: int
+    added_memory_bytes: int = Field(description="peak memory above what the model held before")
+    train_seconds: float
+    total_seconds: float
+    losses: list[float] = Field(description="training loss per optimizer step")
+    phase_seconds: dict[str, float] = Field(
+        description="seconds per job phase: load, evaluate_before, train, evaluate_after, store"
+    )
+    method_details: dict[str, Any] = Field(
+        description="method-specific facts: heads chosen per layer, fc1 entries, ranks kept"
+    )
+
+
+class GateDecisionOut(_Record):
+    """What the activation gate decided when the version was made, and why."""
+
+    policy: Literal["auto", "manual", "always"]
+    threshold: float = Field(description="CC threshold of the auto policy, accuracy points")
+    activated: bool
+    reasons: list[str]
+    decided_at: datetime
+
+
 class VersionOut(BaseModel):
-    """A version. ``metrics`` is what the worker measured; by convention it holds ``ti`` and
-    ``cc`` (accuracy points), per-set accuracies and cost figures."""
+    """An immutable version of the model's image encoder, with what its update measured.
+
+    ``evaluation``, ``cost`` and ``gate`` are None for version 1 (the base checkpoint).
+    """
 
     id: str
     model_id: str
@@ -23,7 +90,12 @@ class VersionOut(BaseModel):
     data_hash: str | None
     content_sha256: str
     snapshot_sha256: str | None
-    metrics: dict[str, Any]
+    evaluation: EvaluationOut | None
+    cost: CostOut | None
+    gate: GateDecisionOut | None
+    carried_state_methods: list[str] = Field(
+        description="methods whose carried state (e.g. KeepLoRA's subspace) this version holds"
+    )
     status: str
     active: bool
     created_at: datetime
@@ -40,11 +112,33 @@ class VersionOut(BaseModel):
             data_hash=version.data_hash,
             content_sha256=version.content_sha256,
             snapshot_sha256=version.snapshot_sha256,
-            metrics=version.metrics,
+            evaluation=_evaluation(version),
+            cost=CostOut.model_validate(version.cost) if version.cost else None,
+            gate=(
+                GateDecisionOut.model_validate(version.gate_decision)
+                if version.gate_decision
+                else None
+            ),
+            carried_state_methods=[state.method for state in version.carried_states],
             status=version.status,
             active=version.id == active_id,
             created_at=version.created_at,
         )
+
+
+def _evaluation(version: Version) -> EvaluationOut | None:
+    record = version.evaluation
+    if record is None:
+        return None
+    return EvaluationOut(
+        ti=record.ti,
+        cc=record.cc,
+        ti_source=record.ti_source,  # type: ignore[arg-type]
+        held_out_examples=record.held_out_examples,
+        target_accuracy_before=record.target_accuracy_before,
+        target_accuracy_after=record.target_accuracy_after,
+        sets=[SetAccuracyOut.model_validate(item) for item in version.set_accuracies],
+    )
 
 
 class PointerMove(BaseModel):

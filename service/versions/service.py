@@ -6,24 +6,45 @@
 - ``activate_version`` / ``rollback``: move the active pointer and append a deployment, in the
   caller's transaction; the pointer row is locked first so concurrent moves serialise and the
   history chain stays exact (each move's ``from`` is the previous move's ``to``).
-- ``should_activate``: the activation gate; ``apply_activation_gate`` applies a model's policy
-  to a new version (the worker's last step).
+- ``gate_verdict``: the activation gate; ``apply_activation_gate`` applies a model's policy
+  to a new version and records its decision with the reasons (the worker's last step).
 
 None of these commit: the caller's unit of work does.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
-from service.db.tables import ActiveVersion, Deployment, Model, Version
+from service.db.tables import (
+    ActiveVersion,
+    CarriedState,
+    Deployment,
+    GateDecision,
+    Model,
+    Version,
+    VersionCost,
+    VersionEvaluation,
+    VersionSetAccuracy,
+)
 from service.errors import Conflict, NotFound
 from service.versions import repository
 
 BASE_METHOD = "base"
+
+
+@dataclass
+class VersionRecords:
+    """What the worker measured for a new version (none of it for the base version)."""
+
+    evaluation: VersionEvaluation | None = None
+    set_accuracies: list[VersionSetAccuracy] = field(default_factory=list)
+    cost: VersionCost | None = None
+    # method -> blob of the state it carries forward (the parent's, updated by this job).
+    carried_states: dict[str, str] = field(default_factory=dict)
 
 
 def get_version(session: Session, model_id: str, version_id: str) -> Version:
@@ -49,7 +70,6 @@ def register_base_version(
             data_hash=None,
             content_sha256=content_sha256,
             snapshot_sha256=None,
-            metrics={},
             status="ready",
         ),
     )
@@ -78,14 +98,15 @@ def create_version(
     data_hash: str | None,
     content_sha256: str,
     snapshot_sha256: str,
-    metrics: dict[str, Any],
+    records: VersionRecords | None = None,
     status: str = "ready",
 ) -> Version:
-    """A new version numbered after the model's last one.
+    """A new version numbered after the model's last one, with what the worker measured.
 
     ``snapshot_sha256`` is the blob holding the exact delta from ``parent_id``'s state
     (``service/versions/snapshots.py: store_delta``); ``content_sha256`` the full state's hash.
     """
+    records = records or VersionRecords()
     parent = get_version(session, model_id, parent_id)
     if parent.status != "ready":
         raise Conflict("parent_not_ready", f"parent version {parent_id} is {parent.status}")
@@ -100,8 +121,14 @@ def create_version(
             data_hash=data_hash,
             content_sha256=content_sha256,
             snapshot_sha256=snapshot_sha256,
-            metrics=metrics,
             status=status,
+            evaluation=records.evaluation,
+            set_accuracies=list(records.set_accuracies),
+            cost=records.cost,
+            carried_states=[
+                CarriedState(method=method, blob_sha256=blob)
+                for method, blob in sorted(records.carried_states.items())
+            ],
         ),
     )
 
@@ -157,21 +184,35 @@ def rollback(
     return activate_version(session, model_id, version_id, actor, reason, action="rollback")
 
 
-def should_activate(policy: str, ti: float | None, cc: float | None, threshold: float) -> bool:
-    """The activation gate (TI and CC in accuracy points).
+@dataclass(frozen=True)
+class GateVerdict:
+    activated: bool
+    reasons: list[str]
+
+
+def gate_verdict(policy: str, ti: float | None, cc: float | None, threshold: float) -> GateVerdict:
+    """The activation gate (TI and CC in accuracy points), with the reasons for its answer.
 
     ``always``: yes; ``manual``: never automatically; ``auto``: only when TI > 0 and
     CC >= -threshold (no control sets means CC is None, which passes).
     """
     if policy == "always":
-        return True
+        return GateVerdict(True, ["policy always: every ready version is activated"])
     if policy == "manual":
-        return False
+        return GateVerdict(False, ["policy manual: versions are activated by hand"])
     if policy != "auto":
         raise ValueError(f"unknown activation policy {policy!r}")
-    if ti is None or ti <= 0:
-        return False
-    return cc is None or cc >= -threshold
+    reasons = []
+    if ti is None:
+        reasons.append("TI unknown: no held-out examples and no target sets to measure it on")
+    elif ti <= 0:
+        reasons.append(f"TI {ti:+.2f} points: the correction did not improve its target")
+    if cc is not None and cc < -threshold:
+        reasons.append(f"CC {cc:+.2f} points is below -{threshold:g}: the control sets regressed")
+    if reasons:
+        return GateVerdict(False, reasons)
+    control = "no control sets" if cc is None else f"CC {cc:+.2f} >= -{threshold:g}"
+    return GateVerdict(True, [f"TI {ti:+.2f} > 0 and {control}"])
 
 
 GATE_ACTOR = "gate"
@@ -180,7 +221,7 @@ GATE_ACTOR = "gate"
 def apply_activation_gate(
     session: Session, model: Model, version: Version, ti: float | None, cc: float | None
 ) -> Deployment | None:
-    """Activate a freshly created ready version if the model's policy lets it through.
+    """Apply the model's policy to a freshly created ready version and record the decision.
 
     Returns the deployment when the pointer moved, None when the gate held the version back
     (it stays visible and can be activated by hand). The worker calls this after
@@ -188,9 +229,15 @@ def apply_activation_gate(
     """
     if version.status != "ready":
         return None
-    if not should_activate(model.activation_policy, ti, cc, model.activation_threshold):
-        return None
-    reason = (
-        f"gate {model.activation_policy}: TI={ti} CC={cc} threshold={model.activation_threshold}"
+    verdict = gate_verdict(model.activation_policy, ti, cc, model.activation_threshold)
+    version.gate_decision = GateDecision(
+        policy=model.activation_policy,
+        threshold=model.activation_threshold,
+        activated=verdict.activated,
+        reasons=verdict.reasons,
     )
+    session.flush()
+    if not verdict.activated:
+        return None
+    reason = f"gate {model.activation_policy}: " + "; ".join(verdict.reasons)
     return activate_version(session, model.id, version.id, GATE_ACTOR, reason, action="gate")

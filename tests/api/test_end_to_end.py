@@ -142,8 +142,10 @@ def test_correct_train_serve_and_roll_back(
         assert version["status"] == "ready" and version["number"] == 2
         assert version["parent_id"] == base_id and version["job_id"] == job["id"]
         assert version["method"] == "lorsu" and version["snapshot_sha256"]
-        assert isinstance(version["metrics"]["ti"], float)
-        assert "cc" in version["metrics"]
+        evaluation = version["evaluation"]
+        assert isinstance(evaluation["ti"], float) and evaluation["ti_source"] == "held_out"
+        assert "cc" in evaluation and version["cost"]["steps"] > 0
+        assert version["gate"]["policy"] == "always" and version["gate"]["activated"] is True
         assert version["active"] is True  # policy "always"
 
         version_after, after = _probabilities(client, model_id, images, candidates)

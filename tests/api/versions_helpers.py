@@ -66,7 +66,6 @@ def train_version(
             data_hash=None,
             content_sha256=content_sha256,
             snapshot_sha256=snapshot_sha256,
-            metrics={},
             status=status,
         )
 
@@ -85,6 +84,5 @@ def copy_version(runtime: Runtime, source: Version, status: str) -> Version:
             data_hash=None,
             content_sha256=source.content_sha256,
             snapshot_sha256=source.snapshot_sha256,
-            metrics={},
             status=status,
         )

@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.migrate import upgrade_head
 from service.db.session import create_db_engine, create_session_factory
+from tests.model_fixtures import tiny_model_dir
+
+__all__ = ["tiny_model_dir"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

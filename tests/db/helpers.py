@@ -9,9 +9,12 @@ from service.jobs import repository as jobs_repository
 from service.versions.service import create_version, register_base_version
 
 
-def add_model(session: Session, name: str = "m") -> tuple[Model, Version]:
-    """A model row with its base version 1 (active); the checkpoint itself is not needed."""
-    model = Model(name=name, family="clip", base_path="/nonexistent", activation_policy="auto")
+def add_model(
+    session: Session, name: str = "m", base_path: str = "/nonexistent"
+) -> tuple[Model, Version]:
+    """A model row with its base version 1 (active); the checkpoint is read only when a test
+    submits a correction (hyperparameters are resolved against its architecture)."""
+    model = Model(name=name, family="clip", base_path=base_path, activation_policy="auto")
     session.add(model)
     session.flush()
     return model, register_base_version(session, model, "0" * 64, actor="test")
@@ -31,7 +34,6 @@ def add_versions(
             data_hash=None,
             content_sha256=f"{index + 1:064x}",
             snapshot_sha256=f"{index + 1:064x}",
-            metrics={"ti": 1.0},
             status=status,
         )
         for index in range(count)

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
 from service.versions import repository
-from service.versions.service import apply_activation_gate, should_activate
+from service.versions.service import apply_activation_gate, gate_verdict
 from tests.db.helpers import add_model, add_versions
 
 
@@ -25,8 +25,16 @@ from tests.db.helpers import add_model, add_versions
         ("always", -50.0, -50.0, True),
     ],
 )
-def test_should_activate(policy: str, ti: float | None, cc: float | None, expected: bool) -> None:
-    assert should_activate(policy, ti, cc, threshold=1.0) is expected
+def test_gate_verdict(policy: str, ti: float | None, cc: float | None, expected: bool) -> None:
+    verdict = gate_verdict(policy, ti, cc, threshold=1.0)
+    assert verdict.activated is expected and verdict.reasons
+
+
+def test_the_gate_names_every_reason_it_holds_a_version() -> None:
+    assert gate_verdict("auto", 0.0, -2.5, threshold=1.0).reasons == [
+        "TI +0.00 points: the correction did not improve its target",
+        "CC -2.50 points is below -1: the control sets regressed",
+    ]
 
 
 def test_gate_moves_the_pointer_only_when_it_passes(
@@ -37,6 +45,10 @@ def test_gate_moves_the_pointer_only_when_it_passes(
         held, passed = add_versions(session, model, base, 2)
         assert apply_activation_gate(session, model, held, ti=3.0, cc=-4.0) is None
         assert repository.active_version_id(session, model.id) == base.id
+        assert held.gate_decision is not None and held.gate_decision.activated is False
+        assert held.gate_decision.reasons == [
+            "CC -4.00 points is below -1: the control sets regressed"
+        ]
         deployment = apply_activation_gate(session, model, passed, ti=3.0, cc=0.5)
         assert deployment is not None and deployment.actor == "gate"
         assert repository.active_version_id(session, model.id) == passed.id

@@ -24,6 +24,7 @@ def test_concurrent_same_key_submissions_create_one_job(
     session_factory: sessionmaker[Session],
     make_settings: Callable[..., Settings],
     tmp_path: Path,
+    tiny_model_dir: Path,
 ) -> None:
     from workers.datasets import load_dataset
 
@@ -38,7 +39,7 @@ def test_concurrent_same_key_submissions_create_one_job(
     settings = make_settings()
     blobs = FilesystemBlobStore(tmp_path / "blobs")
     with session_scope(session_factory) as session:
-        model_id = add_model(session)[0].id
+        model_id = add_model(session, base_path=str(tiny_model_dir))[0].id
     barrier = threading.Barrier(4)
     results: list[Submission] = []
 

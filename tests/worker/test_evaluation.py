@@ -7,8 +7,8 @@ from PIL import Image
 
 from service.modelling.examples import ImageExample
 from service.registry.service import LoadedEvalSet
-from service.versions.service import should_activate
-from workers.pipeline.evaluation import Accuracies, build_plan, version_metrics
+from service.versions.service import gate_verdict
+from workers.pipeline.evaluation import Accuracies, build_plan, evaluation_records
 
 TEMPLATE = "a photo of a {}."
 
@@ -39,11 +39,12 @@ def test_ti_from_held_out_and_cc_as_the_mean_change_over_control_sets() -> None:
     plan = build_plan([_example("x"), _example("y")], [_example("y")], [], sets, TEMPLATE)
     before = Accuracies(target=50.0, sets={"a": 80.0, "b": 60.0, "t": 10.0})
     after = Accuracies(target=100.0, sets={"a": 78.0, "b": 61.0, "t": 90.0})
-    metrics = version_metrics(plan, before, after)
-    assert (metrics["ti"], metrics["ti_source"], metrics["cc"]) == (50.0, "held_out", -0.5)
-    assert metrics["sets"]["t"] == {"kind": "target", "before": 10.0, "after": 90.0}
-    assert should_activate("auto", metrics["ti"], metrics["cc"], threshold=1.0)
-    assert not should_activate("auto", metrics["ti"], metrics["cc"], threshold=0.25)
+    evaluation, sets_after = evaluation_records(plan, before, after)
+    assert (evaluation.ti, evaluation.ti_source, evaluation.cc) == (50.0, "held_out", -0.5)
+    [target] = [item for item in sets_after if item.set_name == "t"]
+    assert (target.kind, target.accuracy_before, target.accuracy_after) == ("target", 10.0, 90.0)
+    assert gate_verdict("auto", evaluation.ti, evaluation.cc, threshold=1.0).activated
+    assert not gate_verdict("auto", evaluation.ti, evaluation.cc, threshold=0.25).activated
 
 
 def test_without_held_out_examples_ti_is_the_mean_over_target_sets() -> None:
@@ -51,13 +52,13 @@ def test_without_held_out_examples_ti_is_the_mean_over_target_sets() -> None:
     plan = build_plan([_example("x"), _example("y")], [], [], sets, TEMPLATE)
     before = Accuracies(target=None, sets={"t1": 40.0, "t2": 70.0})
     after = Accuracies(target=None, sets={"t1": 45.0, "t2": 69.0})
-    metrics = version_metrics(plan, before, after)
-    assert (metrics["ti"], metrics["ti_source"], metrics["cc"]) == (2.0, "target_sets", None)
+    evaluation, _ = evaluation_records(plan, before, after)
+    assert (evaluation.ti, evaluation.ti_source, evaluation.cc) == (2.0, "target_sets", None)
 
 
 def test_with_nothing_to_measure_ti_is_none_and_the_auto_gate_holds_the_version_back() -> None:
     plan = build_plan([_example("x"), _example("y")], [], [], [], TEMPLATE)
-    metrics = version_metrics(plan, Accuracies(target=None), Accuracies(target=None))
-    assert (metrics["ti"], metrics["ti_source"], metrics["cc"]) == (None, "none", None)
-    assert not should_activate("auto", metrics["ti"], metrics["cc"], threshold=1.0)
-    assert should_activate("always", metrics["ti"], metrics["cc"], threshold=1.0)
+    evaluation, _ = evaluation_records(plan, Accuracies(target=None), Accuracies(target=None))
+    assert (evaluation.ti, evaluation.ti_source, evaluation.cc) == (None, "none", None)
+    assert not gate_verdict("auto", evaluation.ti, evaluation.cc, threshold=1.0).activated
+    assert gate_verdict("always", evaluation.ti, evaluation.cc, threshold=1.0).activated

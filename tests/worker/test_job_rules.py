@@ -82,12 +82,15 @@ def test_the_auto_gate_activates_an_improvement_and_manual_keeps_it_visible(
         )
         assert result.outcome is Outcome.SUCCEEDED
         [_, version] = stack.versions(model_id)
-        assert version.status == "ready" and version.metrics["ti"] > 0
+        assert version.status == "ready"
+        assert version.evaluation is not None and version.evaluation.ti is not None
+        assert version.evaluation.ti > 0
         results[model_id] = (result.activated, stack.active_version_id(model_id), base, version)
     activated, active, _, version = results[auto]
-    assert activated and active == version.id and version.metrics["gate"]["activated"]
+    assert activated and active == version.id and version.gate_decision.activated
     activated, active, base, version = results[manual]
-    assert not activated and active == base and version.metrics["gate"]["activated"] is False
+    assert not activated and active == base and version.gate_decision.activated is False
+    assert version.gate_decision.reasons == ["policy manual: versions are activated by hand"]
 
 
 def test_an_engine_error_fails_the_job_with_its_code_and_no_version(

@@ -33,14 +33,25 @@ def test_a_job_produces_an_exact_version_with_metrics_and_moves_the_pointer(
     [_initial, gate] = stack.deployments()
     assert (gate.from_version_id, gate.to_version_id, gate.action) == (base_id, version.id, "gate")
 
-    metrics = version.metrics
-    assert metrics["held_out_examples"] == len(shots.held_out)
-    before, after = metrics["target_accuracy"]["before"], metrics["target_accuracy"]["after"]
-    assert metrics["ti"] == after - before and metrics["ti"] > 0
-    control = metrics["sets"]["others"]
-    assert control["kind"] == "control" and metrics["cc"] == control["after"] - control["before"]
-    assert metrics["cost"]["method"] == "lorsu" and metrics["cost"]["trainable_parameters"] > 0
-    assert metrics["gate"] == {"policy": "always", "threshold": 1.0, "activated": True}
+    evaluation = version.evaluation
+    assert evaluation is not None and evaluation.held_out_examples == len(shots.held_out)
+    before, after = evaluation.target_accuracy_before, evaluation.target_accuracy_after
+    assert before is not None and after is not None
+    assert evaluation.ti == after - before and evaluation.ti > 0
+    assert evaluation.ti_source == "held_out"
+    [control] = version.set_accuracies
+    assert (control.set_name, control.kind) == ("others", "control")
+    assert evaluation.cc == control.accuracy_after - control.accuracy_before
+    assert version.cost is not None and version.cost.trainable_parameters > 0
+    assert version.cost.steps == len(version.cost.losses) > 0
+    assert version.cost.method_details["heads_per_layer"]
+    gate = version.gate_decision
+    assert gate is not None and (gate.policy, gate.threshold, gate.activated) == (
+        "always",
+        1.0,
+        True,
+    )
+    assert gate.reasons
 
     # The stored delta rebuilds exactly the weights the worker trained, from the base.
     encoder = load_dual_encoder(stack.job_model_base_path())

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from PIL import Image
 
+from service.db.tables import VersionEvaluation, VersionSetAccuracy
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.registry.service import LoadedEvalSet
@@ -96,8 +96,10 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def version_metrics(plan: EvaluationPlan, before: Accuracies, after: Accuracies) -> dict[str, Any]:
-    """The metrics stored with a version: ``ti``, ``cc`` and every accuracy before/after.
+def evaluation_records(
+    plan: EvaluationPlan, before: Accuracies, after: Accuracies
+) -> tuple[VersionEvaluation, list[VersionSetAccuracy]]:
+    """TI, CC and every set's accuracy before/after, as the version's records.
 
     TI comes from the held-out examples, or (without any) from the mean over target sets; it
     is None when neither exists (the ``auto`` gate then holds the version back). CC is None
@@ -117,14 +119,21 @@ def version_metrics(plan: EvaluationPlan, before: Accuracies, after: Accuracies)
         {name: before.sets[name] for name in controls},
         {name: after.sets[name] for name in controls},
     )
-    return {
-        "ti": ti,
-        "cc": cc,
-        "ti_source": ti_source,
-        "target_accuracy": {"before": before.target, "after": after.target},
-        "held_out_examples": len(plan.target.images) if plan.target else 0,
-        "sets": {
-            name: {"kind": kinds[name], "before": before.sets[name], "after": after.sets[name]}
-            for name in kinds
-        },
-    }
+    evaluation = VersionEvaluation(
+        ti=ti,
+        cc=cc,
+        ti_source=ti_source,
+        held_out_examples=len(plan.target.images) if plan.target else 0,
+        target_accuracy_before=before.target,
+        target_accuracy_after=after.target,
+    )
+    set_accuracies = [
+        VersionSetAccuracy(
+            set_name=name,
+            kind=kind,
+            accuracy_before=before.sets[name],
+            accuracy_after=after.sets[name],
+        )
+        for name, kind in kinds.items()
+    ]
+    return evaluation, set_accuracies

@@ -23,7 +23,7 @@ from service.health.heartbeat import record_heartbeat
 from service.jobs.service import renew_lease
 from service.outbox.broker import Broker
 from service.outbox.dispatcher import dispatch_pending
-from workers.pipeline import metrics
+from workers.pipeline import telemetry
 from workers.pipeline.context import WorkerContext
 from workers.pipeline.store import forget_worker, resend_stale_queued, sweep_expired_leases
 
@@ -82,7 +82,7 @@ class HeartbeatLoop:
             swept = sweep_expired_leases(session, context.worker_id)
             resent = resend_stale_queued(session, context.worker_settings.stale_queued_s)
         for job in swept:
-            metrics.SWEPT.labels(job.action).inc()
+            telemetry.SWEPT.labels(job.action).inc()
             extra = {"swept_job_id": job.job_id, "action": job.action}
             logger.warning("lease expired", extra=extra)
         if resent:
@@ -90,7 +90,7 @@ class HeartbeatLoop:
         if self._broker is not None and (resent or any(j.action == "requeued" for j in swept)):
             dispatch_pending(context.session_factory, self._broker)
         if self._queue_depth is not None:
-            metrics.QUEUE_DEPTH.set(self._queue_depth())
+            telemetry.QUEUE_DEPTH.set(self._queue_depth())
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from service.corrections import repository as corrections_repository
 from service.corrections.service import load_correction
 from service.db.session import session_scope
-from service.db.tables import Job
+from service.db.tables import Job, VersionCost
 from service.jobs.service import append_event, claim_job, finish_job, renew_lease, set_status
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
@@ -40,15 +40,15 @@ from service.registry import repository as registry_repository
 from service.registry.service import load_eval_sets
 from service.storage.blobs import BlobCorruptedError, BlobNotFoundError, BlobStore
 from service.versions import repository as versions_repository
-from service.versions.service import apply_activation_gate, create_version
+from service.versions.service import VersionRecords, apply_activation_gate, create_version
 from service.versions.snapshots import store_delta
 from workers.engine.errors import UpdateCancelled, UpdateError
 from workers.engine.methods.catalogue import stored_hyperparameters
 from workers.engine.methods.hyperparameters import CommonHyperparameters
-from workers.engine.update import run_update
-from workers.pipeline import metrics
+from workers.engine.update import UpdateReport, run_update
+from workers.pipeline import telemetry
 from workers.pipeline.context import WorkerContext
-from workers.pipeline.evaluation import EvaluationPlan, build_plan, measure, version_metrics
+from workers.pipeline.evaluation import EvaluationPlan, build_plan, evaluation_records, measure
 from workers.pipeline.progress import JobProgress, LeaseLost
 from workers.pipeline.store import Refusal, refusal_reason
 
@@ -117,7 +117,7 @@ class _Phases:
     def done(self, phase: str) -> None:
         now = time.perf_counter()
         self.seconds[phase] = round(now - self._started, 4)
-        metrics.JOB_PHASE_SECONDS.labels(phase).observe(now - self._started)
+        telemetry.JOB_PHASE_SECONDS.labels(phase).observe(now - self._started)
         self._started = now
 
 
@@ -132,10 +132,10 @@ def process_job(context: WorkerContext, job_id: str) -> JobResult:
         if job is None:
             refusal = refusal_reason(session, job_id)
             outcome = Outcome.WAITING if refusal is Refusal.WAITING else Outcome.DROPPED
-            metrics.DELIVERIES.labels(outcome.value).inc()
+            telemetry.DELIVERIES.labels(outcome.value).inc()
             return JobResult(outcome, refusal=refusal)
         claimed = ClaimedJob.of(job)
-    metrics.DELIVERIES.labels("claimed").inc()
+    telemetry.DELIVERIES.labels("claimed").inc()
     logger.info(
         "job claimed", extra={"attempt": claimed.attempt, "parent": claimed.parent_version_id}
     )
@@ -159,7 +159,7 @@ def process_job(context: WorkerContext, job_id: str) -> JobResult:
         result = JobResult(Outcome.LEASE_LOST)
     finally:
         context.current_job_id = None
-    metrics.JOB_SECONDS.labels(claimed.method, result.outcome.value).observe(
+    telemetry.JOB_SECONDS.labels(claimed.method, result.outcome.value).observe(
         time.perf_counter() - started
     )
     logger.info(
@@ -215,17 +215,21 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
         job_row = _held_job(context, session, job)
         set_status(session, job_row, "evaluating")
     after = measure(encoder, plan)
-    version_metrics_ = version_metrics(plan, before, after)
+    evaluation, set_accuracies = evaluation_records(plan, before, after)
     _record_metrics_event(context, job, "after update", after.__dict__)
     phases.done("evaluate_after")
 
     child_state = encoder.image_encoder_state()
     snapshot_sha256, content_sha256 = store_delta(context.blobs, inputs.parent_state, child_state)
-    version_metrics_["cost"] = {**outcome.report.to_dict(), "phase_seconds": phases.seconds}
-    version_metrics_["carried_state"] = store_carried_states(
-        context.blobs, inputs.carried_state_blobs, job.method, outcome.carried_state
+    records = VersionRecords(
+        evaluation=evaluation,
+        set_accuracies=set_accuracies,
+        cost=cost_record(outcome.report, phases.seconds),
+        carried_states=store_carried_states(
+            context.blobs, inputs.carried_state_blobs, job.method, outcome.carried_state
+        ),
     )
-    result = _commit_version(context, job, snapshot_sha256, content_sha256, version_metrics_)
+    result = _commit_version(context, job, snapshot_sha256, content_sha256, records)
     phases.done("store")
     if result.version_id is not None:
         context.weights.remember(job.model_id, result.version_id, child_state)
@@ -267,7 +271,7 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
     # something to be contrasted against, and the target accuracy asks "which known class".
     negatives = sorted({label for s in eval_sets for label in s.labels} - own_labels)
     plan = build_plan(trained, held_out, negatives, eval_sets, job.hyperparameters.template)
-    carried_state_blobs = dict(parent.metrics.get("carried_state") or {})
+    carried_state_blobs = {state.method: state.blob_sha256 for state in parent.carried_states}
     try:
         carried_states = {
             method: deserialize_state(context.blobs.get(sha256))
@@ -277,6 +281,24 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
         raise JobFailure("stored_data_integrity", str(error)) from error
     return JobInputs(
         encoder, parent_state, trained, negatives, plan, carried_states, carried_state_blobs
+    )
+
+
+def cost_record(report: UpdateReport, phase_seconds: dict[str, float]) -> VersionCost:
+    """What the update cost, as the version's record."""
+    return VersionCost(
+        device=report.device,
+        examples=report.examples,
+        steps=report.steps,
+        trainable_parameters=report.trainable_parameters,
+        optimizer_state_bytes=report.optimizer_state_bytes,
+        peak_memory_bytes=report.peak_memory_bytes,
+        added_memory_bytes=report.added_memory_bytes,
+        train_seconds=report.train_seconds,
+        total_seconds=report.total_seconds,
+        losses=report.losses,
+        phase_seconds=dict(phase_seconds),
+        method_details=report.details,
     )
 
 
@@ -321,7 +343,7 @@ def _commit_version(
     job: ClaimedJob,
     snapshot_sha256: str,
     content_sha256: str,
-    version_metrics_: dict[str, Any],
+    records: VersionRecords,
 ) -> JobResult:
     with session_scope(context.session_factory) as session:
         job_row = _held_job(context, session, job)
@@ -339,19 +361,16 @@ def _commit_version(
             data_hash=_data_hash(session, job.correction_id),
             content_sha256=content_sha256,
             snapshot_sha256=snapshot_sha256,
-            metrics=version_metrics_,
+            records=records,
         )
+        evaluation = records.evaluation
         deployment = apply_activation_gate(
-            session, model, version, version_metrics_["ti"], version_metrics_["cc"]
+            session,
+            model,
+            version,
+            evaluation.ti if evaluation else None,
+            evaluation.cc if evaluation else None,
         )
-        version.metrics = {
-            **version_metrics_,
-            "gate": {
-                "policy": model.activation_policy,
-                "threshold": model.activation_threshold,
-                "activated": deployment is not None,
-            },
-        }
         finish_job(session, job_row, "succeeded", result_version_id=version.id)
         return JobResult(Outcome.SUCCEEDED, version_id=version.id, activated=deployment is not None)
 
