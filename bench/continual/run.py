@@ -24,8 +24,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from workers.engine.methods.catalogue import method_names
-
 from bench.continual.protocol import (
     EVALUATION_IMAGES_PER_CLASS,
     SESSIONS,
@@ -35,6 +33,7 @@ from bench.continual.protocol import (
 from bench.continual.report import goal_check, settings_table, write_plots
 from bench.continual.results import RunResult, load_runs
 from bench.continual.runner import ZERO_SHOT, run_method
+from workers.engine.methods.catalogue import method_names
 
 DEFAULT_METHODS = (ZERO_SHOT, "lorsu", "lorsu-rand", "lorsu-aah", "lora", "spu", "full-ft")
 DEFAULT_BASE_MODEL = Path("models/standin-base")
