@@ -18,8 +18,6 @@ from typing import Annotated, Any
 
 import typer
 
-from service.jobs.constants import UPDATE_QUEUE
-
 app = typer.Typer(
     help="vlm-correct: keep deployed CLIP-style models correct.", no_args_is_help=True
 )
@@ -59,7 +57,7 @@ def _die_with_parent() -> None:
 
 def _worker_process() -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker"],
+        _worker_command(),
         env=os.environ.copy(),
         preexec_fn=_die_with_parent,
     )
@@ -98,14 +96,15 @@ def serve(
                 process.kill()
 
 
-def _celery_app() -> Any:
-    import workers.celery_app as module
-
-    for name in ("celery_app", "app", "celery"):
-        candidate = getattr(module, name, None)
-        if candidate is not None and hasattr(candidate, "worker_main"):
-            return candidate
-    raise typer.BadParameter("workers.celery_app defines no Celery application")
+def _worker_command(concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
+    # A process of its own: the CLI (and the API it serves) never imports worker code.
+    return [
+        sys.executable,
+        "-m",
+        "workers.main",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+    ]
 
 
 @app.command()
@@ -114,16 +113,8 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
 ) -> None:
     """Run an update worker on the configured broker (consumes the updates queue)."""
-    _celery_app().worker_main(
-        [
-            "worker",
-            f"--queues={UPDATE_QUEUE}",
-            f"--concurrency={concurrency}",
-            "--pool=solo" if concurrency == 1 else "--pool=prefork",
-            f"--loglevel={loglevel}",
-            "--prefetch-multiplier=1",
-        ]
-    )
+    command = _worker_command(concurrency, loglevel)
+    os.execv(command[0], command)
 
 
 # -- client side ---------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def build_runtime(settings: Settings, with_cache: bool = True) -> Runtime:
         broker=Broker(settings.broker_url),
     )
     if with_cache:
-        runtime.cache = ModelCache(runtime)
+        runtime.cache = ModelCache(runtime.blobs, settings.device, settings.serving_cache_size)
         runtime.admission = InferenceAdmission(
             settings.max_concurrent_inference, settings.inference_wait_s
         )

@@ -16,19 +16,16 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.tables import Model, Version
 from service.errors import Conflict, Unavailable
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.loading import load_dual_encoder
+from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
 from service.versions.snapshots import version_state
-
-if TYPE_CHECKING:
-    from service.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +45,10 @@ class LoadedVersion:
 class ModelCache:
     """Thread-safe cache of loaded versions (see the module docstring)."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._capacity = runtime.settings.serving_cache_size
+    def __init__(self, blobs: BlobStore, device: str, capacity: int) -> None:
+        self._blobs = blobs
+        self._device = device
+        self._capacity = capacity
         self._entries: OrderedDict[tuple[str, str], LoadedVersion] = OrderedDict()
         self._serving: dict[str, str] = {}
         self._failures: dict[tuple[str, str], tuple[float, str]] = {}
@@ -146,8 +144,8 @@ class ModelCache:
 
     def _load(self, session: Session, model: Model, version: Version) -> LoadedVersion:
         started = time.perf_counter()
-        encoder = load_dual_encoder(model.base_path, device=self._runtime.settings.device)
-        state = version_state(session, self._runtime.blobs, version, encoder.image_encoder_state())
+        encoder = load_dual_encoder(model.base_path, device=self._device)
+        state = version_state(session, self._blobs, version, encoder.image_encoder_state())
         encoder.load_image_encoder_state(state)
         loaded = LoadedVersion(model.id, version.id, version.number, encoder)
         with self._lock:
@@ -197,18 +195,20 @@ class ModelCache:
         return failure is not None and time.monotonic() - failure[0] < RETRY_AFTER_FAILURE_S
 
 
-def warm_active(runtime: Runtime, model_id: str) -> None:
+def warm_active(
+    cache: ModelCache | None, session_factory: sessionmaker[Session], model_id: str
+) -> None:
     """Load a model's (new) active version now, beside the old one (run after activation,
     in the background, so the first request after a switch does not pay for the load)."""
-    if runtime.cache is None:
+    if cache is None:
         return
     from service.registry import repository as registry_repository
 
-    with runtime.session_factory() as session:
+    with session_factory() as session:
         model = registry_repository.get(session, model_id)
         if model is None:
             return
         try:
-            runtime.cache.active(session, model)
+            cache.active(session, model)
         except Exception:  # already logged by the cache; requests keep the old version
             logger.exception("warming model %s failed", model_id)

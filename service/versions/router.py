@@ -44,7 +44,7 @@ def _move(
     move = rollback if action == "rollback" else activate_version
     deployment = move(session, model_id, body.version_id, principal.actor, body.reason)
     session.commit()
-    background.add_task(warm_active, runtime, model_id)
+    background.add_task(warm_active, runtime.cache, runtime.session_factory, model_id)
     return DeploymentOut.of(deployment)
 
 
