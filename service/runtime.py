@@ -1,7 +1,8 @@
 """What a running API process holds: settings, database, blob store, broker producer, cache.
 
-Built once by the app factory (``service/app.py``) and reachable from requests through
-``service/api/deps.py``; the CLI and the worker build the same pieces with ``build_runtime``.
+Built once per API process by the app factory (``service/app.py``, with ``build_runtime``)
+and reachable from requests through ``service/api/deps.py``. Workers hold their own
+``workers.pipeline.context.WorkerContext`` instead.
 """
 
 from __future__ import annotations

@@ -30,8 +30,9 @@ def resolve_encoder(
             return cache.pinned(session, model, get_version(session, model_id, version_id))
         return cache.active(session, model)
     finally:
-        # The forward pass needs no database: hand the connection back to the pool now
-        # instead of holding it (idle in transaction) for the whole inference.
+        # The forward pass needs no database: end the read-only transaction and hand the
+        # connection back to the pool now (under load, connections held through inference
+        # exhausted the pool).
         session.close()
 
 
@@ -40,12 +41,6 @@ def decode_images(images: list[bytes], settings: Settings) -> list[Image.Image]:
     check_batch_size(len(images), settings.max_examples_per_batch)
     limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
     return [decode_image(data, limits, f"images[{i}]") for i, data in enumerate(images)]
-
-
-def release_connection(session: Session) -> None:
-    """End the read-only transaction so the forward pass does not hold a pooled connection
-    (under load, connections held through inference exhausted the pool)."""
-    session.rollback()
 
 
 def classify_images(
@@ -76,7 +71,6 @@ def classify_images(
         raise InvalidInput("invalid_template", "template must contain '{}' where the label goes")
     decoded = decode_images(images, settings)
     loaded = resolve_encoder(session, cache, model_id, version_id)
-    release_connection(session)
     started = time.perf_counter()
     probabilities = classify(loaded.encoder, decoded, cleaned, template)
     INFERENCE_LATENCY.labels(operation="classify").observe(time.perf_counter() - started)
@@ -112,7 +106,6 @@ def embed(
     cleaned = [clean_text(t, f"texts[{i}]", "empty_text", 4000) for i, t in enumerate(texts)]
     decoded = decode_images(images, settings)
     loaded = resolve_encoder(session, cache, model_id, version_id)
-    release_connection(session)
     started = time.perf_counter()
     image_embeddings = embed_images(loaded.encoder, decoded) if decoded else []
     text_embeddings = embed_texts(loaded.encoder, cleaned) if cleaned else []

@@ -13,10 +13,6 @@ def get(session: Session, version_id: str) -> Version | None:
     return session.get(Version, version_id)
 
 
-def get_for_job(session: Session, job_id: str) -> Version | None:
-    return session.scalars(select(Version).where(Version.job_id == job_id)).first()
-
-
 def list_for_model(session: Session, model_id: str) -> list[Version]:
     query = select(Version).where(Version.model_id == model_id).order_by(Version.number)
     return list(session.scalars(query))

@@ -1,4 +1,4 @@
-"""Real labelled images that install offline (see docs/data.md), behind one loader.
+"""Real labelled images that install offline (sources, licences: README), behind one loader.
 
 ``load_dataset(name, split)`` returns :class:`LabelledImages`; ``DATASET_NAMES`` lists what
 exists. Class names are plain words, so captions such as "a photo of a {label}." read well.

@@ -1,6 +1,6 @@
 """Evaluation: zero-shot accuracy, target improvement (TI) and control change (CC).
 
-Accuracies are percentages (0-100), so TI and CC are in percentage points (methods.md).
+Accuracies are percentages (0-100), so TI and CC are in percentage points.
 """
 
 from __future__ import annotations

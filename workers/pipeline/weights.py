@@ -60,10 +60,6 @@ class WeightsCache:
         with self._lock:
             self._remember((model_id, version_id), state)
 
-    def cached_versions(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return list(self._states)
-
     def _encoder(self, model: Model) -> DualEncoder:
         cached = self._encoders.get(model.id)
         if cached is not None and cached[0] == model.base_path:

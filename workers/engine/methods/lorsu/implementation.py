@@ -1,4 +1,5 @@
-"""LoRSU: LoRA on the most important attention heads + sparse update of fc1 (methods.md).
+"""LoRSU (Low-Rank adaptation with Structured Updates): LoRA on the most important attention
+heads + a sparse update of fc1.
 
 Per session: one importance pass (mean task-loss gradient of every q/k/v and fc1 weight);
 per layer, heads ranked by the summed squared gradient of their q/k/v rows and the top-k get a

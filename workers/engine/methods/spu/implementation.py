@@ -1,7 +1,7 @@
 """SPU baseline: only fc1 trains, only its top fraction of entries (and fc1 biases).
 
-Importance is the mean task-loss gradient (the simpler variant methods.md allows, not the
-label-free logit-norm gradient of the public code). Entries outside the mask are not
+Importance is the mean task-loss gradient (a simpler variant than the label-free
+logit-norm gradient of SPU's public code). Entries outside the mask are not
 parameters at all, so no optimizer (AdamW decay included) can move them.
 """
 
