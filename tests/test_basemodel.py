@@ -13,7 +13,7 @@ from service.modelling.loading import load_dual_encoder
 from workers.basemodel import build_base_model
 from workers.basemodel.card import read_build_info
 from workers.datasets import load_dataset
-from workers.engine.evaluation import zero_shot_accuracy
+from workers.engine.accuracy import zero_shot_accuracy
 
 
 @pytest.fixture(scope="module", autouse=True)

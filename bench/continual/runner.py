@@ -20,7 +20,7 @@ from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.loading import load_dual_encoder
 from workers.datasets import LabelledImages
-from workers.engine.evaluation import control_change, target_improvement, zero_shot_predictions
+from workers.engine.accuracy import control_change, target_improvement, zero_shot_predictions
 from workers.engine.update import run_update
 
 ZERO_SHOT = "zero-shot"

@@ -25,7 +25,7 @@ from service.modelling.dual_encoder import DualEncoder
 from service.modelling.loading import load_dual_encoder
 from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
-from service.versions.snapshots import version_state
+from service.versions.state_chain import version_state
 
 logger = logging.getLogger(__name__)
 

@@ -104,7 +104,7 @@ def create_version(
     """A new version numbered after the model's last one, with what the worker measured.
 
     ``snapshot_sha256`` is the blob holding the exact delta from ``parent_id``'s state
-    (``service/versions/snapshots.py: store_delta``); ``content_sha256`` the full state's hash.
+    (``service/versions/state_chain.py: store_delta``); ``content_sha256`` the full state's hash.
     """
     records = records or VersionRecords()
     parent = get_version(session, model_id, parent_id)

@@ -17,7 +17,7 @@ from service.registry import repository as registry_repository
 from service.runtime import Runtime
 from service.versions import repository as versions_repository
 from service.versions.service import create_version
-from service.versions.snapshots import store_delta, version_state
+from service.versions.state_chain import store_delta, version_state
 
 
 def train_version(

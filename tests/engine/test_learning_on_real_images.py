@@ -9,7 +9,7 @@ import pytest
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from workers.datasets import load_dataset
-from workers.engine.evaluation import zero_shot_predictions
+from workers.engine.accuracy import zero_shot_predictions
 from workers.engine.update import run_update
 
 # The mechanism at the paper's structure (2 heads, 10% of fc1) on the 4-head test model.

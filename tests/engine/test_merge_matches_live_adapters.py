@@ -10,8 +10,8 @@ from workers.engine.examples import build_captioned_batch
 from workers.engine.layers import RowRestrictedLoRA, SparseEntryLinear
 from workers.engine.loss import class_level_contrastive_loss
 from workers.engine.method import UpdateContext
+from workers.engine.method_builder import create_method
 from workers.engine.methods.catalogue import resolve_hyperparameters
-from workers.engine.registry import create_method
 from workers.engine.training_data import TrainingData
 
 

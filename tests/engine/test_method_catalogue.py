@@ -15,6 +15,7 @@ from service.modelling.architecture import VisionArchitecture
 from service.modelling.dual_encoder import DualEncoder
 from tests.model_fixtures import noise_examples
 from workers.engine.method import UpdateContext, UpdateMethod
+from workers.engine.method_builder import implementation_of
 from workers.engine.methods import catalogue
 from workers.engine.methods.catalogue import (
     MethodDeclaration,
@@ -23,7 +24,6 @@ from workers.engine.methods.catalogue import (
     stored_hyperparameters,
 )
 from workers.engine.methods.hyperparameters import CommonHyperparameters, HyperparameterError
-from workers.engine.registry import implementation_of
 from workers.engine.update import run_update
 
 EIGHT_HEADS = VisionArchitecture(num_layers=4, num_heads=8, hidden_size=64)

@@ -6,9 +6,9 @@ import torch
 
 from service.modelling.loading import load_dual_encoder
 from service.modelling.snapshots import state_sha256
-from service.versions.snapshots import version_state
+from service.versions.state_chain import version_state
 from tests.worker.harness import Shots, Stack
-from workers.engine.evaluation import zero_shot_predictions
+from workers.engine.accuracy import zero_shot_predictions
 from workers.pipeline.runner import Outcome, process_job
 
 

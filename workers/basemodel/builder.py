@@ -29,7 +29,7 @@ from workers.basemodel.recipe import (
 )
 from workers.basemodel.training import build_pool, train_image_tower
 from workers.datasets import load_dataset
-from workers.engine.evaluation import zero_shot_accuracy
+from workers.engine.accuracy import zero_shot_accuracy
 
 EVALUATION_TEMPLATE = "a photo of a {}."
 

@@ -16,9 +16,9 @@ from workers.engine.examples import build_captioned_batch
 from workers.engine.loss import class_level_contrastive_loss
 from workers.engine.memory import PeakMemory
 from workers.engine.method import UpdateContext
+from workers.engine.method_builder import create_method
 from workers.engine.methods.catalogue import DEFAULT_METHOD, declaration_of, resolve_hyperparameters
 from workers.engine.methods.hyperparameters import CommonHyperparameters, HyperparameterError
-from workers.engine.registry import create_method
 from workers.engine.trainer import ProgressCallback, train
 from workers.engine.training_data import TrainingData
 

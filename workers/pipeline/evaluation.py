@@ -19,7 +19,7 @@ from service.db.tables import VersionEvaluation, VersionSetAccuracy
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.registry.service import LoadedEvalSet
-from workers.engine.evaluation import control_change, target_improvement, zero_shot_accuracy
+from workers.engine.accuracy import control_change, target_improvement, zero_shot_accuracy
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from service.registry.service import load_eval_sets
 from service.storage.blobs import BlobCorruptedError, BlobNotFoundError, BlobStore
 from service.versions import repository as versions_repository
 from service.versions.service import VersionRecords, apply_activation_gate, create_version
-from service.versions.snapshots import store_delta
+from service.versions.state_chain import store_delta
 from workers.engine.errors import UpdateCancelled, UpdateError
 from workers.engine.methods.catalogue import stored_hyperparameters
 from workers.engine.methods.hyperparameters import CommonHyperparameters

@@ -1,7 +1,7 @@
 """The worker's cache of loaded encoders and materialised version states.
 
 A job trains from its model's active version: base checkpoint + the exact deltas of its
-lineage (``service.versions.snapshots.version_state``, hash-checked at every step). Rebuilding
+lineage (``service.versions.state_chain.version_state``, hash-checked at every step). Rebuilding
 that for every job is wasteful when the parent is usually the version the previous job just
 produced, so the last few states are kept (on the CPU) per worker process. The encoder itself
 is loaded once per model; jobs overwrite its image-encoder weights in place.
@@ -19,7 +19,7 @@ from service.db.tables import Model, Version
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.loading import load_dual_encoder
 from service.storage.blobs import BlobStore
-from service.versions.snapshots import version_state
+from service.versions.state_chain import version_state
 
 State = dict[str, torch.Tensor]
 
