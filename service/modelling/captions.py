@@ -6,6 +6,8 @@ sentences. Torch-free: the API and the method declarations import it.
 
 from __future__ import annotations
 
+import re
+
 DEFAULT_CAPTION_TEMPLATE = "a photo of a {}."
 LABEL_SLOT = "{}"
 
@@ -17,3 +19,40 @@ def caption_for_label(label: str, template: str = DEFAULT_CAPTION_TEMPLATE) -> s
 
 def has_label_slot(template: str) -> bool:
     return LABEL_SLOT in template
+
+
+# -- question/answer corrections -------------------------------------------------------------
+# A question/answer pair trains the image encoder through the CLIP loss, so it must become a
+# caption: a declarative statement about the image. Questions that ask what the image shows
+# become the label caption of the answer, so a Q/A correction teaches the same sentence that
+# classify and the label corrections use; yes/no questions about the subject become "it is
+# (not) ..."; anything else becomes "the answer to '...' is '...'".
+_WHAT_IS_SHOWN = re.compile(
+    r"^(what|which \w+)\s+(is|'s|are)\s+(this|that|it|these|those|shown|"
+    r"(in|on)\s+(the|this)\s+(picture|image|photo|photograph))(\s+(a|an)\s+\w+\s+of)?$",
+    re.IGNORECASE,
+)
+_YES_NO_ABOUT_SUBJECT = re.compile(
+    r"^(is|are)\s+(it|this|that|they|these|those)\s+(?P<rest>.+)$", re.IGNORECASE
+)
+_YES = {"yes", "yes.", "true"}
+_NO = {"no", "no.", "false"}
+_ARTICLE = re.compile(r"^(a|an|the)\s+", re.IGNORECASE)
+
+
+def answer_key(answer: str) -> str:
+    """The answer as compared between examples: lower case, no article, no final period."""
+    return _ARTICLE.sub("", answer.strip().rstrip(".").strip()).lower()
+
+
+def qa_statement(question: str, answer: str, template: str = DEFAULT_CAPTION_TEMPLATE) -> str:
+    """The declarative caption of a question/answer pair (see the comment above)."""
+    asked = " ".join(question.strip().rstrip("?").split())
+    said = answer.strip().rstrip(".").strip()
+    if _WHAT_IS_SHOWN.match(asked):
+        return caption_for_label(_ARTICLE.sub("", said), template)
+    yes_no = _YES_NO_ABOUT_SUBJECT.match(asked)
+    if yes_no and said.lower() in _YES | _NO:
+        negation = "" if said.lower() in _YES else "not "
+        return f"it is {negation}{yes_no.group('rest')}."
+    return f'the answer to "{asked}?" is "{said}".'

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from service.modelling.captions import caption_for_label
+from service.modelling.captions import answer_key, caption_for_label, qa_statement
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,13 @@ class ImageExample:
     answer: str | None = None
 
     def caption(self, template: str) -> str:
-        """The text the image should match: the label through the template, or a QA statement."""
+        """The text the image should match: the label through the template, or the
+        declarative statement of its question and answer."""
         if self.label is not None:
             return caption_for_label(self.label.strip(), template)
-        return f"{(self.question or '').strip()} {(self.answer or '').strip()}".strip()
+        return qa_statement(self.question or "", self.answer or "", template)
+
+    def right_answer(self) -> str:
+        """The right answer, compared between examples: a caption built from the same answer
+        (another image's statement, the label caption) is never a negative for this image."""
+        return answer_key(self.label if self.label is not None else self.answer or "")

@@ -45,6 +45,24 @@ def zero_shot_accuracy(
     return float((predictions == torch.as_tensor(list(labels))).double().mean() * 100.0)
 
 
+@torch.no_grad()
+def caption_accuracy(
+    model: DualEncoder,
+    images: Sequence[Image.Image],
+    targets: Sequence[int],
+    captions: Sequence[str],
+    excluded: Sequence[Sequence[bool]],
+) -> float:
+    """Percentage of ``images`` whose best caption among ``captions`` is their own; the
+    captions ``excluded[i]`` marks (they state image i's answer too) do not compete."""
+    if not images:
+        raise ValueError("cannot measure accuracy on an empty set")
+    scores = model.encode_images(list(images)) @ model.encode_texts(list(captions)).T
+    mask = torch.as_tensor([list(row) for row in excluded], dtype=torch.bool)
+    predictions = scores.cpu().masked_fill(mask, float("-inf")).argmax(dim=1)
+    return float((predictions == torch.as_tensor(list(targets))).double().mean() * 100.0)
+
+
 def target_improvement(before: float, after: float) -> float:
     """TI: accuracy on the held-out target examples after the update minus before."""
     return after - before

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from service.modelling.captions import answer_key, caption_for_label
 from service.modelling.examples import ImageExample
 from workers.engine.errors import EmptyBatch, InvalidExample, SingleClass
 
@@ -19,6 +20,18 @@ class CaptionedBatch:
     targets: list[int]
     captions: list[str]
     positive_count: int
+    # The right answer each caption states (``ImageExample.right_answer``): a caption is
+    # never a negative for an image whose answer it states (see ``same_answer_pairs``).
+    caption_answers: list[str]
+
+    def same_answer_pairs(self) -> list[list[bool]]:
+        """``[c][d]``: captions c != d state the same answer (so d must not be a negative
+        for an image whose caption is c)."""
+        answers = self.caption_answers
+        return [
+            [c != d and answers[c] == answers[d] for d in range(len(answers))]
+            for c in range(len(answers))
+        ]
 
 
 def examples_from_folders(
@@ -64,18 +77,21 @@ def build_captioned_batch(
     for position, example in enumerate(examples):
         _check_example(position, example)
     captions: list[str] = []
+    answers: list[str] = []
     targets: list[int] = []
     for example in examples:
         caption = example.caption(template)
         if caption not in captions:
             captions.append(caption)
+            answers.append(example.right_answer())
         targets.append(captions.index(caption))
     positive_count = len(captions)
     for label in negative_labels:
         if label.strip():
-            caption = template.format(label.strip())
+            caption = caption_for_label(label.strip(), template)
             if caption not in captions:
                 captions.append(caption)
+                answers.append(answer_key(label))
     if len(captions) < 2:
         raise SingleClass(
             "the batch has a single class and no negative labels; the contrastive loss needs two"
@@ -85,4 +101,5 @@ def build_captioned_batch(
         targets=targets,
         captions=captions,
         positive_count=positive_count,
+        caption_answers=answers,
     )

@@ -96,10 +96,12 @@ def run_update(
                 targets=torch.tensor(batch.targets, device=torch_device),
             )
 
+            same_answer = torch.tensor(batch.same_answer_pairs(), device=torch_device)
+
             def loss_of(pixels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
                 features = model.image_features(pixels)
                 return class_level_contrastive_loss(
-                    features, caption_embeddings, targets, logit_scale
+                    features, caption_embeddings, targets, logit_scale, same_answer[targets]
                 )
 
             context = UpdateContext(

@@ -19,16 +19,24 @@ from service.db.tables import VersionEvaluation, VersionSetAccuracy
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.registry.service import LoadedEvalSet
-from workers.engine.accuracy import control_change, target_improvement, zero_shot_accuracy
+from workers.engine.accuracy import (
+    caption_accuracy,
+    control_change,
+    target_improvement,
+    zero_shot_accuracy,
+)
+from workers.engine.examples import build_captioned_batch
 
 
 @dataclass(frozen=True)
 class TargetExamples:
-    """Held-out images with the index of their own caption among ``captions``."""
+    """Held-out images with the index of their own caption among ``captions``, and the
+    captions that state the same answer (never counted as a wrong match)."""
 
     images: list[Image.Image]
     targets: list[int]
     captions: list[str]
+    excluded: list[list[bool]]
 
 
 @dataclass(frozen=True)
@@ -54,19 +62,15 @@ def build_plan(
     """The evaluation of one job (see the module docstring)."""
     target = None
     if held_out:
-        captions: list[str] = []
-        for example in [*trained, *held_out]:
-            caption = example.caption(template)
-            if caption not in captions:
-                captions.append(caption)
-        for label in negative_labels:
-            caption = template.format(label)
-            if caption not in captions:
-                captions.append(caption)
+        # Exactly the captions (and exclusions) the training loss uses, held-out ones added.
+        batch = build_captioned_batch([*trained, *held_out], template, negative_labels)
+        same_answer = batch.same_answer_pairs()
+        targets = batch.targets[len(trained) :]
         target = TargetExamples(
             images=[example.image for example in held_out],
-            targets=[captions.index(example.caption(template)) for example in held_out],
-            captions=captions,
+            targets=targets,
+            captions=batch.captions,
+            excluded=[same_answer[index] for index in targets],
         )
     return EvaluationPlan(target=target, eval_sets=eval_sets, template=template)
 
@@ -82,9 +86,12 @@ def measure(model: DualEncoder, plan: EvaluationPlan) -> Accuracies:
     """Every accuracy of ``plan`` with the model's current weights."""
     target = None
     if plan.target is not None:
-        # The captions are complete already: the identity template matches them as they are.
-        target = zero_shot_accuracy(
-            model, plan.target.images, plan.target.targets, plan.target.captions, "{}"
+        target = caption_accuracy(
+            model,
+            plan.target.images,
+            plan.target.targets,
+            plan.target.captions,
+            plan.target.excluded,
         )
     sets = {
         eval_set.name: set_accuracy(model, eval_set, plan.template) for eval_set in plan.eval_sets
