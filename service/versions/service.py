@@ -14,6 +14,7 @@ None of these commit: the caller's unit of work does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -190,12 +191,41 @@ class GateVerdict:
     reasons: list[str]
 
 
-def gate_verdict(policy: str, ti: float | None, cc: float | None, threshold: float) -> GateVerdict:
+@dataclass(frozen=True)
+class ControlResult:
+    """One control set's accuracy (percent) before and after an update."""
+
+    name: str
+    before: float
+    after: float
+
+
+def gate_verdict(
+    policy: str,
+    ti: float | None,
+    cc: float | None,
+    threshold: float,
+    controls: Sequence[ControlResult] = (),
+) -> GateVerdict:
     """The activation gate (TI and CC in accuracy points), with the reasons for its answer.
 
     ``always``: yes; ``manual``: never automatically; ``auto``: only when TI > 0 and
-    CC >= -threshold (no control sets means CC is None, which passes).
+    CC >= -threshold (no control sets means CC is None, which passes). Every control set
+    that lost accuracy is named in the reasons with its drop, whatever the policy.
     """
+    regressions = [
+        f"control set {c.name!r} fell {c.before - c.after:.2f} points "
+        f"({c.before:.1f} -> {c.after:.1f})"
+        for c in sorted(controls, key=lambda c: c.after - c.before)
+        if c.after < c.before
+    ]
+    verdict = _policy_verdict(policy, ti, cc, threshold)
+    return GateVerdict(verdict.activated, verdict.reasons + regressions)
+
+
+def _policy_verdict(
+    policy: str, ti: float | None, cc: float | None, threshold: float
+) -> GateVerdict:
     if policy == "always":
         return GateVerdict(True, ["policy always: every ready version is activated"])
     if policy == "manual":
@@ -229,7 +259,12 @@ def apply_activation_gate(
     """
     if version.status != "ready":
         return None
-    verdict = gate_verdict(model.activation_policy, ti, cc, model.activation_threshold)
+    controls = [
+        ControlResult(result.set_name, result.accuracy_before, result.accuracy_after)
+        for result in version.set_accuracies
+        if result.kind == "control"
+    ]
+    verdict = gate_verdict(model.activation_policy, ti, cc, model.activation_threshold, controls)
     version.gate_decision = GateDecision(
         policy=model.activation_policy,
         threshold=model.activation_threshold,

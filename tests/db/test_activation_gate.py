@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
 from service.versions import repository
-from service.versions.service import apply_activation_gate, gate_verdict
+from service.versions.service import ControlResult, apply_activation_gate, gate_verdict
 from tests.db.helpers import add_model, add_versions
 
 
@@ -28,6 +28,20 @@ from tests.db.helpers import add_model, add_versions
 def test_gate_verdict(policy: str, ti: float | None, cc: float | None, expected: bool) -> None:
     verdict = gate_verdict(policy, ti, cc, threshold=1.0)
     assert verdict.activated is expected and verdict.reasons
+
+
+def test_the_gate_names_each_control_set_that_regressed() -> None:
+    controls = [
+        ControlResult("fashion", 80.0, 77.5),
+        ControlResult("textures", 90.0, 91.0),
+        ControlResult("digits", 50.0, 49.5),
+    ]
+    verdict = gate_verdict("auto", 4.0, -0.5, threshold=1.0, controls=controls)
+    assert verdict.activated
+    assert verdict.reasons[1:] == [
+        "control set 'fashion' fell 2.50 points (80.0 -> 77.5)",
+        "control set 'digits' fell 0.50 points (50.0 -> 49.5)",
+    ]
 
 
 def test_the_gate_names_every_reason_it_holds_a_version() -> None:
