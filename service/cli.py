@@ -208,8 +208,8 @@ def correct(
     files = [("images", (path.name, path.read_bytes())) for path, _label in pairs]
     accepted = _check(client.post(f"/v1/models/{target['id']}/corrections", files=files, data=data))
     typer.echo(
-        f"correction {accepted['correction_id']}: {accepted['examples']} examples "
-        f"({accepted['held_out']} held out), job {accepted['job_id']}"
+        f"correction {accepted['correction_id']}: {accepted['examples']} examples, "
+        f"job {accepted['job_id']}\n  {accepted['note']}"
     )
     if not follow:
         return

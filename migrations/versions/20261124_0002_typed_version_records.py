@@ -1,4 +1,5 @@
-"""Typed version records: evaluation, per-set accuracies, cost, gate decision, carried state.
+"""Typed version records: evaluation, per-set accuracies, cost, gate decision, carried state;
+what each correction's TI is measured on.
 
 Moves what ``versions.metrics`` (a JSON grab-bag) held into tables with a schema, then drops
 the column. The downgrade rebuilds the JSON from the tables.
@@ -108,11 +109,34 @@ def upgrade() -> None:
         _version_fk("carried_states"),
         sa.PrimaryKeyConstraint("version_id", "method", name=op.f("pk_carried_states")),
     )
+    _add_correction_ti_source()
     _move_metrics_into_tables()
     # A plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35 has it): a batch rebuild of
     # ``versions`` would drop the table, and with foreign keys on that cascades into the
     # records just written and is refused while the active pointer references it.
     op.drop_column("versions", "metrics")
+
+
+_CORRECTION_TI_SOURCES = "ti_source IN ('eval_examples', 'held_out', 'target_sets', 'none')"
+
+
+def _add_correction_ti_source() -> None:
+    # No batch rebuild on SQLite (it would drop ``corrections``, which the foreign keys of
+    # jobs and examples refuse or cascade): SQLite takes the check inline in ADD COLUMN.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "ALTER TABLE corrections ADD COLUMN ti_source VARCHAR(20) NOT NULL "
+            "DEFAULT 'held_out' CONSTRAINT ck_corrections_ti_source "
+            f"CHECK ({_CORRECTION_TI_SOURCES})"
+        )
+        return
+    op.add_column(
+        "corrections",
+        sa.Column("ti_source", sa.String(length=20), nullable=False, server_default="held_out"),
+    )
+    op.create_check_constraint(
+        op.f("ck_corrections_ti_source"), "corrections", _CORRECTION_TI_SOURCES
+    )
 
 
 def _move_metrics_into_tables() -> None:
@@ -243,6 +267,9 @@ def _rows_from_metrics(
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint(op.f("ck_corrections_ti_source"), "corrections", type_="check")
+    op.drop_column("corrections", "ti_source")
     op.add_column("versions", sa.Column("metrics", sa.JSON(), nullable=False, server_default="{}"))
     connection = op.get_bind()
     versions = sa.table("versions", sa.column("id", sa.String), sa.column("metrics", sa.JSON))

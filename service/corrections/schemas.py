@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -30,7 +30,8 @@ class CorrectionOptions(BaseModel):
         ge=0,
         lt=1,
         description="share of each label's examples kept out of training to measure TI; "
-        "default: the service setting, or 0 when eval_examples are given",
+        "default: 0 when eval_examples are given or the model has target eval sets (every "
+        "example trains), the service setting (0.2) otherwise",
     )
 
 
@@ -70,6 +71,12 @@ class CorrectionAccepted(BaseModel):
     method: str
     hyperparameters: dict[str, Any]
     seed: int
-    examples: int
-    held_out: int
+    examples: int = Field(description="examples received (eval_examples included)")
+    trained: int = Field(description="examples the update trains on")
+    held_out: int = Field(description="examples kept out of training to measure TI")
+    ti_source: Literal["eval_examples", "held_out", "target_sets", "none"] = Field(
+        description="what TI is measured on: the request's eval_examples; a share of its "
+        "examples held out of training; the model's target eval sets; or nothing"
+    )
+    note: str = Field(description="the same in a sentence")
     data_hash: str

@@ -185,12 +185,15 @@ def submit_correction(
 
     examples = _validated_examples(request.examples, "examples", settings)
     eval_examples = _validated_examples(request.eval_examples, "eval_examples", settings)
+    has_target_sets = bool(registry_repository.list_eval_sets(session, model.id, "target"))
     fraction = options.held_out_fraction
     if fraction is None:
-        fraction = 0.0 if eval_examples else settings.default_held_out_fraction
+        # Hold examples out only when nothing else can measure TI.
+        fraction = 0.0 if eval_examples or has_target_sets else settings.default_held_out_fraction
     held_out = choose_held_out(
         [example.label or example.answer or "" for example in examples], fraction, options.seed
     )
+    ti_source = ti_source_of(bool(eval_examples), bool(held_out), has_target_sets)
     check_contrast(
         [example for position, example in enumerate(examples) if position not in held_out],
         {example.label for example in examples + eval_examples if example.label is not None},
@@ -219,6 +222,7 @@ def submit_correction(
                     data_hash=data_hash,
                     num_examples=len(rows),
                     num_held_out=sum(row.held_out for row in rows),
+                    ti_source=ti_source,
                 ),
                 rows,
             )
@@ -272,8 +276,43 @@ def _accepted(correction: Correction, job: Job) -> CorrectionAccepted:
         hyperparameters=job.hyperparameters,
         seed=job.seed,
         examples=correction.num_examples,
+        trained=correction.num_examples - correction.num_held_out,
         held_out=correction.num_held_out,
+        ti_source=correction.ti_source,  # type: ignore[arg-type]
+        note=ti_note(correction),
         data_hash=correction.data_hash,
+    )
+
+
+def ti_source_of(has_eval_examples: bool, holds_out: bool, has_target_sets: bool) -> str:
+    """What a correction's TI is measured on (``CORRECTION_TI_SOURCES``)."""
+    if has_eval_examples:
+        return "eval_examples"
+    if holds_out:
+        return "held_out"
+    return "target_sets" if has_target_sets else "none"
+
+
+def ti_note(correction: Correction) -> str:
+    """One sentence for people: what trains and what measures TI."""
+    trained = correction.num_examples - correction.num_held_out
+    if correction.ti_source == "eval_examples":
+        return (
+            f"all {trained} examples train; TI is measured on the "
+            f"{correction.num_held_out} eval_examples sent with them"
+        )
+    if correction.ti_source == "held_out":
+        return (
+            f"{correction.num_held_out} of the {correction.num_examples} examples (one or more "
+            f"per label with at least two) are held out of training to measure TI, so "
+            f"{trained} train; send eval_examples, or register a target eval set for the "
+            f"model, to train on all of them"
+        )
+    if correction.ti_source == "target_sets":
+        return f"all {trained} examples train; TI is measured on the model's target eval sets"
+    return (
+        f"all {trained} examples train; nothing measures TI (no eval_examples, no target "
+        f"eval sets), so the auto gate will hold the version for review"
     )
 
 

@@ -44,6 +44,10 @@ EVAL_SET_KINDS = ("control", "target")
 # Where a version's TI came from: the correction's held-out examples, the model's target
 # sets (a correction without held-out examples), or nowhere (TI is then None).
 TI_SOURCES = ("held_out", "target_sets", "none")
+# What a correction's TI is measured on, decided at submission: the request's evaluation
+# examples; a share of its examples held out of training; the model's target sets (every
+# example trains); or nothing (every example trains and the model has no target sets).
+CORRECTION_TI_SOURCES = ("eval_examples", "held_out", "target_sets", "none")
 SCOPES = ("inference", "corrections", "admin")
 
 
@@ -117,12 +121,15 @@ class Correction(Base):
     """A few-shot correction batch; ``data_hash`` identifies its content exactly."""
 
     __tablename__ = "corrections"
+    __table_args__ = (CheckConstraint(_in("ti_source", CORRECTION_TI_SOURCES), name="ti_source"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     data_hash: Mapped[str] = mapped_column(String(64))
     num_examples: Mapped[int] = mapped_column(Integer)
     num_held_out: Mapped[int] = mapped_column(Integer)
+    # What TI will be measured on (decided at submission, see ``CORRECTION_TI_SOURCES``).
+    ti_source: Mapped[str] = mapped_column(String(20), default="held_out")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -88,7 +88,36 @@ def test_explicit_eval_examples_are_held_out(
         data={"labels": labels, "eval_labels": [fashion.class_names[fashion.labels[4]]]},
     )
     assert response.status_code == 202, response.text
-    assert response.json()["examples"] == 5 and response.json()["held_out"] == 1
+    accepted = response.json()
+    assert (accepted["examples"], accepted["trained"], accepted["held_out"]) == (5, 4, 1)
+    assert accepted["ti_source"] == "eval_examples" and "all 4 examples train" in accepted["note"]
+
+
+def test_what_trains_and_what_measures_ti_is_stated(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    # Nothing else to measure TI on: a share of the examples is held out, and the answer says so.
+    held = _submit(client, model["id"], fashion)
+    assert held["ti_source"] == "held_out" and held["trained"] == 12 - held["held_out"]
+    assert f"{held['held_out']} of the 12 examples" in held["note"]
+    # Once the model has a target eval set, every example trains and TI comes from the set.
+    files = [
+        ("images", (f"{i}.png", to_png(fashion.images[20 + i]), "image/png")) for i in range(4)
+    ]
+    labels = [fashion.class_names[label] for label in fashion.labels[20:24]]
+    created = client.post(
+        f"/v1/models/{model['id']}/eval-sets",
+        files=files,
+        data={"name": "fix-these", "kind": "target", "labels": labels},
+    )
+    assert created.status_code == 201, created.text
+    everything = _submit(client, model["id"], fashion, seed="1")
+    assert (everything["trained"], everything["held_out"]) == (12, 0)
+    assert everything["ti_source"] == "target_sets"
+    assert "target eval sets" in everything["note"]
+    # An explicit share still wins.
+    explicit = _submit(client, model["id"], fashion, seed="2", held_out_fraction="0.5")
+    assert explicit["ti_source"] == "held_out" and explicit["held_out"] > 0
 
 
 def test_cancel_a_queued_job(client: TestClient, model: dict[str, Any], fashion: Any) -> None:

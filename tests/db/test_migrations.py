@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.db.base import Base
 from service.db.migrate import downgrade_base, upgrade_head
 from service.db.session import create_db_engine
-from service.db.tables import Version
+from service.db.tables import Correction, Version
 
 EXPECTED_TABLES = {
     "models",
@@ -117,6 +117,13 @@ def test_version_metrics_written_before_typed_records_are_moved_into_them(
                 ),
                 {"sha": "0" * 64, "metrics": json.dumps(legacy)},
             )
+            connection.execute(
+                text(
+                    "INSERT INTO corrections (id, model_id, data_hash, num_examples, "
+                    "num_held_out, created_at) VALUES ('c', 'm', :h, 2, 1, CURRENT_TIMESTAMP)"
+                ),
+                {"h": "1" * 64},
+            )
             # The pointer references the version while the column is dropped.
             connection.execute(
                 text(
@@ -139,5 +146,7 @@ def test_version_metrics_written_before_typed_records_are_moved_into_them(
             assert [(s.method, s.blob_sha256) for s in version.carried_states] == [
                 ("keeplora", "ab" * 32)
             ]
+            correction = session.get(Correction, "c")
+            assert correction is not None and correction.ti_source == "held_out"
     finally:
         engine.dispose()
