@@ -304,6 +304,10 @@ class VersionCost(Base):
     train_seconds: Mapped[float] = mapped_column(Float)
     total_seconds: Mapped[float] = mapped_column(Float)
     losses: Mapped[list[float]] = mapped_column(JSON, default=list)
+    # Why training ended: "planned_steps", "learned" (examples fitted) or "drift_budget".
+    stop_reason: Mapped[str] = mapped_column(String(20), default="planned_steps")
+    anchors: Mapped[int] = mapped_column(Integer, default=0)
+    anchor_drift: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Seconds per job phase (load, evaluate_before, train, evaluate_after, store).
     phase_seconds: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     # Method-specific facts: heads chosen per layer, fc1 entries, ranks kept, ...

@@ -57,6 +57,14 @@ class CostOut(_Record):
     train_seconds: float
     total_seconds: float
     losses: list[float] = Field(description="training loss per optimizer step")
+    stop_reason: Literal["planned_steps", "learned", "drift_budget"] = Field(
+        description="why training ended: the planned steps (epochs, max_steps), the "
+        "correction's examples learned (stop_margin), or the anchors' drift budget"
+    )
+    anchors: int = Field(description="control images training used as anchors")
+    anchor_drift: float | None = Field(
+        description="mean 1 - cos of the anchors' embeddings after the update vs the parent"
+    )
     phase_seconds: dict[str, float] = Field(
         description="seconds per job phase: load, evaluate_before, train, evaluate_after, store"
     )

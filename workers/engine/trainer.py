@@ -3,6 +3,8 @@
 AdamW over the method's trainable parameters, linear warm-up then cosine decay stepped per
 optimizer step (the schedule is sized in steps and stepped in steps), gradient clipping,
 progress after every step, cooperative cancel, and a hard stop on a non-finite loss.
+Optionally an anchor term joins the loss, and training stops early by budget (``Budget``):
+once the correction's examples are learned, or once the anchors drifted far enough.
 """
 
 from __future__ import annotations
@@ -29,6 +31,28 @@ class TrainingResult:
     steps: int
     seconds: float
     optimizer_state_bytes: int
+    # "planned_steps" (epochs or the max_steps cap), "learned" or "drift_budget".
+    stop_reason: str = "planned_steps"
+
+
+@dataclass
+class Budget:
+    """When to stop before the planned steps (checked every ``check_every`` steps)."""
+
+    check_every: int
+    learned: Callable[[], bool] | None = None
+    drift: Callable[[], float] | None = None
+    drift_budget: float | None = None
+
+    def stop_reason(self) -> str | None:
+        if self.learned is not None and self.learned():
+            return "learned"
+        over_budget = (
+            self.drift is not None
+            and self.drift_budget is not None
+            and self.drift() >= self.drift_budget
+        )
+        return "drift_budget" if over_budget else None
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -64,8 +88,13 @@ def train(
     generator: torch.Generator,
     on_progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    anchor_loss: Callable[[torch.Generator], torch.Tensor] | None = None,
+    budget: Budget | None = None,
 ) -> TrainingResult:
-    """Train ``method``'s parameters; raises UpdateCancelled / NonFiniteLoss."""
+    """Train ``method``'s parameters; raises UpdateCancelled / NonFiniteLoss.
+
+    ``anchor_loss`` (if given) is added to every step's loss; ``budget`` may end training
+    before the planned steps (the result says why it stopped)."""
     parameters = method.trainable_parameters()
     optimizer = torch.optim.AdamW(
         parameters, lr=hyperparameters.learning_rate, weight_decay=hyperparameters.weight_decay
@@ -88,10 +117,13 @@ def train(
         total_steps,
     )
     step = 0
+    stop_reason = "planned_steps"
     for pixels, targets in batches:
         if should_cancel is not None and should_cancel():
             raise UpdateCancelled(f"cancelled at step {step} of {total_steps}")
         loss = loss_of(pixels, targets)
+        if anchor_loss is not None:
+            loss = loss + anchor_loss(generator)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(f"loss became {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
@@ -105,9 +137,15 @@ def train(
         losses.append(float(loss.detach()))
         if on_progress is not None:
             on_progress(step, total_steps, losses[-1])
+        if budget is not None and step % budget.check_every == 0 and step < total_steps:
+            reason = budget.stop_reason()
+            if reason is not None:
+                stop_reason = reason
+                break
     return TrainingResult(
         losses=losses,
         steps=step,
         seconds=time.perf_counter() - started,
         optimizer_state_bytes=optimizer_state_bytes(optimizer),
+        stop_reason=stop_reason,
     )

@@ -11,6 +11,7 @@ import torch
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from workers.engine.anchors import AnchorTerm, prepare_anchors
 from workers.engine.errors import InvalidHyperparameter
 from workers.engine.examples import build_captioned_batch
 from workers.engine.loss import class_level_contrastive_loss
@@ -19,7 +20,7 @@ from workers.engine.method import UpdateContext
 from workers.engine.method_builder import create_method
 from workers.engine.methods.catalogue import DEFAULT_METHOD, declaration_of, resolve_hyperparameters
 from workers.engine.methods.hyperparameters import CommonHyperparameters, HyperparameterError
-from workers.engine.trainer import ProgressCallback, train
+from workers.engine.trainer import Budget, ProgressCallback, train
 from workers.engine.training_data import TrainingData
 
 
@@ -42,6 +43,11 @@ class UpdateReport:
     steps: int
     losses: list[float]
     details: dict[str, Any] = field(default_factory=dict)
+    # Why training ended: "planned_steps", "learned" or "drift_budget".
+    stop_reason: str = "planned_steps"
+    anchors: int = 0
+    # Mean 1 - cos between the anchors' embeddings after the update and the parent's.
+    anchor_drift: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +72,7 @@ def run_update(
     carried_state: dict[str, torch.Tensor] | None = None,
     on_progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    anchors: Sequence[ImageExample] = (),
 ) -> UpdateOutcome:
     """Fine-tune the image encoder of ``model`` on ``examples`` and merge the update in place.
 
@@ -75,6 +82,8 @@ def run_update(
 
     ``hyperparameters``: the resolved set of ``method`` (what a job stores), or overrides
     (a mapping) that are resolved here against ``model``; either way they are checked.
+    ``anchors``: labelled control images the anchor terms and the drift budget use (never
+    the images CC is measured on); ignored unless the hyperparameters ask for them.
     """
     hp = checked_hyperparameters(model, method, hyperparameters)
     batch = build_captioned_batch(examples, hp.template, negative_labels)
@@ -104,6 +113,18 @@ def run_update(
                     features, caption_embeddings, targets, logit_scale, same_answer[targets]
                 )
 
+            anchor_term = (
+                AnchorTerm(
+                    model,
+                    prepare_anchors(model, anchors, hp.template),
+                    hp.anchor_distillation,
+                    hp.anchor_rehearsal,
+                    hp.anchor_batch_size,
+                )
+                if anchors and hp.uses_anchors()
+                else None
+            )
+            budget = _budget(hp, data, anchor_term, caption_embeddings, same_answer, model)
             context = UpdateContext(
                 model=model,
                 data=data,
@@ -113,8 +134,19 @@ def run_update(
             )
             update_method.prepare(context)
             trainable = update_method.trainable_parameters()
-            result = train(update_method, hp, data, loss_of, generator, on_progress, should_cancel)
+            result = train(
+                update_method,
+                hp,
+                data,
+                loss_of,
+                generator,
+                on_progress,
+                should_cancel,
+                anchor_term.loss if anchor_term is not None and anchor_term.active else None,
+                budget,
+            )
             update_method.merge()
+            drift = anchor_term.drift() if anchor_term is not None else None
     except BaseException:
         update_method.discard()
         model.load_image_encoder_state(original_state)
@@ -138,6 +170,9 @@ def run_update(
         steps=result.steps,
         losses=result.losses,
         details=update_method.details(),
+        stop_reason=result.stop_reason,
+        anchors=anchor_term.anchors.size if anchor_term is not None else 0,
+        anchor_drift=drift,
     )
     return UpdateOutcome(report=report, carried_state=update_method.carried_state())
 
@@ -160,3 +195,51 @@ def checked_hyperparameters(
         return resolve_hyperparameters(method, hyperparameters, model.architecture)
     except HyperparameterError as error:
         raise InvalidHyperparameter(error.message) from error
+
+
+def _budget(
+    hp: CommonHyperparameters,
+    data: TrainingData,
+    anchor_term: AnchorTerm | None,
+    caption_embeddings: torch.Tensor,
+    same_answer: torch.Tensor,
+    model: DualEncoder,
+) -> Budget | None:
+    """The early stop the hyperparameters ask for, checked once per epoch (None: none)."""
+    learned = None
+    if hp.stop_margin is not None:
+        margin = hp.stop_margin
+
+        def learned() -> bool:
+            return examples_learned(model, data, caption_embeddings, same_answer, margin)
+
+    drift = anchor_term.drift if anchor_term is not None and hp.drift_budget else None
+    if learned is None and drift is None:
+        return None
+    return Budget(
+        check_every=data.steps_per_epoch(hp.batch_size),
+        learned=learned,
+        drift=drift,
+        drift_budget=hp.drift_budget,
+    )
+
+
+@torch.no_grad()
+def examples_learned(
+    model: DualEncoder,
+    data: TrainingData,
+    caption_embeddings: torch.Tensor,
+    same_answer: torch.Tensor,
+    margin: float,
+) -> bool:
+    """Whether every training example's own caption beats every other caption (those that
+    state the same answer aside) by ``margin`` in cosine similarity."""
+    for pixels, targets in data.batches_in_order(64):
+        embeddings = torch.nn.functional.normalize(model.image_features(pixels), dim=-1)
+        similarity = embeddings @ caption_embeddings.T
+        own = similarity.gather(1, targets.unsqueeze(1)).squeeze(1)
+        others = similarity.masked_fill(same_answer[targets], float("-inf"))
+        others = others.scatter(1, targets.unsqueeze(1), float("-inf"))
+        if bool((own - others.max(dim=1).values < margin).any()):
+            return False
+    return True

@@ -75,6 +75,33 @@ def build_plan(
     return EvaluationPlan(target=target, eval_sets=eval_sets, template=template)
 
 
+def split_control_sets(
+    eval_sets: Sequence[LoadedEvalSet],
+) -> tuple[list[LoadedEvalSet], list[ImageExample]]:
+    """Each control set split by position: even positions stay for measuring CC, odd ones
+    become anchors training may use (deterministic, so CC is never measured on an image
+    training saw). Target sets are returned whole."""
+    measured: list[LoadedEvalSet] = []
+    anchors: list[ImageExample] = []
+    for eval_set in eval_sets:
+        if eval_set.kind != "control":
+            measured.append(eval_set)
+            continue
+        measured.append(
+            LoadedEvalSet(
+                name=eval_set.name,
+                kind=eval_set.kind,
+                images=eval_set.images[0::2],
+                labels=eval_set.labels[0::2],
+            )
+        )
+        anchors += [
+            ImageExample(image=image, label=label)
+            for image, label in zip(eval_set.images[1::2], eval_set.labels[1::2], strict=True)
+        ]
+    return measured, anchors
+
+
 def set_accuracy(model: DualEncoder, eval_set: LoadedEvalSet, template: str) -> float:
     """Zero-shot accuracy on one evaluation set over its own label set."""
     class_names = sorted(set(eval_set.labels))

@@ -48,7 +48,13 @@ from workers.engine.methods.hyperparameters import CommonHyperparameters
 from workers.engine.update import UpdateReport, run_update
 from workers.pipeline import telemetry
 from workers.pipeline.context import WorkerContext
-from workers.pipeline.evaluation import EvaluationPlan, build_plan, evaluation_records, measure
+from workers.pipeline.evaluation import (
+    EvaluationPlan,
+    build_plan,
+    evaluation_records,
+    measure,
+    split_control_sets,
+)
 from workers.pipeline.progress import JobProgress, LeaseLost
 from workers.pipeline.store import Refusal, refusal_reason
 
@@ -200,6 +206,7 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
             carried_state=inputs.carried_states.get(job.method),
             on_progress=progress.on_progress,
             should_cancel=progress.should_cancel,
+            anchors=inputs.anchors,
         )
     except UpdateCancelled:
         return _finish_cancelled(context, job, "cancelled during training")
@@ -249,6 +256,8 @@ class JobInputs:
     # and the blob each was stored in; inherited through versions made by other methods.
     carried_states: dict[str, dict[str, torch.Tensor]]
     carried_state_blobs: dict[str, str]
+    # The anchor halves of the control sets (CC is measured on the other halves).
+    anchors: list[ImageExample]
 
 
 def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInputs:
@@ -270,7 +279,8 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
     # The model's other known labels are negatives: a one-class correction still has
     # something to be contrasted against, and the target accuracy asks "which known class".
     negatives = sorted({label for s in eval_sets for label in s.labels} - own_labels)
-    plan = build_plan(trained, held_out, negatives, eval_sets, job.hyperparameters.template)
+    measured_sets, anchors = split_control_sets(eval_sets)
+    plan = build_plan(trained, held_out, negatives, measured_sets, job.hyperparameters.template)
     carried_state_blobs = {state.method: state.blob_sha256 for state in parent.carried_states}
     try:
         carried_states = {
@@ -280,7 +290,14 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
     except (SnapshotIntegrityError, BlobNotFoundError, BlobCorruptedError) as error:
         raise JobFailure("stored_data_integrity", str(error)) from error
     return JobInputs(
-        encoder, parent_state, trained, negatives, plan, carried_states, carried_state_blobs
+        encoder,
+        parent_state,
+        trained,
+        negatives,
+        plan,
+        carried_states,
+        carried_state_blobs,
+        anchors,
     )
 
 
@@ -297,6 +314,9 @@ def cost_record(report: UpdateReport, phase_seconds: dict[str, float]) -> Versio
         train_seconds=report.train_seconds,
         total_seconds=report.total_seconds,
         losses=report.losses,
+        stop_reason=report.stop_reason,
+        anchors=report.anchors,
+        anchor_drift=report.anchor_drift,
         phase_seconds=dict(phase_seconds),
         method_details=report.details,
     )

@@ -53,6 +53,26 @@ class CommonHyperparameters(BaseModel):
     weight_decay: float = Field(0.0, ge=0, le=1.0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     template: str = Field(DEFAULT_CAPTION_TEMPLATE, min_length=2, max_length=200)
+    # Anchored updates (workers/engine/anchors.py): labelled control images training may use.
+    anchor_distillation: float = Field(
+        0.0, ge=0, le=10_000, description="weight of 1 - cos(anchor embedding, parent's)"
+    )
+    anchor_rehearsal: float = Field(
+        0.0, ge=0, le=100, description="weight of the anchors' own contrastive loss"
+    )
+    anchor_batch_size: int = Field(16, ge=1, le=1024, description="anchors per optimizer step")
+    # Budgeted stopping, checked once per epoch: stop when every training example's own
+    # caption beats every other by ``stop_margin`` (cosine), or when the anchors' mean drift
+    # from the parent reaches ``drift_budget``; ``max_steps`` remains the hard cap.
+    stop_margin: float | None = Field(
+        None, ge=0, le=2, description="stop once the correction's examples are learned"
+    )
+    drift_budget: float | None = Field(
+        None, gt=0, le=2, description="stop once the anchors drift this far (1 - cos)"
+    )
+
+    def uses_anchors(self) -> bool:
+        return self.anchor_distillation > 0 or self.anchor_rehearsal > 0 or bool(self.drift_budget)
 
     @model_validator(mode="after")
     def _template_has_slot(self) -> Self:

@@ -1,0 +1,116 @@
+"""Anchored updates: what the model's control images may do during training.
+
+Anchors are labelled control images that training may use (the worker splits each control
+set into an anchor part and an evaluation part, so CC is never measured on an anchor). Two
+terms, each with its weight as a hyperparameter:
+
+- feature distillation: ``1 - cos(f(x), f_parent(x))`` averaged over an anchor batch keeps
+  the anchors' embeddings near the parent version's;
+- rehearsal: the class-level contrastive loss of the anchors against their own label
+  captions, so the update keeps classifying them right.
+
+``drift`` (the same distillation distance over every anchor, without gradients) is what the
+budgeted stop compares with its budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from service.modelling.captions import caption_for_label
+from service.modelling.dual_encoder import DualEncoder
+from service.modelling.examples import ImageExample
+from workers.engine.errors import InvalidExample
+from workers.engine.loss import class_level_contrastive_loss
+
+
+@dataclass
+class AnchorSet:
+    """Anchor pixels, their label targets and caption embeddings, and the parent's embeddings."""
+
+    pixels: torch.Tensor
+    targets: torch.Tensor
+    caption_embeddings: torch.Tensor
+    parent_embeddings: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.targets.numel())
+
+
+@torch.no_grad()
+def prepare_anchors(
+    model: DualEncoder, anchors: Sequence[ImageExample], template: str, batch_size: int = 64
+) -> AnchorSet:
+    """Encode the anchors once with the parent weights (before any update)."""
+    if any(anchor.label is None for anchor in anchors):
+        raise InvalidExample("every anchor needs a label")
+    labels = sorted({str(anchor.label) for anchor in anchors})
+    pixels = model.pixel_values([anchor.image for anchor in anchors])
+    parent = torch.cat(
+        [
+            F.normalize(model.image_features(pixels[start : start + batch_size]), dim=-1)
+            for start in range(0, pixels.shape[0], batch_size)
+        ]
+    )
+    return AnchorSet(
+        pixels=pixels,
+        targets=torch.tensor([labels.index(str(a.label)) for a in anchors], device=pixels.device),
+        caption_embeddings=model.encode_texts([caption_for_label(x, template) for x in labels]),
+        parent_embeddings=parent,
+    )
+
+
+class AnchorTerm:
+    """The anchor part of the training loss, and the anchors' drift from the parent."""
+
+    def __init__(
+        self,
+        model: DualEncoder,
+        anchors: AnchorSet,
+        distillation_weight: float,
+        rehearsal_weight: float,
+        batch_size: int,
+    ) -> None:
+        self.model = model
+        self.anchors = anchors
+        self.distillation_weight = distillation_weight
+        self.rehearsal_weight = rehearsal_weight
+        self.batch_size = batch_size
+
+    @property
+    def active(self) -> bool:
+        return self.anchors.size > 0 and (self.distillation_weight > 0 or self.rehearsal_weight > 0)
+
+    def loss(self, generator: torch.Generator) -> torch.Tensor:
+        """The weighted anchor terms on a random anchor batch (seeded)."""
+        chosen = torch.randperm(self.anchors.size, generator=generator)[: self.batch_size]
+        chosen = chosen.to(self.anchors.pixels.device)
+        features = self.model.image_features(self.anchors.pixels[chosen])
+        total = features.new_zeros(())
+        if self.distillation_weight > 0:
+            similarity = F.normalize(features, dim=-1) * self.anchors.parent_embeddings[chosen]
+            total = total + self.distillation_weight * (1 - similarity.sum(dim=-1)).mean()
+        if self.rehearsal_weight > 0:
+            total = total + self.rehearsal_weight * class_level_contrastive_loss(
+                features,
+                self.anchors.caption_embeddings,
+                self.anchors.targets[chosen],
+                self.model.logit_scale,
+            )
+        return total
+
+    @torch.no_grad()
+    def drift(self, batch_size: int = 64) -> float:
+        """Mean ``1 - cos`` between the anchors' embeddings now and the parent's."""
+        pixels = self.anchors.pixels
+        total = 0.0
+        for start in range(0, pixels.shape[0], batch_size):
+            now = F.normalize(self.model.image_features(pixels[start : start + batch_size]), dim=-1)
+            parent = self.anchors.parent_embeddings[start : start + batch_size]
+            total += float((1 - (now * parent).sum(dim=-1)).sum())
+        return total / max(1, pixels.shape[0])
