@@ -1,5 +1,5 @@
 """Typed version records: evaluation, per-set accuracies, cost, gate decision, carried state;
-what each correction's TI is measured on.
+what each correction's TI is measured on; a control set's own limit for the gate.
 
 Moves what ``versions.metrics`` (a JSON grab-bag) held into tables with a schema, then drops
 the column. The downgrade rebuilds the JSON from the tables.
@@ -113,6 +113,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("version_id", "method", name=op.f("pk_carried_states")),
     )
     _add_correction_ti_source()
+    op.add_column("eval_sets", sa.Column("max_drop", sa.Float(), nullable=True))
     _move_metrics_into_tables()
     # A plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35 has it): a batch rebuild of
     # ``versions`` would drop the table, and with foreign keys on that cascades into the
@@ -277,6 +278,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         op.drop_constraint(op.f("ck_corrections_ti_source"), "corrections", type_="check")
     op.drop_column("corrections", "ti_source")
+    op.drop_column("eval_sets", "max_drop")
     op.add_column("versions", sa.Column("metrics", sa.JSON(), nullable=False, server_default="{}"))
     connection = op.get_bind()
     versions = sa.table("versions", sa.column("id", sa.String), sa.column("metrics", sa.JSON))

@@ -101,6 +101,9 @@ class EvalSet(Base):
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))
+    # A control set's own limit (accuracy points it may lose) for the auto gate; None: only
+    # the model's threshold on the mean (CC) applies.
+    max_drop: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -87,6 +87,7 @@ def eval_set_out(session: SessionDep, eval_set: EvalSet) -> EvalSetOut:
         model_id=eval_set.model_id,
         name=eval_set.name,
         kind=eval_set.kind,
+        max_drop=eval_set.max_drop,
         size=len(items),
         labels=sorted({item.label for item in items}),
         created_at=eval_set.created_at,
@@ -106,6 +107,7 @@ EvalSetBody = Annotated[
         {
             "name": {"type": "string"},
             "kind": {"type": "string", "enum": ["control", "target"]},
+            "max_drop": {"type": "number", "minimum": 0, "maximum": 100},
             "images": IMAGE_FILES,
             "labels": STRINGS,
         },
@@ -123,7 +125,7 @@ def create_model_eval_set(
     """Register a labelled ``control`` set (must not regress) or ``target`` set."""
     if body.is_json:
         parsed = validate_json(EvalSetCreateJson, body.json)
-        name, kind = parsed.name, parsed.kind
+        name, kind, max_drop = parsed.name, parsed.kind, parsed.max_drop
         images = [
             decode_base64(example.image_base64, f"examples[{i}].image_base64")
             for i, example in enumerate(parsed.examples)
@@ -131,9 +133,14 @@ def create_model_eval_set(
         labels = [example.label for example in parsed.examples]
     else:
         form = validate_json(
-            EvalSetHeader, {"name": body.last("name"), "kind": body.last("kind") or "control"}
+            EvalSetHeader,
+            {
+                "name": body.last("name"),
+                "kind": body.last("kind") or "control",
+                "max_drop": body.last("max_drop"),
+            },
         )
-        name, kind = form.name, form.kind
+        name, kind, max_drop = form.name, form.kind, form.max_drop
         images, labels = body.files.get("images", []), body.fields.get("labels", [])
     eval_set = create_eval_set(
         session,
@@ -142,6 +149,7 @@ def create_model_eval_set(
         model_id=model_id,
         name=name,
         kind=kind,
+        max_drop=max_drop,
         images=images,
         labels=labels,
         max_label_length=settings.max_label_length,

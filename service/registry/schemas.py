@@ -40,6 +40,13 @@ class EvalSetHeader(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["control", "target"] = "control"
+    max_drop: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="control sets: accuracy points this set may lose before the auto gate "
+        "holds a version, whatever the mean CC (default: only the model's CC threshold)",
+    )
 
 
 class EvalSetCreateJson(EvalSetHeader):
@@ -51,6 +58,7 @@ class EvalSetOut(BaseModel):
     model_id: str
     name: str
     kind: str
+    max_drop: float | None
     size: int
     labels: list[str]
     created_at: datetime

@@ -113,6 +113,7 @@ def create_eval_set(
     labels: list[str],
     max_label_length: int,
     max_examples: int,
+    max_drop: float | None = None,
 ) -> EvalSet:
     """Validate and store a labelled evaluation set (409 if the name is used)."""
     get_model(session, model_id)
@@ -130,7 +131,10 @@ def create_eval_set(
         label = clean_text(raw_label, f"labels[{position}]", "empty_label", max_label_length)
         decode_image(data, limits, f"images[{position}]")
         items.append(EvalSetItem(position=position, image_sha256=blobs.put(data), label=label))
-    return repository.add_eval_set(session, EvalSet(model_id=model_id, name=name, kind=kind), items)
+    if max_drop is not None and kind != "control":
+        raise InvalidInput("max_drop_needs_control", "max_drop applies to control sets only")
+    eval_set = EvalSet(model_id=model_id, name=name, kind=kind, max_drop=max_drop)
+    return repository.add_eval_set(session, eval_set, items)
 
 
 @dataclass

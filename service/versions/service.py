@@ -32,6 +32,7 @@ from service.db.tables import (
     VersionSetAccuracy,
 )
 from service.errors import Conflict, NotFound
+from service.registry import repository as registry_repository
 from service.versions import repository
 
 BASE_METHOD = "base"
@@ -198,6 +199,8 @@ class ControlResult:
     name: str
     before: float
     after: float
+    # Points this set may lose before the auto gate holds (None: no limit of its own).
+    max_drop: float | None = None
 
 
 def gate_verdict(
@@ -216,11 +219,19 @@ def gate_verdict(
     regressions = [
         f"control set {c.name!r} fell {c.before - c.after:.2f} points "
         f"({c.before:.1f} -> {c.after:.1f})"
+        + (f", more than its max_drop {c.max_drop:g}" if _over_own_limit(c) else "")
         for c in sorted(controls, key=lambda c: c.after - c.before)
         if c.after < c.before
     ]
     verdict = _policy_verdict(policy, ti, cc, threshold)
-    return GateVerdict(verdict.activated, verdict.reasons + regressions)
+    activated = verdict.activated
+    if policy == "auto" and any(_over_own_limit(c) for c in controls):
+        activated = False
+    return GateVerdict(activated, verdict.reasons + regressions)
+
+
+def _over_own_limit(control: ControlResult) -> bool:
+    return control.max_drop is not None and control.before - control.after > control.max_drop
 
 
 def _policy_verdict(
@@ -259,8 +270,17 @@ def apply_activation_gate(
     """
     if version.status != "ready":
         return None
+    limits = {
+        eval_set.name: eval_set.max_drop
+        for eval_set in registry_repository.list_eval_sets(session, model.id, "control")
+    }
     controls = [
-        ControlResult(result.set_name, result.accuracy_before, result.accuracy_after)
+        ControlResult(
+            result.set_name,
+            result.accuracy_before,
+            result.accuracy_after,
+            limits.get(result.set_name),
+        )
         for result in version.set_accuracies
         if result.kind == "control"
     ]

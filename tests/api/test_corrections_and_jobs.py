@@ -153,3 +153,15 @@ def test_eval_sets_register_and_list(
     assert duplicate.status_code == 409 and error_code(duplicate) == "eval_set_name_taken"
     listed = client.get(url).json()
     assert [(s["name"], s["kind"], s["size"]) for s in listed] == [("keep", "control", 6)]
+    assert listed[0]["max_drop"] is None
+    strict = client.post(
+        url,
+        files=files,
+        data={"name": "strict", "kind": "control", "labels": labels, "max_drop": "0.5"},
+    )
+    assert strict.status_code == 201 and strict.json()["max_drop"] == 0.5
+    target_limit = client.post(
+        url, files=files, data={"name": "t", "kind": "target", "labels": labels, "max_drop": "1"}
+    )
+    assert target_limit.status_code == 422
+    assert error_code(target_limit) == "max_drop_needs_control"

@@ -44,6 +44,23 @@ def test_the_gate_names_each_control_set_that_regressed() -> None:
     ]
 
 
+def test_a_control_set_with_its_own_limit_can_hold_a_version_the_mean_lets_through() -> None:
+    controls = [
+        ControlResult("fashion", 80.0, 78.0, max_drop=1.5),  # -2.0 against its own 1.5
+        ControlResult("textures", 90.0, 91.5),
+    ]
+    verdict = gate_verdict("auto", 4.0, -0.25, threshold=1.0, controls=controls)
+    assert not verdict.activated
+    assert verdict.reasons[-1] == (
+        "control set 'fashion' fell 2.00 points (80.0 -> 78.0), more than its max_drop 1.5"
+    )
+    # Within its limit it passes; the limit is the auto gate's, not "always"'s.
+    controls[0] = ControlResult("fashion", 80.0, 79.0, max_drop=1.5)
+    assert gate_verdict("auto", 4.0, 0.25, threshold=1.0, controls=controls).activated
+    over = [ControlResult("fashion", 80.0, 70.0, max_drop=1.5)]
+    assert gate_verdict("always", 4.0, -10.0, threshold=1.0, controls=over).activated
+
+
 def test_the_gate_names_every_reason_it_holds_a_version() -> None:
     assert gate_verdict("auto", 0.0, -2.5, threshold=1.0).reasons == [
         "TI +0.00 points: the correction did not improve its target",
