@@ -28,3 +28,27 @@ def test_weight_stays_untouched_until_merge() -> None:
     merged = sparse.merge()
     changed = (merged.weight != before).reshape(-1).nonzero().flatten().tolist()
     assert changed == [4, 9]
+
+
+def test_gradients_equal_those_of_the_dense_reference() -> None:
+    torch.manual_seed(0)
+    base = nn.Linear(12, 20).requires_grad_(False)
+    indices = torch.tensor([0, 7, 55, 131, 239])
+    sparse = SparseEntryLinear(base, indices)
+    with torch.no_grad():
+        sparse.values.add_(torch.randn(5))
+    x = torch.randn(3, 4, 12, requires_grad=True)
+    sparse(x).pow(2).sum().backward()
+
+    reference_weight = base.weight.detach().clone().requires_grad_(True)
+    reference_bias = base.bias.detach().clone().requires_grad_(True)
+    with torch.no_grad():
+        reference_weight.view(-1)[indices] = sparse.values.detach()
+    x_reference = x.detach().clone().requires_grad_(True)
+    nn.functional.linear(x_reference, reference_weight, reference_bias).pow(2).sum().backward()
+
+    assert reference_weight.grad is not None and sparse.values.grad is not None
+    torch.testing.assert_close(sparse.values.grad, reference_weight.grad.view(-1)[indices])
+    torch.testing.assert_close(sparse.bias.grad, reference_bias.grad)
+    torch.testing.assert_close(x.grad, x_reference.grad)
+    assert base.weight.grad is None  # the frozen weight gets no gradient

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +94,51 @@ class RowRestrictedLoRA(nn.Module):
         return self.base
 
 
+def _weight_with_entries(
+    base_weight: torch.Tensor, flat_indices: torch.Tensor, values: torch.Tensor
+) -> torch.Tensor:
+    return base_weight.reshape(-1).index_put((flat_indices,), values).view_as(base_weight)
+
+
+class _SparseEntryLinearFunction(torch.autograd.Function):
+    """``F.linear`` with ``values`` written at ``flat_indices`` of a frozen weight.
+
+    Autograd would keep the dense weight copy of every such layer from the forward pass to
+    the backward pass; this function keeps only the input and rebuilds the copy (and the
+    dense weight gradient it gathers the entries' gradients from) transiently in backward.
+    """
+
+    @staticmethod
+    def forward(
+        x: torch.Tensor,
+        values: torch.Tensor,
+        bias: torch.Tensor | None,
+        base_weight: torch.Tensor,
+        flat_indices: torch.Tensor,
+    ) -> torch.Tensor:
+        return F.linear(x, _weight_with_entries(base_weight, flat_indices, values), bias)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        x, values, bias, base_weight, flat_indices = inputs
+        ctx.save_for_backward(x, values, base_weight, flat_indices)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, values, base_weight, flat_indices = ctx.saved_tensors
+        grad_x = grad_values = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_output @ _weight_with_entries(base_weight, flat_indices, values)
+        rows = grad_output.reshape(-1, grad_output.shape[-1])
+        if ctx.needs_input_grad[1]:
+            dense = rows.T @ x.reshape(-1, x.shape[-1])
+            grad_values = dense.reshape(-1)[flat_indices]
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = rows.sum(dim=0)
+        return grad_x, grad_values, grad_bias, None, None
+
+
 class SparseEntryLinear(nn.Module):
     """A linear whose trainable weights are only the entries at ``flat_indices``."""
 
@@ -113,9 +159,11 @@ class SparseEntryLinear(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.base.weight.reshape(-1).index_put((self.flat_indices,), self.values)
         bias = self.bias if self.bias is not None else self.base.bias
-        return F.linear(x, weight.view_as(self.base.weight), bias)
+        output: torch.Tensor = _SparseEntryLinearFunction.apply(
+            x, self.values, bias, self.base.weight, self.flat_indices
+        )
+        return output
 
     @torch.no_grad()
     def merge(self) -> nn.Linear:
