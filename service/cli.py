@@ -18,12 +18,13 @@ from typing import Annotated, Any
 
 import typer
 
+from service.jobs.statuses import TERMINAL_STATUSES, JobStatus
+
 app = typer.Typer(
     help="vlm-correct: keep deployed CLIP-style models correct.", no_args_is_help=True
 )
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 UrlOption = Annotated[str, typer.Option("--url", envvar="VLMC_URL", help="base URL of the service")]
 KeyOption = Annotated[
@@ -109,7 +110,12 @@ def _worker_command(concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="jobs at a time (one per GPU)")] = 1,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            envvar="VLMC_WORKER_CONCURRENCY", help="jobs at a time (one per GPU; >1: prefork)"
+        ),
+    ] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
 ) -> None:
     """Run an update worker on the configured broker (consumes the updates queue)."""
@@ -176,12 +182,12 @@ def follow_job(client: Any, job_id: str, poll_s: float = 1.0) -> dict[str, Any]:
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     ) as progress:
-        task = progress.add_task("queued", total=None)
+        task = progress.add_task(JobStatus.QUEUED, total=None)
         while True:
             job = _check(client.get(f"/v1/jobs/{job_id}"))
             step, total = job["progress"]["step"], job["progress"]["total"]
             progress.update(task, description=job["status"], completed=step, total=total or None)
-            if job["status"] in TERMINAL:
+            if job["status"] in TERMINAL_STATUSES:
                 return dict(job)
             time.sleep(poll_s)
 
@@ -214,7 +220,7 @@ def correct(
     if not follow:
         return
     job = follow_job(client, accepted["job_id"])
-    if job["status"] != "succeeded":
+    if job["status"] != JobStatus.SUCCEEDED:
         error = job.get("error") or {}
         typer.secho(f"job {job['status']}: {error.get('code')} {error.get('message')}", fg="red")
         raise typer.Exit(1)

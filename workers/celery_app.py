@@ -14,8 +14,11 @@ no server; production: Redis). Settings fit for long GPU jobs:
   so a prefork pool's parent never initialises it. One job per GPU: run ``--pool=solo``
   (``vlmc worker`` does for concurrency 1), one worker process per GPU.
 
-Signals start the heartbeat loop (``/readyz``, lease sweep) in the worker's main process and
-install the JSON log format.
+Any pool keeps its jobs' leases: the process running a job renews the lease itself
+(``service.jobs.lease_keeper``). Signals, in the worker's main process: before the pool starts,
+build the worker context (so pool children inherit its ``worker_id``, the owner of their
+jobs' leases) and write the first heartbeat; once ready, start the heartbeat loop
+(``/readyz``, sweeps); and install the JSON log format.
 """
 
 from __future__ import annotations
@@ -92,12 +95,25 @@ def _setup_logging(loglevel: Any = None, **_: Any) -> None:
     configure_logging(level, get_worker_settings().log_format)
 
 
-@signals.worker_ready.connect
-def _start_heartbeat(**_: Any) -> None:
+@signals.worker_init.connect
+def _announce_worker(**_: Any) -> None:
     global _heartbeat
-    from service.outbox.broker import Broker
     from workers.pipeline.context import worker_context
     from workers.pipeline.heartbeat import HeartbeatLoop
+
+    context = worker_context()
+    _heartbeat = HeartbeatLoop(context, [UPDATE_QUEUE], queue_depth=queue_depth)
+    # Before any job is claimed: a heartbeat row left stale by an earlier process with the
+    # same id (a container restart reuses pids) must not get this worker's jobs swept.
+    try:
+        _heartbeat.record()
+    except Exception:  # the database may be down; the loop records it once it is back
+        logger.exception("could not write the first heartbeat")
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(**_: Any) -> None:
+    from workers.pipeline.context import worker_context
 
     # Import the model code now rather than in the first job (torch/transformers take seconds).
     # Importing torch does not initialise CUDA, so a prefork parent stays CUDA-free.
@@ -108,12 +124,8 @@ def _start_heartbeat(**_: Any) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(worker_settings.metrics_port)
-    context = worker_context()
-    _heartbeat = HeartbeatLoop(
-        context, [UPDATE_QUEUE], broker=Broker(context.settings.broker_url), queue_depth=queue_depth
-    )
     _heartbeat.start()
-    logger.info("worker ready", extra={"worker_id": context.worker_id})
+    logger.info("worker ready", extra={"worker_id": worker_context().worker_id})
 
 
 @signals.worker_shutdown.connect

@@ -1,9 +1,10 @@
 """The update task: a thin wrapper around :func:`workers.pipeline.runner.process_job`.
 
 Registered under ``UPDATE_TASK_NAME`` (the API sends it by name with ``args=[job_id]``).
-A delivery whose job must wait for an earlier job of the same model is re-queued with a
-countdown; a database outage re-queues the delivery too (the job row is the truth, so a
-repeated delivery is harmless). Every other outcome is final for this delivery.
+Every outcome is final for this delivery, including ``waiting`` (an earlier job of the same
+model has not finished): that job's finish sends this one again, so no message is ever held
+back in a worker's memory for it. Only a database outage re-queues the delivery (after
+``database_retry_s``; the job row is the truth, so a repeated delivery is harmless).
 """
 
 from __future__ import annotations
@@ -24,14 +25,11 @@ def run_update_job(self: Any, job_id: str) -> str:
     # no model code.
     from workers.pipeline.context import worker_context
     from workers.pipeline.logs import job_context
-    from workers.pipeline.runner import Outcome, process_job
+    from workers.pipeline.runner import process_job
 
-    countdown = get_worker_settings().wait_countdown_s
     with job_context(job_id):
         try:
             result = process_job(worker_context(), job_id)
         except DBAPIError as error:
-            raise self.retry(exc=error, countdown=5 * countdown) from error
-        if result.outcome is Outcome.WAITING:
-            raise self.retry(countdown=countdown)
+            raise self.retry(exc=error, countdown=get_worker_settings().database_retry_s) from error
     return result.outcome.value

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from service.jobs.statuses import JobStatus
 from workers.engine.methods.catalogue import DEFAULT_METHOD
 
 
@@ -67,7 +68,7 @@ class CorrectionAccepted(BaseModel):
     correction_id: str
     job_id: str
     model_id: str
-    status: str
+    status: JobStatus
     method: str
     hyperparameters: dict[str, Any]
     seed: int

@@ -1,7 +1,8 @@
 """Accepting a correction batch: validate, store images, create the job, queue it (outbox).
 
 Everything a submission writes (images aside) happens in the caller's transaction: the
-correction, its examples, the job, its first event and the outbox message. The broker hears of
+correction, its examples, and the job with its first event and outbox message
+(``service.jobs.service.create_job``). The broker hears of
 the job only after that commits, so a rolled-back request leaves no ghost job and a broker
 outage loses nothing. Images are written to the content-addressed store first; an aborted
 request can leave an unreferenced blob, which is harmless (same bytes, same address).
@@ -25,11 +26,10 @@ from service.db.tables import Correction, CorrectionExample, Job
 from service.errors import Conflict, InvalidInput
 from service.images import ImageLimits, decode_image, load_stored_image
 from service.jobs import repository as jobs_repository
-from service.jobs.constants import UPDATE_QUEUE, UPDATE_TASK_NAME
-from service.jobs.service import append_event
+from service.jobs.service import create_job
+from service.jobs.statuses import JobStatus
 from service.modelling.architecture import ArchitectureError
 from service.modelling.examples import ImageExample
-from service.outbox import repository as outbox_repository
 from service.registry import repository as registry_repository
 from service.registry.service import get_model, model_architecture
 from service.settings import Settings
@@ -226,12 +226,11 @@ def submit_correction(
                 ),
                 rows,
             )
-            job = jobs_repository.add(
+            job = create_job(
                 session,
                 Job(
                     model_id=model.id,
                     correction_id=correction.id,
-                    status="queued",
                     method=options.method,
                     hyperparameters=hyperparameters,
                     seed=options.seed,
@@ -249,8 +248,6 @@ def submit_correction(
         if existing is None:
             raise
         return _replay(session, existing, body_hash)
-    append_event(session, job.id, "status", "queued", {"status": "queued"})
-    outbox_repository.add(session, UPDATE_TASK_NAME, [job.id], UPDATE_QUEUE)
     return Submission(accepted=_accepted(correction, job), replayed=False)
 
 
@@ -271,7 +268,7 @@ def _accepted(correction: Correction, job: Job) -> CorrectionAccepted:
         correction_id=correction.id,
         job_id=job.id,
         model_id=job.model_id,
-        status="queued",
+        status=JobStatus.QUEUED,
         method=job.method,
         hyperparameters=job.hyperparameters,
         seed=job.seed,

@@ -11,6 +11,7 @@ Invariants the database itself enforces (not just the code):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -30,15 +31,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.db.base import Base, UTCDateTime, new_id, utcnow
+from service.db.base import Base, StrEnumText, UTCDateTime, new_id, utcnow
+from service.jobs.statuses import JobEventType, JobStatus
 
 # Integer primary keys that autoincrement on SQLite too (BIGINT does not alias ROWID there).
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
-JOB_STATUSES = ("queued", "running", "evaluating", "succeeded", "failed", "cancelled")
-TERMINAL_JOB_STATUSES = ("succeeded", "failed", "cancelled")
 VERSION_STATUSES = ("pending", "ready", "failed")
-EVENT_TYPES = ("progress", "metrics", "log", "status")
 ACTIVATION_POLICIES = ("auto", "manual", "always")
 EVAL_SET_KINDS = ("control", "target")
 # Where a version's TI came from: the correction's held-out examples, the model's target
@@ -51,8 +50,8 @@ CORRECTION_TI_SOURCES = ("eval_examples", "held_out", "target_sets", "none")
 SCOPES = ("inference", "corrections", "admin")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Model(Base):
@@ -167,14 +166,14 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("model_id", "idempotency_key"),
-        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+        CheckConstraint(_in("status", JobStatus), name="status"),
         Index("ix_jobs_model_id_status", "model_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     correction_id: Mapped[str] = mapped_column(ForeignKey("corrections.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[JobStatus] = mapped_column(StrEnumText(JobStatus, 20), default=JobStatus.QUEUED)
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     method: Mapped[str] = mapped_column(String(50))
@@ -203,13 +202,13 @@ class JobEvent(Base):
 
     __tablename__ = "job_events"
     __table_args__ = (
-        CheckConstraint(_in("type", EVENT_TYPES), name="type"),
+        CheckConstraint(_in("type", JobEventType), name="type"),
         Index("ix_job_events_job_id_id", "job_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    type: Mapped[str] = mapped_column(String(20))
+    type: Mapped[JobEventType] = mapped_column(StrEnumText(JobEventType, 20))
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

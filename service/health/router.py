@@ -6,17 +6,27 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from sqlalchemy import exc as db_errors
 from sqlalchemy import text
 
 from service.api.deps import RuntimeDep
-from service.health.heartbeat import live_workers
 from service.jobs import repository as jobs_repository
+from service.jobs.heartbeats import live_workers
+from service.jobs.statuses import JobStatus
 from service.outbox import repository as outbox_repository
 from service.registry import repository as registry_repository
 from service.versions import repository as versions_repository
 
 router = APIRouter(tags=["health"])
+
+# The errors that mean "the dependency is down or unreachable"; anything else is a defect and
+# surfaces as one (a 500 and a logged traceback), never as "not ready".
+DATABASE_DOWN = (db_errors.OperationalError, db_errors.InterfaceError, db_errors.TimeoutError)
+# kombu wraps connection failures of every transport; the embedded SQLAlchemy transport and a
+# raw socket error may still surface as themselves.
+BROKER_DOWN = (BrokerOperationalError, db_errors.OperationalError, OSError)
 
 ACTIVE_VERSION = Gauge("vlmc_active_version", "Number of the active version", ["model"])
 JOBS = Gauge("vlmc_jobs", "Jobs by status", ["status"])
@@ -44,13 +54,13 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
             workers = live_workers(session, runtime.settings.worker_heartbeat_timeout_s)
         checks["database"] = {"ok": True}
         checks["worker"] = {"ok": bool(workers), "live": [w.worker_id for w in workers]}
-    except Exception as error:
+    except DATABASE_DOWN as error:
         checks["database"] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:500]}
         checks["worker"] = {"ok": False, "error": "database unavailable"}
     try:
         runtime.broker.ping()
         checks["broker"] = {"ok": True}
-    except Exception as error:
+    except BROKER_DOWN as error:
         checks["broker"] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:500]}
     required = ["database", "broker"] + (
         ["worker"] if runtime.settings.readyz_requires_worker else []
@@ -73,12 +83,12 @@ def metrics(runtime: RuntimeDep) -> Response:
                 if version is not None:
                     ACTIVE_VERSION.labels(model=model.name).set(version.number)
             counts = jobs_repository.count_by_status(session)
-            for status in ("queued", "running", "evaluating", "succeeded", "failed", "cancelled"):
-                JOBS.labels(status=status).set(counts.get(status, 0))
+            for status in JobStatus:
+                JOBS.labels(status=status.value).set(counts.get(status, 0))
             OUTBOX_PENDING.set(outbox_repository.count_pending(session))
             LIVE_WORKERS.set(
                 len(live_workers(session, runtime.settings.worker_heartbeat_timeout_s))
             )
-    except Exception:  # metrics must still answer when the database is down
+    except DATABASE_DOWN:  # metrics must still answer when the database is down
         pass
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

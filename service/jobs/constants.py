@@ -7,6 +7,7 @@ this name and the worker consumes this queue.
 
 UPDATE_TASK_NAME = "vlmc.run_update_job"
 UPDATE_QUEUE = "updates"
-# How long a claimed job's lease lasts before another worker may take it over; the worker
-# renews it with every progress report (see service/jobs/service.py).
-DEFAULT_LEASE_SECONDS = 300
+# How long a claimed job's lease lasts before another worker may take it over. The process
+# running the job renews it every third of that, whatever the job is doing
+# (service/jobs/lease_keeper.py), so it only has to outlast a stall of that process.
+DEFAULT_LEASE_SECONDS = 60

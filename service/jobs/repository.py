@@ -1,17 +1,27 @@
-"""Queries on ``jobs`` and ``job_events``."""
+"""Every query on ``jobs``, ``job_events`` and ``worker_heartbeats`` (nothing here commits)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.db.tables import TERMINAL_JOB_STATUSES, Job, JobEvent
+from service.db.tables import Job, JobEvent, Model, WorkerHeartbeat
+from service.jobs.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
 
 
+# -- jobs ------------------------------------------------------------------------------------
 def get(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id)
+
+
+def get_fresh(session: Session, job_id: str) -> Job | None:
+    """The job as the database has it now (not as this session last loaded it)."""
+    job = session.get(Job, job_id)
+    if job is not None:
+        session.refresh(job)
+    return job
 
 
 def get_by_idempotency_key(session: Session, model_id: str, key: str) -> Job | None:
@@ -35,19 +45,69 @@ def list_for_model(session: Session, model_id: str, limit: int = 100) -> list[Jo
     return list(session.scalars(query))
 
 
+def count_by_status(session: Session) -> dict[JobStatus, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+    return {status: int(count) for status, count in rows}
+
+
+# -- order per model -------------------------------------------------------------------------
+def lock_model_queue(session: Session, model_id: str) -> None:
+    """Serialise the status changes of one model's jobs until the caller's transaction ends.
+
+    A claim checks "has every earlier job of this model finished?" while the earlier job's
+    finish looks for the next queued job to send; both take this lock first, so whichever
+    comes second sees what the first committed (no wake-up is lost between them). PostgreSQL
+    locks the model row; SQLite serialises every writer anyway.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Model.id).where(Model.id == model_id).with_for_update())
+
+
+def _earlier_than(job: Job) -> ColumnElement[bool]:
+    return or_(
+        Job.created_at < job.created_at, (Job.created_at == job.created_at) & (Job.id < job.id)
+    )
+
+
 def earlier_unfinished_exists(session: Session, job: Job) -> bool:
     """Whether an older job of the same model has not finished (jobs run in order)."""
     query = select(func.count()).where(
         Job.model_id == job.model_id,
         Job.id != job.id,
-        Job.status.not_in(TERMINAL_JOB_STATUSES),
-        or_(
-            Job.created_at < job.created_at, (Job.created_at == job.created_at) & (Job.id < job.id)
-        ),
+        Job.status.not_in(TERMINAL_STATUSES),
+        _earlier_than(job),
     )
     return bool(session.scalar(query))
 
 
+def first_unfinished(session: Session, model_id: str) -> Job | None:
+    """The model's oldest job that has not finished: the one that runs (or may run) now."""
+    query = (
+        select(Job)
+        .where(Job.model_id == model_id, Job.status.not_in(TERMINAL_STATUSES))
+        .order_by(Job.created_at, Job.id)
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def queued_untouched_since(session: Session, cutoff: datetime) -> list[Job]:
+    query = select(Job).where(Job.status == JobStatus.QUEUED, Job.updated_at < cutoff)
+    return list(session.scalars(query.order_by(Job.created_at, Job.id)))
+
+
+def touch_queued(session: Session, job_id: str, cutoff: datetime, now: datetime) -> bool:
+    """Compare-and-set ``updated_at`` of a still-queued, still-untouched job."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.updated_at < cutoff)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+# -- leases ----------------------------------------------------------------------------------
 def take_lease(
     session: Session, job_id: str, owner: str, now: datetime, expires_at: datetime
 ) -> bool:
@@ -57,12 +117,12 @@ def take_lease(
         .where(
             Job.id == job_id,
             or_(
-                Job.status == "queued",
-                Job.status.in_(("running", "evaluating")) & (Job.lease_expires_at < now),
+                Job.status == JobStatus.QUEUED,
+                Job.status.in_(ACTIVE_STATUSES) & (Job.lease_expires_at < now),
             ),
         )
         .values(
-            status="running",
+            status=JobStatus.RUNNING,
             lease_owner=owner,
             lease_expires_at=expires_at,
             attempts=Job.attempts + 1,
@@ -74,23 +134,86 @@ def take_lease(
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+def _held_by(job_id: str, owner: str, attempt: int) -> ColumnElement[bool]:
+    # The attempt tells two leases of one owner apart (a worker whose pool child lost the job
+    # and whose other child claimed it again).
+    return (
+        (Job.id == job_id)
+        & (Job.lease_owner == owner)
+        & (Job.attempts == attempt)
+        & Job.status.in_(ACTIVE_STATUSES)
+    )
+
+
 def extend_lease(
-    session: Session, job_id: str, owner: str, now: datetime, expires_at: datetime
+    session: Session, job_id: str, owner: str, attempt: int, now: datetime, expires_at: datetime
 ) -> bool:
-    """Renew a lease this owner still holds; False means another worker took the job over."""
+    """Renew a lease this owner still holds; False means the job is no longer its own."""
     result = session.execute(
         update(Job)
-        .where(
-            Job.id == job_id,
-            Job.lease_owner == owner,
-            Job.status.in_(("running", "evaluating")),
-        )
+        .where(_held_by(job_id, owner, attempt))
         .values(lease_expires_at=expires_at, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+def set_progress(
+    session: Session, job_id: str, owner: str, attempt: int, step: int, total: int, now: datetime
+) -> bool:
+    """Store step/total if this owner still holds the lease (False otherwise)."""
+    result = session.execute(
+        update(Job)
+        .where(_held_by(job_id, owner, attempt))
+        .values(progress_step=step, progress_total=total, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _abandoned(now: datetime, heartbeat_cutoff: datetime) -> ColumnElement[bool]:
+    """Active, and its lease ran out or its owner's heartbeat went stale (the worker died)."""
+    stale_owners = select(WorkerHeartbeat.worker_id).where(
+        WorkerHeartbeat.last_seen_at < heartbeat_cutoff
+    )
+    return Job.status.in_(ACTIVE_STATUSES) & or_(
+        Job.lease_expires_at < now, Job.lease_owner.in_(stale_owners)
+    )
+
+
+def abandoned_jobs(
+    session: Session, now: datetime, heartbeat_cutoff: datetime
+) -> list[tuple[str, str]]:
+    """``(job_id, model_id)`` of every abandoned job (see ``_abandoned``), oldest first."""
+    query = select(Job.id, Job.model_id).where(_abandoned(now, heartbeat_cutoff))
+    rows = session.execute(query.order_by(Job.created_at))
+    return [(job_id, model_id) for job_id, model_id in rows]
+
+
+def hold_abandoned(
+    session: Session,
+    job_id: str,
+    sweeper: str,
+    now: datetime,
+    heartbeat_cutoff: datetime,
+    hold_until: datetime,
+) -> bool:
+    """Compare-and-set: take an abandoned job's lease for the sweep (False if someone did)."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, _abandoned(now, heartbeat_cutoff))
+        .values(lease_owner=sweeper, lease_expires_at=hold_until, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def active_job_ids_leased_by(session: Session, owner: str) -> list[str]:
+    query = select(Job.id).where(Job.lease_owner == owner, Job.status.in_(ACTIVE_STATUSES))
+    return list(session.scalars(query.order_by(Job.started_at)))
+
+
+# -- events ----------------------------------------------------------------------------------
 def add_event(session: Session, event: JobEvent) -> JobEvent:
     session.add(event)
     session.flush()
@@ -107,6 +230,21 @@ def list_events(session: Session, job_id: str, after_id: int, limit: int) -> lis
     return list(session.scalars(query))
 
 
-def count_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
-    return {status: int(count) for status, count in rows}
+# -- worker heartbeats -----------------------------------------------------------------------
+def get_heartbeat(session: Session, worker_id: str) -> WorkerHeartbeat | None:
+    return session.get(WorkerHeartbeat, worker_id)
+
+
+def add_heartbeat(session: Session, heartbeat: WorkerHeartbeat) -> WorkerHeartbeat:
+    session.add(heartbeat)
+    session.flush()
+    return heartbeat
+
+
+def heartbeats_since(session: Session, cutoff: datetime) -> list[WorkerHeartbeat]:
+    query = select(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at >= cutoff)
+    return list(session.scalars(query.order_by(WorkerHeartbeat.worker_id)))
+
+
+def delete_heartbeat(session: Session, worker_id: str) -> None:
+    session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == worker_id))

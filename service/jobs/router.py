@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import AnyPrincipal, CorrectionsPrincipal, SessionDep
+from service.api.deps import AnyPrincipal, CorrectionsPrincipal, RuntimeDep, SessionDep
 from service.jobs import repository
 from service.jobs.schemas import JobEventOut, JobEventsPage, JobOut
 from service.jobs.service import get_job, request_cancel
@@ -38,10 +38,13 @@ def read_job_events(
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: str, session: SessionDep, _: CorrectionsPrincipal) -> JobOut:
+def cancel_job(
+    job_id: str, session: SessionDep, runtime: RuntimeDep, _: CorrectionsPrincipal
+) -> JobOut:
     """Cancel a queued job at once; a running one stops at its next step (no version)."""
     job = request_cancel(session, job_id)
     session.commit()
+    runtime.notify_outbox()  # cancelling a queued job may have sent the model's next one
     return JobOut.of(job)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from service.db.tables import Job, JobEvent
+from service.jobs.statuses import JobEventType, JobStatus
 
 
 class JobError(BaseModel):
@@ -24,7 +25,7 @@ class JobOut(BaseModel):
     id: str
     model_id: str
     correction_id: str
-    status: str
+    status: JobStatus
     progress: Progress
     method: str
     hyperparameters: dict[str, Any]
@@ -67,7 +68,7 @@ class JobOut(BaseModel):
 
 class JobEventOut(BaseModel):
     id: int
-    type: str
+    type: JobEventType
     message: str | None
     data: dict[str, Any]
     created_at: datetime

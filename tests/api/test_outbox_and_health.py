@@ -14,8 +14,8 @@ from sqlalchemy import select
 from service.app import create_app
 from service.db.session import session_scope
 from service.db.tables import OutboxMessage
-from service.health.heartbeat import record_heartbeat
 from service.jobs.constants import UPDATE_TASK_NAME
+from service.jobs.heartbeats import record_heartbeat
 from service.outbox.broker import Broker
 from service.outbox.dispatcher import dispatch_pending
 from service.settings import Settings

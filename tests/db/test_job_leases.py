@@ -11,15 +11,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.base import utcnow
 from service.db.session import session_scope
 from service.jobs import repository as jobs_repository
-from service.jobs.service import (
+from service.jobs.lifecycle import (
+    Lease,
     append_event,
     cancel_requested,
     claim_job,
     finish_job,
     record_progress,
-    request_cancel,
-    set_status,
+    start_evaluating,
 )
+from service.jobs.service import request_cancel
+from service.jobs.statuses import JobEventType, JobStatus
 from tests.db.helpers import add_job, add_model
 
 
@@ -37,24 +39,30 @@ def test_claim_progress_finish(session_factory: sessionmaker[Session]) -> None:
         base_id = base.id
     with session_scope(session_factory) as session:
         job = claim_job(session, job_id, "worker-a")
-        assert job is not None and job.status == "running" and job.attempts == 1
+        assert job is not None and job.status == JobStatus.RUNNING and job.attempts == 1
         assert job.parent_version_id == base_id and job.lease_owner == "worker-a"
+        lease = Lease.of(job)
     with session_scope(session_factory) as session:
         assert claim_job(session, job_id, "worker-b") is None  # lease held by a live worker
-        assert record_progress(session, job_id, 3, 10, worker_id="worker-a") is True
-        assert record_progress(session, job_id, 4, 10, worker_id="worker-b") is False
-        append_event(session, job_id, "metrics", data={"loss": 0.5})
+        assert record_progress(session, lease, 3, 10) is True
+        # Another owner, or this owner's earlier attempt, holds nothing: nothing is stored.
+        assert (
+            record_progress(session, Lease(job_id, lease.model_id, "worker-b", 1), 4, 10) is False
+        )
+        assert (
+            record_progress(session, Lease(job_id, lease.model_id, "worker-a", 0), 4, 10) is False
+        )
+        append_event(session, job_id, JobEventType.METRICS, data={"loss": 0.5})
     with session_scope(session_factory) as session:
         job = jobs_repository.get(session, job_id)
-        assert job is not None and (job.progress_step, job.progress_total) == (4, 10)
-        set_status(session, job, "evaluating")
-        finish_job(session, job, "succeeded", result_version_id=None)
+        assert job is not None and (job.progress_step, job.progress_total) == (3, 10)
+        start_evaluating(session, job)
+        finish_job(session, job, JobStatus.SUCCEEDED, result_version_id=None)
     with session_scope(session_factory) as session:
         events = jobs_repository.list_events(session, job_id, 0, 100)
         kinds = [(e.type, e.data.get("status")) for e in events]
         assert kinds == [
             ("status", "running"),
-            ("progress", None),
             ("progress", None),
             ("metrics", None),
             ("status", "evaluating"),
@@ -78,7 +86,7 @@ def test_jobs_of_one_model_run_in_order(session_factory: sessionmaker[Session]) 
         assert claim_job(session, second, "w2") is None
         first_job = jobs_repository.get(session, first)
         assert first_job is not None
-        finish_job(session, first_job, "failed", error_code="x", error_message="boom")
+        finish_job(session, first_job, JobStatus.FAILED, error_code="x", error_message="boom")
     with session_scope(session_factory) as session:
         assert claim_job(session, second, "w2") is not None
 
@@ -100,7 +108,7 @@ def test_expired_lease_is_retried_then_failed(session_factory: sessionmaker[Sess
         assert claim_job(session, job_id, "third") is None
     with session_scope(session_factory) as session:
         job = jobs_repository.get(session, job_id)
-        assert job is not None and job.status == "failed"
+        assert job is not None and job.status == JobStatus.FAILED
         assert job.error_code == "too_many_attempts" and job.lease_owner is None
 
 
@@ -113,7 +121,7 @@ def test_cancel_is_cooperative_for_a_running_job(session_factory: sessionmaker[S
     with session_scope(session_factory) as session:
         assert cancel_requested(session, job_id) is False
         job = request_cancel(session, job_id)
-        assert job.status == "running"  # the worker stops it at its next step
+        assert job.status == JobStatus.RUNNING  # the worker stops it at its next step
     with session_scope(session_factory) as session:
         assert cancel_requested(session, job_id) is True
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bench.load.processes import free_port, wait_until
-from service.health.heartbeat import live_workers
+from service.jobs.heartbeats import live_workers
 from service.outbox.dispatcher import dispatch_pending
 from tests.worker.harness import Shots, Stack
 from tests.worker.processes import worker_process

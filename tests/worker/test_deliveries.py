@@ -10,10 +10,10 @@ from sqlalchemy import update
 from service.db.base import utcnow
 from service.db.session import session_scope
 from service.db.tables import Job
-from service.jobs.service import claim_job
+from service.jobs.lifecycle import Refusal, claim_job
+from service.jobs.sweeps import SweepAction, resend_stale_queued, sweep_abandoned_jobs
 from tests.worker.harness import Shots, Stack
 from workers.pipeline.runner import Outcome, process_job
-from workers.pipeline.store import Refusal, resend_stale_queued, sweep_expired_leases
 
 QUICK = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 8}
 
@@ -74,12 +74,12 @@ def test_the_sweep_requeues_an_expired_job_then_fails_it_after_its_last_attempt(
         _claim_as(stack, job_id, f"dead:{attempt}")
         _expire_lease(stack, job_id)
         with session_scope(stack.runtime.session_factory) as session:
-            swept = sweep_expired_leases(session, "sweeper:1")
-        expected = "requeued" if attempt < 3 else "failed"
+            swept = sweep_abandoned_jobs(session, "sweeper:1", heartbeat_timeout_s=60)
+        expected = SweepAction.REQUEUED if attempt < 3 else SweepAction.FAILED
         assert [(s.job_id, s.action) for s in swept] == [(job_id, expected)]
         # A second sweep finds nothing: the job is not swept twice.
         with session_scope(stack.runtime.session_factory) as session:
-            assert sweep_expired_leases(session, "sweeper:2") == []
+            assert sweep_abandoned_jobs(session, "sweeper:2", heartbeat_timeout_s=60) == []
     job = stack.job(job_id)
     assert (job.status, job.error_code, job.attempts) == ("failed", "too_many_attempts", 3)
     assert "3 attempts" in (job.error_message or "")

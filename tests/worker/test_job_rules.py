@@ -14,11 +14,11 @@ from sqlalchemy import update
 from service.corrections import service as corrections_service
 from service.db.session import session_scope
 from service.db.tables import Job
+from service.jobs.lifecycle import Refusal
 from service.jobs.service import request_cancel
 from service.versions.service import rollback
 from tests.worker.harness import Shots, Stack
 from workers.pipeline.runner import JobResult, Outcome, process_job
-from workers.pipeline.store import Refusal
 
 QUICK = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 8}
 # Long enough to be interrupted (hundreds of steps), tiny learning rate.

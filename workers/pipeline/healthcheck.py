@@ -11,7 +11,7 @@ import socket
 import sys
 
 from service.db.session import create_db_engine, create_session_factory
-from service.health.heartbeat import live_workers
+from service.jobs.heartbeats import live_workers
 from service.settings import get_settings
 
 

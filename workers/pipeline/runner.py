@@ -4,16 +4,21 @@ Order of a successful attempt (each DB step is its own short transaction; the mo
 happens outside any transaction):
 
 1. claim: lease the job, fix its parent = the model's active version now (``claim_job``);
+   from here until the attempt ends a ``LeaseKeeper`` thread renews the lease, whatever the
+   job is doing;
 2. load: the parent's weights (base + hash-checked deltas, cached), the correction's examples
    (held-out ones apart) and the model's evaluation sets;
 3. evaluate before; train (progress renews the lease; cooperative cancel); ``evaluating``;
    evaluate after; TI / CC;
 4. write the exact delta blob (content-addressed, atomic: a crash leaves at most an
    unreferenced blob), then in ONE transaction: re-check the lease and cancel flag, create the
-   ready version, apply the activation gate, mark the job succeeded.
+   ready version, apply the activation gate, mark the job succeeded (which also queues the
+   model's next job through the outbox);
+5. send the outbox now, so the next job starts as soon as a worker is free.
 
 So a version exists only if its job succeeded, each job has at most one (DB constraint), and
-the active pointer only ever moves to a ready version.
+the active pointer only ever moves to a ready version. A delivery whose job must wait for an
+earlier job of its model ends at once (``WAITING``): the earlier job's finish sends it again.
 """
 
 from __future__ import annotations
@@ -25,17 +30,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.corrections import repository as corrections_repository
 from service.corrections.service import load_correction
 from service.db.session import session_scope
 from service.db.tables import Job, VersionCost
-from service.jobs.service import append_event, claim_job, finish_job, renew_lease, set_status
+from service.jobs.lease_keeper import LeaseKeeper
+from service.jobs.lifecycle import (
+    Lease,
+    Refusal,
+    append_event,
+    claim_job,
+    finish_job,
+    held_job,
+    refusal_reason,
+    start_evaluating,
+)
+from service.jobs.statuses import JobEventType, JobStatus
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.snapshots import SnapshotIntegrityError, deserialize_state, serialize_state
+from service.outbox.dispatcher import dispatch_pending
 from service.registry import repository as registry_repository
 from service.registry.service import load_eval_sets
 from service.storage.blobs import BlobCorruptedError, BlobNotFoundError, BlobStore
@@ -56,7 +73,6 @@ from workers.pipeline.evaluation import (
     split_control_sets,
 )
 from workers.pipeline.progress import JobProgress, LeaseLost
-from workers.pipeline.store import Refusal, refusal_reason
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +81,7 @@ class Outcome(enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    WAITING = "waiting"  # an earlier job of the model runs first: deliver again later
+    WAITING = "waiting"  # an earlier job of the model runs first; its finish sends this again
     DROPPED = "dropped"  # duplicate or stale delivery: nothing to do
     LEASE_LOST = "lease_lost"  # another worker took the job over mid-run
 
@@ -90,7 +106,11 @@ class ClaimedJob:
     hyperparameters: CommonHyperparameters
     seed: int
     parent_version_id: str | None
-    attempt: int
+    lease: Lease
+
+    @property
+    def attempt(self) -> int:
+        return self.lease.attempt
 
     @classmethod
     def of(cls, job: Job) -> ClaimedJob:
@@ -102,7 +122,7 @@ class ClaimedJob:
             hyperparameters=stored_hyperparameters(job.method, job.hyperparameters),
             seed=job.seed,
             parent_version_id=job.parent_version_id,
-            attempt=job.attempts,
+            lease=Lease.of(job),
         )
 
 
@@ -133,6 +153,12 @@ def process_job(context: WorkerContext, job_id: str) -> JobResult:
     Database outages do raise (nothing can be recorded): the lease then expires and the
     sweep re-queues the job.
     """
+    result = _attempt(context, job_id)
+    _send_outbox(context)
+    return result
+
+
+def _attempt(context: WorkerContext, job_id: str) -> JobResult:
     with session_scope(context.session_factory) as session:
         job = claim_job(session, job_id, context.worker_id, context.worker_settings.lease_seconds)
         if job is None:
@@ -146,25 +172,13 @@ def process_job(context: WorkerContext, job_id: str) -> JobResult:
         "job claimed", extra={"attempt": claimed.attempt, "parent": claimed.parent_version_id}
     )
     started = time.perf_counter()
-    context.current_job_id = claimed.id
+    lease_seconds = context.worker_settings.lease_seconds
     try:
-        try:
-            result = _run_claimed(context, claimed)
-        except JobFailure as error:
-            result = _finish_failed(context, claimed, error.code, error.message)
-        except (DBAPIError, LeaseLost):
-            # DBAPIError: nothing can be recorded; the lease expires and the sweep retries
-            # the job. LeaseLost: the job is another worker's now (handled below).
-            raise
-        except Exception as error:  # a defect or an environment fault: say so on the job
-            logger.exception("job crashed")
-            message = f"{type(error).__name__}: {error}"[:2000]
-            result = _finish_failed(context, claimed, "worker_error", message)
+        with LeaseKeeper(context.session_factory, claimed.lease, lease_seconds):
+            result = _run_guarded(context, claimed)
     except LeaseLost as error:
         logger.warning("stopping without writing anything: %s", error)
         result = JobResult(Outcome.LEASE_LOST)
-    finally:
-        context.current_job_id = None
     telemetry.JOB_SECONDS.labels(claimed.method, result.outcome.value).observe(
         time.perf_counter() - started
     )
@@ -175,6 +189,30 @@ def process_job(context: WorkerContext, job_id: str) -> JobResult:
     return result
 
 
+def _run_guarded(context: WorkerContext, claimed: ClaimedJob) -> JobResult:
+    """Run a claimed job; a job error or a defect ends it as failed (with the reason)."""
+    try:
+        return _run_claimed(context, claimed)
+    except JobFailure as error:
+        return _finish_failed(context, claimed, error.code, error.message)
+    except (DBAPIError, LeaseLost):
+        # DBAPIError: nothing can be recorded; the lease expires and the sweep retries
+        # the job. LeaseLost: the job is another worker's now (handled by the caller).
+        raise
+    except Exception as error:  # a defect or an environment fault: say so on the job
+        logger.exception("job crashed")
+        message = f"{type(error).__name__}: {error}"[:2000]
+        return _finish_failed(context, claimed, "worker_error", message)
+
+
+def _send_outbox(context: WorkerContext) -> None:
+    """Send what this attempt's transactions queued (the model's next job, a re-queue)."""
+    try:
+        dispatch_pending(context.session_factory, context.broker)
+    except SQLAlchemyError:  # the database is away: the sweeps and the API's loop send later
+        logger.exception("could not send the outbox")
+
+
 def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
     phases = _Phases()
     with context.session_factory() as session:
@@ -183,14 +221,11 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
     phases.done("load")
     before = measure(encoder, plan)
     _record_metrics_event(context, job, "before update", before.__dict__)
-    _renew(context, job)
     phases.done("evaluate_before")
 
     progress = JobProgress(
         context.session_factory,
-        job.id,
-        context.worker_id,
-        context.worker_settings.lease_seconds,
+        job.lease,
         context.worker_settings.progress_interval_s,
         context.worker_settings.cancel_poll_s,
     )
@@ -219,8 +254,7 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
     phases.done("train")
 
     with session_scope(context.session_factory) as session:
-        job_row = _held_job(context, session, job)
-        set_status(session, job_row, "evaluating")
+        start_evaluating(session, _held_job(context, session, job))
     after = measure(encoder, plan)
     evaluation, set_accuracies = evaluation_records(plan, before, after)
     _record_metrics_event(context, job, "after update", after.__dict__)
@@ -338,24 +372,17 @@ def store_carried_states(
 
 def _held_job(context: WorkerContext, session: Session, job: ClaimedJob) -> Job:
     """The job row, after renewing our lease (raises LeaseLost when another worker has it)."""
-    if not renew_lease(session, job.id, context.worker_id, context.worker_settings.lease_seconds):
+    job_row = held_job(session, job.lease, context.worker_settings.lease_seconds)
+    if job_row is None:
         raise LeaseLost(f"job {job.id}: lease lost")
-    job_row = session.get(Job, job.id)
-    assert job_row is not None
-    session.refresh(job_row)
     return job_row
-
-
-def _renew(context: WorkerContext, job: ClaimedJob) -> None:
-    with session_scope(context.session_factory) as session:
-        _held_job(context, session, job)
 
 
 def _record_metrics_event(
     context: WorkerContext, job: ClaimedJob, message: str, data: dict[str, Any]
 ) -> None:
     with session_scope(context.session_factory) as session:
-        append_event(session, job.id, "metrics", message, data)
+        append_event(session, job.id, JobEventType.METRICS, message, data)
 
 
 def _commit_version(
@@ -368,7 +395,9 @@ def _commit_version(
     with session_scope(context.session_factory) as session:
         job_row = _held_job(context, session, job)
         if job_row.cancel_requested:
-            finish_job(session, job_row, "cancelled", error_message="cancelled during evaluation")
+            finish_job(
+                session, job_row, JobStatus.CANCELLED, error_message="cancelled during evaluation"
+            )
             return JobResult(Outcome.CANCELLED)
         model = registry_repository.get(session, job.model_id)
         assert model is not None and job.parent_version_id is not None
@@ -391,7 +420,7 @@ def _commit_version(
             evaluation.ti if evaluation else None,
             evaluation.cc if evaluation else None,
         )
-        finish_job(session, job_row, "succeeded", result_version_id=version.id)
+        finish_job(session, job_row, JobStatus.SUCCEEDED, result_version_id=version.id)
         return JobResult(Outcome.SUCCEEDED, version_id=version.id, activated=deployment is not None)
 
 
@@ -403,7 +432,7 @@ def _data_hash(session: Session, correction_id: str) -> str | None:
 def _finish_cancelled(context: WorkerContext, job: ClaimedJob, message: str) -> JobResult:
     with session_scope(context.session_factory) as session:
         job_row = _held_job(context, session, job)
-        finish_job(session, job_row, "cancelled", error_message=message)
+        finish_job(session, job_row, JobStatus.CANCELLED, error_message=message)
     return JobResult(Outcome.CANCELLED)
 
 
@@ -411,5 +440,5 @@ def _finish_failed(context: WorkerContext, job: ClaimedJob, code: str, message: 
     logger.error("job failed", extra={"error_code": code, "error_message": message})
     with session_scope(context.session_factory) as session:
         job_row = _held_job(context, session, job)
-        finish_job(session, job_row, "failed", error_code=code, error_message=message)
+        finish_job(session, job_row, JobStatus.FAILED, error_code=code, error_message=message)
     return JobResult(Outcome.FAILED, error_code=code)

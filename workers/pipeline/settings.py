@@ -16,11 +16,11 @@ class WorkerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VLMC_WORKER_", env_file=None, extra="ignore")
 
-    # A claimed job's lease; renewed at every progress report, so it only has to outlast the
-    # longest gap between two training steps (or the evaluation), not the whole job.
+    # A claimed job's lease; the process running the job renews it every third of this
+    # through every phase, so it only has to outlast a stall of that process.
     lease_seconds: int = Field(default=DEFAULT_LEASE_SECONDS, ge=1)
-    # Heartbeat period (must stay well under Settings.worker_heartbeat_timeout_s) and the
-    # period of the sweep that re-queues jobs whose worker died with the lease.
+    # Heartbeat period (must stay well under Settings.worker_heartbeat_timeout_s, after which
+    # the worker counts as dead and its jobs are swept) and the period of that sweep.
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
     # Redis redelivers an unacknowledged message after this long (acks_late): it must exceed
     # the longest job, or a healthy long job would be delivered twice (the lease makes that a
@@ -28,8 +28,8 @@ class WorkerSettings(BaseSettings):
     visibility_timeout_s: int = Field(default=6 * 3600, ge=60)
     # A queued job nobody claimed for this long is sent to the broker again (lost message).
     stale_queued_s: float = Field(default=300.0, gt=0)
-    # A job that must wait for an earlier job of its model is re-queued after this delay.
-    wait_countdown_s: float = Field(default=2.0, gt=0)
+    # A delivery that met a database outage is re-queued after this delay.
+    database_retry_s: float = Field(default=10.0, gt=0)
     # How often the training loop asks the database about a cancel request.
     cancel_poll_s: float = Field(default=0.5, ge=0)
     # Progress events are written at most this often (the last step is always written).
