@@ -5,9 +5,11 @@ schemas = bodies):
 
 - ``registry/``     models (version 1 = the base checkpoint) and evaluation sets
 - ``corrections/``  few-shot batches -> a queued job (multipart or JSON, Idempotency-Key)
-- ``jobs/``         job status, events, cancel; the worker protocol (``jobs/service.py``) and
-                    the broker contract (``jobs/constants.py``: task ``vlmc.run_update_job``,
-                    args ``[job_id]``, queue ``updates``)
+- ``jobs/``         a job's whole life: states (``statuses.py``), create/read/cancel
+                    (``service.py``), the worker protocol (``lifecycle.py``: claim, lease,
+                    progress, finish), sweeps, worker heartbeats, and the broker contract
+                    (``constants.py``: task ``vlmc.run_update_job``, args ``[job_id]``, queue
+                    ``updates``)
 - ``versions/``     immutable versions, active pointer, deployments, activation gate, and the
                     base + delta chain that rebuilds a version's weights (``snapshots.py``)
 - ``serving/``      classify / embed from the active or a pinned version (hot-swapping cache)

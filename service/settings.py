@@ -48,7 +48,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("admin_api_key", "VLMC_ADMIN_API_KEY", "ADMIN_API_KEY"),
     )
 
-    # Workers: a heartbeat older than this means "no live worker" in /readyz.
+    # Workers: a heartbeat older than this means "no live worker" in /readyz, and the sweep
+    # then recovers the jobs whose lease that worker holds (it died).
     worker_heartbeat_timeout_s: float = Field(default=60.0, gt=0)
     readyz_requires_worker: bool = False
     # Outbox dispatcher loop in the API process (seconds between sweeps).

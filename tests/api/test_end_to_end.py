@@ -48,7 +48,6 @@ def worker_process(e2e_settings: Settings, tmp_path: Path) -> Iterator[subproces
         "VLMC_BROKER_URL": e2e_settings.broker_url,
         "VLMC_BLOB_DIR": str(e2e_settings.blobs_path),
         "VLMC_WORKER_HEARTBEAT_INTERVAL_S": "1",
-        "VLMC_WORKER_WAIT_COUNTDOWN_S": "0.5",
         "VLMC_WORKER_LOG_FORMAT": "text",
     }
     log = (tmp_path / "worker.log").open("wb")

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.app import create_app
 from service.db.session import session_scope
 from service.db.tables import OutboxMessage
+from service.health import router as health_router
 from service.jobs.constants import UPDATE_TASK_NAME
 from service.jobs.heartbeats import record_heartbeat
 from service.outbox.broker import Broker
@@ -120,3 +122,19 @@ def test_openapi_lists_every_path(client: TestClient) -> None:
         "/readyz",
         "/metrics",
     } <= paths
+
+
+def test_readyz_reports_a_dependency_down_but_lets_a_defect_surface(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    monkeypatch.setattr(runtime, "broker", Broker(DOWN_BROKER))
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["broker"]["ok"] is False
+
+    def defect(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("a bug, not an outage")
+
+    monkeypatch.setattr(health_router, "live_workers", defect)
+    with pytest.raises(KeyError, match="a bug"):
+        client.get("/readyz")

@@ -1,27 +1,38 @@
-"""The worker-facing job functions: claim with a lease, order per model, retries, progress."""
+"""The job lifecycle on the database: claim with a lease, order per model and the hand-over to
+the next job, retries, progress, the lease keeper, and the sweep of dead workers' jobs."""
 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.base import utcnow
 from service.db.session import session_scope
+from service.db.tables import OutboxMessage, WorkerHeartbeat
 from service.jobs import repository as jobs_repository
+from service.jobs.heartbeats import record_heartbeat
+from service.jobs.lease_keeper import LeaseKeeper
 from service.jobs.lifecycle import (
     Lease,
+    Refusal,
     append_event,
     cancel_requested,
     claim_job,
     finish_job,
+    held_job,
     record_progress,
+    refusal_reason,
     start_evaluating,
 )
 from service.jobs.service import request_cancel
 from service.jobs.statuses import JobEventType, JobStatus
+from service.jobs.sweeps import SweepAction, SweptJob, sweep_abandoned_jobs
 from tests.db.helpers import add_job, add_model
 
 
@@ -151,3 +162,108 @@ def test_two_workers_claiming_one_job_concurrently(
     with pg_session_factory() as session:
         job = jobs_repository.get(session, job_id)
         assert job is not None and job.attempts == 1 and job.lease_owner == winners[0]
+
+
+def _sent_job_ids(session: Session) -> list[str]:
+    """Job ids of the outbox messages written so far, oldest first."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    return [message.args[0] for message in session.scalars(query)]
+
+
+def test_the_end_of_a_job_sends_the_next_queued_job_of_its_model(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_scope(session_factory) as session:
+        model, _ = add_model(session)
+        first, second, third = (add_job(session, model).id for _ in range(3))
+        other_model, _ = add_model(session, "other")
+        add_job(session, other_model)
+    with session_scope(session_factory) as session:
+        job = claim_job(session, first, "w1")
+        assert job is not None and claim_job(session, second, "w2") is None  # must wait
+        assert refusal_reason(session, second) is Refusal.WAITING
+        assert _sent_job_ids(session) == []
+    with session_scope(session_factory) as session:
+        job = held_job(session, Lease.of(job))
+        assert job is not None
+        finish_job(session, job, JobStatus.FAILED, error_code="x", error_message="boom")
+        # In the transaction that finished the first: only the model's next job, once.
+        assert _sent_job_ids(session) == [second]
+    with session_scope(session_factory) as session:
+        request_cancel(session, second)  # a queued job cancelled: the one after it may run
+        assert _sent_job_ids(session) == [second, third]
+    with session_scope(session_factory) as session:
+        assert claim_job(session, third, "w3") is not None
+        request_cancel(session, third)  # running: stops at its next step; nothing is sent yet
+        assert _sent_job_ids(session) == [second, third]
+
+
+def _claim_with_heartbeat(
+    factory: sessionmaker[Session], job_id: str, owner: str, seen_ago_s: float | None
+) -> None:
+    with session_scope(factory) as session:
+        assert claim_job(session, job_id, owner, lease_seconds=600) is not None
+        if seen_ago_s is not None:
+            record_heartbeat(session, owner)
+            heartbeat = session.get(WorkerHeartbeat, owner)
+            assert heartbeat is not None
+            heartbeat.last_seen_at = utcnow() - timedelta(seconds=seen_ago_s)
+
+
+def test_a_job_whose_worker_stopped_beating_is_swept_before_its_lease_runs_out(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_scope(session_factory) as session:
+        jobs = [add_job(session, add_model(session, f"m{i}")[0]).id for i in range(3)]
+    dead, alive, unknown = jobs
+    _claim_with_heartbeat(session_factory, dead, "dead:1", seen_ago_s=120)
+    _claim_with_heartbeat(session_factory, alive, "alive:1", seen_ago_s=1)
+    _claim_with_heartbeat(session_factory, unknown, "unknown:1", seen_ago_s=None)  # no row
+    with session_scope(session_factory) as session:
+        swept = sweep_abandoned_jobs(session, "sweeper:1", heartbeat_timeout_s=60)
+        assert swept == [SweptJob(dead, SweepAction.REQUEUED)]
+        assert sweep_abandoned_jobs(session, "sweeper:1", heartbeat_timeout_s=60) == []
+        assert _sent_job_ids(session) == [dead]
+    with session_scope(session_factory) as session:
+        statuses = {j: jobs_repository.get(session, j).status for j in jobs}  # type: ignore[union-attr]
+        assert statuses == {
+            dead: JobStatus.QUEUED,
+            alive: JobStatus.RUNNING,
+            unknown: JobStatus.RUNNING,  # only its lease (600 s) can expire it
+        }
+        # The dead worker's attempt no longer holds anything.
+        assert record_progress(session, Lease(dead, "", "dead:1", 1), 1, 2) is False
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_lease_keeper_renews_the_lease_until_another_worker_takes_the_job(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_scope(session_factory) as session:
+        model, _ = add_model(session)
+        job_id = add_job(session, model).id
+    with session_scope(session_factory) as session:
+        job = claim_job(session, job_id, "keeper:1", lease_seconds=1)
+        assert job is not None and job.lease_expires_at is not None
+        lease, first_expiry = Lease.of(job), job.lease_expires_at
+
+    def expiry() -> datetime | None:
+        with session_factory() as session:
+            return jobs_repository.get(session, job_id).lease_expires_at  # type: ignore[union-attr]
+
+    with LeaseKeeper(session_factory, lease, lease_seconds=1) as keeper:
+        # Three renewals (one every third of the lease) while nothing else touches the job.
+        _wait_for(lambda: (expiry() or first_expiry) - first_expiry > timedelta(seconds=0.9))
+        assert not keeper.lost
+        with session_scope(session_factory) as session:  # taken over (as by a sweep)
+            stolen = jobs_repository.get(session, job_id)
+            assert stolen is not None
+            stolen.lease_owner = "thief:2"
+        _wait_for(lambda: keeper.lost)
+    assert keeper.renew() is False

@@ -1,15 +1,19 @@
 """Jobs survive faults, against real Redis and PostgreSQL, with the API over HTTP and workers
 as separate OS processes: broker outage (outbox), SIGKILL mid-training, order per model with
-parallel models, cancel while running."""
+parallel models, cancel while running, a prefork pool through a slow phase, and the queue of a
+model moving on after a worker is killed (idle or busy)."""
 
 from __future__ import annotations
 
+import itertools
 import signal
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
+from subprocess import Popen
+from typing import Any
 
 import pytest
 import redis
@@ -19,10 +23,13 @@ from bench.load.processes import wait_until
 from service.db.tables import Job, OutboxMessage, Version
 from service.jobs.constants import UPDATE_QUEUE
 from tests.faults.cluster import job, register, submit, wait_for_status
-from tests.faults.conftest import Cluster
+from tests.faults.conftest import WORKER_ENV, Cluster
 from tests.worker.harness import Shots
+from tests.worker.processes import slow_evaluation_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+LEASE_SECONDS = float(WORKER_ENV["VLMC_WORKER_LEASE_SECONDS"])
 
 QUICK = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 8}
 # ~60 steps: long enough to kill or cancel mid-way, short enough to finish a retry quickly.
@@ -215,3 +222,147 @@ def test_cancel_while_running_stops_the_job_and_leaves_no_version(
     assert done["status"] == "cancelled" and done["result_version_id"] is None
     assert done["progress"]["step"] < done["progress"]["total"]
     assert _versions_of_job(cluster, job_id) == []
+
+
+def _worker_ids(*workers: Popen[bytes]) -> list[str]:
+    return [f"{socket.gethostname()}:{worker.pid}" for worker in workers]
+
+
+def _wait_for_heartbeats(cluster: Cluster, *workers: Popen[bytes]) -> None:
+    ids = set(_worker_ids(*workers))
+    wait_until(
+        lambda: ids <= set(cluster.api.get("/readyz").json()["checks"]["worker"]["live"]),
+        timeout=60,
+        what="the workers' heartbeats",
+        processes=workers,
+    )
+
+
+def _status_event_times(cluster: Cluster, job_id: str, status: str) -> list[datetime]:
+    events = cluster.api.get(f"/v1/jobs/{job_id}/events").json()["events"]
+    return [
+        datetime.fromisoformat(e["created_at"])
+        for e in events
+        if e["type"] == "status" and e["data"]["status"] == status
+    ]
+
+
+def test_a_prefork_worker_keeps_the_leases_of_its_jobs_through_a_slow_phase(
+    cluster: Cluster, shots: Shots
+) -> None:
+    # Two jobs at once in a prefork pool of two processes; each evaluates twice (before and
+    # after training) for three lease periods with no training step in between.
+    lease_s = 2
+    slow_phase_s = 3 * lease_s
+    models = [register(cluster.api, f"slow-phase-{i}", cluster.model_dir) for i in range(2)]
+    env = {
+        "VLMC_WORKER_CONCURRENCY": "2",
+        "VLMC_WORKER_LEASE_SECONDS": str(lease_s),
+        **slow_evaluation_env(slow_phase_s),
+    }
+    with cluster.worker("prefork", **env) as worker:
+        jobs = [submit(cluster.api, model_id, shots.train, QUICK) for model_id in models]
+        done = [
+            wait_for_status(cluster.api, j, {"succeeded", "failed"}, 180, (worker,)) for j in jobs
+        ]
+    for job_id, body in zip(jobs, done, strict=True):
+        assert (body["status"], body["attempts"]) == ("succeeded", 1), body
+        assert _status_events(cluster, job_id) == ["queued", "running", "evaluating", "succeeded"]
+        [version] = _versions_of_job(cluster, job_id)
+        assert version.id == body["result_version_id"]
+        started, finished = _interval(body)
+        assert (finished - started).total_seconds() >= 2 * slow_phase_s  # the slow phases ran
+    (first_start, first_end), (second_start, second_end) = (_interval(body) for body in done)
+    assert first_start < second_end and second_start < first_end  # in two pool processes at once
+
+
+def test_killing_an_idle_worker_strands_none_of_the_queued_jobs_of_a_model(
+    cluster: Cluster, shots: Shots
+) -> None:
+    model_id = register(cluster.api, "idle-kill", cluster.model_dir)
+    broker = redis.Redis.from_url(cluster.redis.url)
+    with cluster.worker("busy-or-idle-1") as w1, cluster.worker("busy-or-idle-2") as w2:
+        _wait_for_heartbeats(cluster, w1, w2)
+        first = submit(cluster.api, model_id, shots.train, MEDIUM)
+        wait_for_status(cluster.api, first, {"running"}, 60, (w1, w2))
+        later = [submit(cluster.api, model_id, shots.train, QUICK, seed=s) for s in (1, 2, 3)]
+        # Every message has been delivered, and only the running job's is unacknowledged:
+        # the later jobs' deliveries were dropped, none is held back in a worker.
+        wait_until(
+            lambda: broker.llen(UPDATE_QUEUE) == 0 and broker.hlen("unacked") == 1,
+            timeout=60,
+            what="the later jobs' deliveries to be dropped",
+            processes=(w1, w2),
+        )
+        assert {job(cluster.api, j)["status"] for j in later} == {"queued"}
+        busy, idle = _busy_and_idle(cluster, first, w1, w2)
+        idle.send_signal(signal.SIGKILL)
+        idle.wait()
+        done = {
+            j: wait_for_status(cluster.api, j, {"succeeded", "failed"}, 120, (busy,))
+            for j in [first, *later]
+        }
+    ordered = [done[j] for j in [first, *later]]
+    for body in ordered:
+        assert (body["status"], body["attempts"]) == ("succeeded", 1), body
+    _assert_ran_in_order_one_version_each(cluster, ordered)
+
+
+def _busy_and_idle(
+    cluster: Cluster, running_job_id: str, *workers: Popen[bytes]
+) -> tuple[Popen[bytes], Popen[bytes]]:
+    """(the worker holding the running job's lease, the other one)."""
+    with cluster.session_factory() as session:
+        running = session.get(Job, running_job_id)
+        assert running is not None and running.lease_owner is not None
+        owner = running.lease_owner
+    [busy] = [w for w, wid in zip(workers, _worker_ids(*workers), strict=True) if wid == owner]
+    [idle] = [w for w in workers if w is not busy]
+    return busy, idle
+
+
+def _assert_ran_in_order_one_version_each(cluster: Cluster, ordered: list[dict[str, Any]]) -> None:
+    for body in ordered:
+        assert body["status"] == "succeeded", body
+        [version] = _versions_of_job(cluster, body["id"])
+        assert version.id == body["result_version_id"]
+    for before, after in itertools.pairwise(ordered):
+        assert after["parent_version_id"] == before["result_version_id"]
+        # The next job starts as soon as the previous one finished (its finish sent it), not
+        # when the stale-queued re-send would have (minutes).
+        gap = (_interval(after)[0] - _interval(before)[1]).total_seconds()
+        assert 0 <= gap < LEASE_SECONDS, (before["id"], after["id"], gap)
+
+
+def test_a_killed_worker_is_noticed_by_its_heartbeat_and_its_queue_keeps_moving(
+    cluster: Cluster, shots: Shots
+) -> None:
+    # A lease far longer than the heartbeat timeout: recovery within seconds can only come
+    # from the dead worker's missing heartbeats.
+    env = {"VLMC_WORKER_LEASE_SECONDS": "120", "VLMC_WORKER_HEARTBEAT_TIMEOUT_S": "4"}
+    model_id = register(cluster.api, "busy-kill", cluster.model_dir)
+    with cluster.worker("victim-1", **env) as w1, cluster.worker("victim-2", **env) as w2:
+        _wait_for_heartbeats(cluster, w1, w2)
+        first = submit(cluster.api, model_id, shots.train, MEDIUM)
+        later = [submit(cluster.api, model_id, shots.train, QUICK, seed=s) for s in (1, 2)]
+        wait_until(
+            lambda: job(cluster.api, first)["progress"]["step"] >= 3,
+            timeout=120,
+            what="training to be under way",
+            processes=(w1, w2),
+        )
+        busy, survivor = _busy_and_idle(cluster, first, w1, w2)
+        busy.send_signal(signal.SIGKILL)
+        busy.wait()
+        killed_at = datetime.now(UTC)
+        done = {
+            j: wait_for_status(cluster.api, j, {"succeeded", "failed"}, 180, (survivor,))
+            for j in [first, *later]
+        }
+    [_, requeued_at] = _status_event_times(cluster, first, "queued")
+    assert (requeued_at - killed_at).total_seconds() < 12  # heartbeat timeout 4 s, not lease 120 s
+    assert [done[j]["attempts"] for j in [first, *later]] == [2, 1, 1]
+    assert _status_events(cluster, first) == [
+        *("queued", "running", "queued", "running", "evaluating", "succeeded")
+    ]
+    _assert_ran_in_order_one_version_each(cluster, [done[j] for j in [first, *later]])
