@@ -66,7 +66,8 @@ class LeaseKeeper:
         while not self._stop.wait(self._lease_seconds / 3):
             try:
                 if not self.renew():
-                    logger.warning("lease lost", extra={"job_id": self._lease.job_id})
+                    if not self._stop.is_set():  # else: the job just finished, as it should
+                        logger.warning("lease lost", extra={"job_id": self._lease.job_id})
                     return
             except SQLAlchemyError:  # the database may be briefly away; try again next period
                 logger.exception("could not renew the lease")

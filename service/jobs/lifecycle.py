@@ -272,5 +272,6 @@ def send_next_job(session: Session, model_id: str) -> str | None:
     upcoming = repository.first_unfinished(session, model_id)
     if upcoming is None or upcoming.status != JobStatus.QUEUED:
         return None
+    upcoming.updated_at = utcnow()  # just sent: not "stale" for the re-send sweep
     outbox_repository.add(session, UPDATE_TASK_NAME, [upcoming.id], UPDATE_QUEUE)
     return upcoming.id

@@ -57,10 +57,12 @@ def lock_model_queue(session: Session, model_id: str) -> None:
     A claim checks "has every earlier job of this model finished?" while the earlier job's
     finish looks for the next queued job to send; both take this lock first, so whichever
     comes second sees what the first committed (no wake-up is lost between them). PostgreSQL
-    locks the model row; SQLite serialises every writer anyway.
+    locks the model row (``FOR NO KEY UPDATE``: inserts that reference the model, such as a
+    new correction, are not blocked); SQLite serialises every writer anyway.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Model.id).where(Model.id == model_id).with_for_update())
+        query = select(Model.id).where(Model.id == model_id).with_for_update(key_share=True)
+        session.execute(query)
 
 
 def _earlier_than(job: Job) -> ColumnElement[bool]:
