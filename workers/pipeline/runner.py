@@ -78,9 +78,9 @@ logger = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    SUCCEEDED = JobStatus.SUCCEEDED.value
+    FAILED = JobStatus.FAILED.value
+    CANCELLED = JobStatus.CANCELLED.value
     WAITING = "waiting"  # an earlier job of the model runs first; its finish sends this again
     DROPPED = "dropped"  # duplicate or stale delivery: nothing to do
     LEASE_LOST = "lease_lost"  # another worker took the job over mid-run
@@ -193,7 +193,9 @@ def _run_guarded(context: WorkerContext, claimed: ClaimedJob) -> JobResult:
     """Run a claimed job; a job error or a defect ends it as failed (with the reason)."""
     try:
         return _run_claimed(context, claimed)
-    except JobFailure as error:
+    except (JobFailure, UpdateError) as error:
+        # An engine error can also come from preparing the inputs (e.g. building the
+        # evaluation plan of a single-class batch), not only from training.
         return _finish_failed(context, claimed, error.code, error.message)
     except (DBAPIError, LeaseLost):
         # DBAPIError: nothing can be recorded; the lease expires and the sweep retries
