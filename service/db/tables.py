@@ -196,6 +196,9 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    # What the job trains on and what measures its TI (shown with the job).
+    correction: Mapped[Correction] = relationship(lazy="selectin")
+
 
 class JobEvent(Base):
     """An append-only, typed event of a job (progress, metrics, log, status)."""

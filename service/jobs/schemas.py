@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.db.tables import Job, JobEvent
 from service.jobs.statuses import JobEventType, JobStatus
@@ -21,10 +21,20 @@ class Progress(BaseModel):
     total: int
 
 
+class TrainingSplit(BaseModel):
+    """What the job trains on and what its TI is measured on (decided at submission)."""
+
+    examples: int = Field(description="examples received (eval_examples included)")
+    trained: int = Field(description="examples the update trains on")
+    held_out: int = Field(description="examples kept out of training to measure TI")
+    ti_source: Literal["eval_examples", "held_out", "target_sets", "none"]
+
+
 class JobOut(BaseModel):
     id: str
     model_id: str
     correction_id: str
+    training_split: TrainingSplit
     status: JobStatus
     progress: Progress
     method: str
@@ -50,6 +60,12 @@ class JobOut(BaseModel):
             id=job.id,
             model_id=job.model_id,
             correction_id=job.correction_id,
+            training_split=TrainingSplit(
+                examples=job.correction.num_examples,
+                trained=job.correction.num_examples - job.correction.num_held_out,
+                held_out=job.correction.num_held_out,
+                ti_source=job.correction.ti_source,  # type: ignore[arg-type]
+            ),
             status=job.status,
             progress=Progress(step=job.progress_step, total=job.progress_total),
             method=job.method,

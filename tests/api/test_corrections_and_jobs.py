@@ -99,6 +99,13 @@ def test_what_trains_and_what_measures_ti_is_stated(
     # Nothing else to measure TI on: a share of the examples is held out, and the answer says so.
     held = _submit(client, model["id"], fashion)
     assert held["ti_source"] == "held_out" and held["trained"] == 12 - held["held_out"]
+    job = client.get(f"/v1/jobs/{held['job_id']}").json()
+    assert job["training_split"] == {
+        "examples": 12,
+        "trained": held["trained"],
+        "held_out": held["held_out"],
+        "ti_source": "held_out",
+    }
     assert f"{held['held_out']} of the 12 examples" in held["note"]
     # Once the model has a target eval set, every example trains and TI comes from the set.
     files = [
