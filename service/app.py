@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 
 from service.api.errors import error_response, install_error_handlers
 from service.api.load_shedding import LoadSheddingMiddleware
+from service.api.openapi import BODY_METHODS, install_openapi
 from service.auth.router import router as api_keys_router
 from service.auth.service import seed_admin_key
 from service.corrections.router import router as corrections_router
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         description="Few-shot corrections of deployed CLIP-style models: LoRSU updates of the "
         "image encoder, immutable versions, inference from the active version, rollback.",
         lifespan=lifespan,
+        # Operation ids are the handlers' names (``read_model``): the OpenAPI links use them.
+        generate_unique_id_function=lambda route: route.name,
+        swagger_ui_parameters={"persistAuthorization": True},
     )
     install_error_handlers(app)
 
@@ -89,7 +93,12 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.max_request_bytes:
+        if (
+            request.method in BODY_METHODS
+            and length is not None
+            and length.isdigit()
+            and int(length) > settings.max_request_bytes
+        ):
             return error_response(
                 413,
                 "request_too_large",
@@ -114,4 +123,5 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         serving_router,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app

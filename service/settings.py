@@ -6,12 +6,16 @@ the SQLite database, the serverless broker, blobs and the base model all live un
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from PIL import Image
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.validation import MAX_LABEL_LENGTH
 
 
 class Settings(BaseSettings):
@@ -25,16 +29,21 @@ class Settings(BaseSettings):
     broker_url: str = ""
     blob_dir: Path | None = None
     base_model_path: Path | None = None
+    # Directories ``POST /v1/models`` may register checkpoints from (``base_path`` must resolve
+    # inside one). VLMC_MODEL_ROOTS is a list separated like PATH (``:`` on Linux). Empty means
+    # ``<data_dir>/models`` and the directory holding ``base_model_path``.
+    model_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     default_model_name: str = "standin-base"
     device: str = "cpu"
 
     # Upload limits (request-time validation, see service/images.py).
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_request_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
-    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # At most PIL's own decompression-bomb threshold, so this is the one pixel limit in force.
+    max_image_pixels: int = Field(default=40_000_000, gt=0, le=Image.MAX_IMAGE_PIXELS or 2**62)
     max_examples_per_batch: int = Field(default=256, gt=0)
     max_labels_per_request: int = Field(default=1000, gt=0)
-    max_label_length: int = Field(default=200, gt=0)
+    max_label_length: int = Field(default=MAX_LABEL_LENGTH, gt=0, le=MAX_LABEL_LENGTH)
 
     # Activation gate default (points of accuracy) for models that do not set their own.
     activation_threshold: float = Field(default=1.0, ge=0)
@@ -65,6 +74,13 @@ class Settings(BaseSettings):
     # capacity x acceptable latency: ~100 req/s x 0.3 s on 2 cores (bench/results/load.md).
     max_in_flight_requests: int = Field(default=32, ge=1)
 
+    @field_validator("model_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(part) for part in value.split(os.pathsep) if part.strip()]
+        return value
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         data = self.data_dir.resolve()
@@ -76,6 +92,11 @@ class Settings(BaseSettings):
             self.blob_dir = data / "blobs"
         if self.base_model_path is None:
             self.base_model_path = data / "models" / "standin-base"
+        if not self.model_roots:
+            self.model_roots = [data / "models", self.base_model_path.resolve().parent]
+        self.model_roots = list(
+            dict.fromkeys(root.expanduser().resolve() for root in self.model_roots)
+        )
         return self
 
     @property

@@ -6,7 +6,7 @@
 - ``sqlite_url``: a SQLite file in the test's tmp dir.
 - ``make_settings``: ``make_settings(**overrides) -> Settings`` for the embedded default under
   the test's tmp dir (SQLite, kombu-on-SQLite broker, filesystem blobs), admin key
-  ``ADMIN_KEY``.
+  ``ADMIN_KEY``, model roots: pytest's base temporary directory (where model fixtures live).
 - ``api_model_dir``: a tiny random dual encoder (session-scoped, built once).
 - ``to_png(image) -> bytes`` (a plain function): a PIL image as PNG bytes, for uploads.
 """
@@ -72,12 +72,16 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
     def factory(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "admin_api_key": ADMIN_KEY,
             "outbox_interval_s": 0.2,
+            # The session's model fixtures are built under pytest's base temporary directory.
+            "model_roots": [tmp_path_factory.getbasetemp()],
         }
         values.update(overrides)
         return Settings(**values)

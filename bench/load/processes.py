@@ -37,6 +37,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
             "VLMC_DATABASE_URL": settings.database_url,
             "VLMC_BROKER_URL": settings.broker_url,
             "VLMC_BLOB_DIR": str(settings.blobs_path),
+            "VLMC_MODEL_ROOTS": os.pathsep.join(str(root) for root in settings.model_roots),
             "VLMC_OUTBOX_INTERVAL_S": str(settings.outbox_interval_s),
             "VLMC_WORKER_HEARTBEAT_INTERVAL_S": "0.5",
             "PYTHONPATH": str(REPO_ROOT),

@@ -73,14 +73,20 @@ def topology(name: str, root: Path) -> Iterator[Topology]:
     """Settings for ``name``, with its PostgreSQL database / Redis up for the block."""
     data = root / name
     if name == "embedded":
-        yield Topology(name, Settings(data_dir=data, admin_api_key=ADMIN_KEY), root)
+        # The benchmark's model is built under ``root``: it is the model root.
+        settings = Settings(data_dir=data, admin_api_key=ADMIN_KEY, model_roots=[root])
+        yield Topology(name, settings, root)
         return
     database, url = create_database()
     redis = RedisServer(root / f"{name}-redis")
     redis.start()
     try:
         settings = Settings(
-            data_dir=data, database_url=url, broker_url=redis.url, admin_api_key=ADMIN_KEY
+            data_dir=data,
+            database_url=url,
+            broker_url=redis.url,
+            admin_api_key=ADMIN_KEY,
+            model_roots=[root],
         )
         yield Topology(name, settings, root)
     finally:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from service.auth.service import Principal, authenticate, require
+from service.auth.service import Principal, authenticate, require, require_model
 from service.runtime import Runtime
 from service.settings import Settings
 from service.storage.blobs import BlobStore
+from service.validation import ID_PATTERN, MAX_ID_LENGTH
+
+logger = logging.getLogger(__name__)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -53,29 +58,56 @@ BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_principal(
-    session: SessionDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Principal:
-    """The caller, from ``Authorization: Bearer <key>`` (401 when missing or unknown).
+# Declares the bearer scheme in the OpenAPI document (the Authorize button of /docs); the
+# header itself is read and checked by ``authenticate``, which answers the error body.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key: `Authorization: Bearer vlmc_...` (see the README's security section)",
+)
 
-    The key lookup is a read; its transaction ends here so the pooled connection is not held
-    while the request waits on something else (a body upload, an inference slot). The
-    principal is a plain value, and the handler's own queries start a new transaction.
+# Identifiers in paths (UUIDs as the service hands them out).
+ResourceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The caller, from ``Authorization: Bearer <key>`` (401 when missing, unknown, revoked or
+    expired).
+
+    The key lookup (and the once-a-minute ``last_used_at`` write) ends its transaction here,
+    so the pooled connection is not held while the request waits on something else (a body
+    upload, an inference slot). The principal is a plain value, and the handler's own queries
+    start a new transaction.
     """
-    principal = authenticate(session, authorization)
-    session.rollback()
+    principal = authenticate(session, request.headers.get("authorization"))
+    try:
+        session.commit()
+    except DBAPIError as error:
+        # Recording the use is bookkeeping: a busy database must not fail the request for it.
+        logger.warning("could not record the use of API key %s: %s", principal.key_id, error)
+        session.rollback()
     return principal
 
 
-def scoped(scope: str | None) -> Callable[[Principal], Principal]:
-    """A dependency that requires ``scope`` (None: any valid key)."""
+def scoped(scope: str | None, per_model: bool = False) -> Callable[[Request, Principal], Principal]:
+    """A dependency that requires ``scope`` (None: any valid key); ``per_model``: the route's
+    ``{model_id}`` must be one the key may see (404 ``model_not_found`` otherwise)."""
 
-    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    def dependency(
+        request: Request, principal: Annotated[Principal, Depends(get_principal)]
+    ) -> Principal:
         if scope is not None:
             require(principal, scope)
+        if per_model:
+            require_model(principal, str(request.path_params.get("model_id", "")))
         return principal
 
+    # Read by service/api/openapi.py to document 403 where a scope is required.
+    dependency.required_scope = scope  # type: ignore[attr-defined]
     return dependency
 
 
@@ -83,3 +115,8 @@ AnyPrincipal = Annotated[Principal, Depends(scoped(None))]
 InferencePrincipal = Annotated[Principal, Depends(scoped("inference"))]
 CorrectionsPrincipal = Annotated[Principal, Depends(scoped("corrections"))]
 AdminPrincipal = Annotated[Principal, Depends(scoped("admin"))]
+# The same, for routes under /v1/models/{model_id}: the key must also see that model.
+ModelReader = Annotated[Principal, Depends(scoped(None, per_model=True))]
+ModelInference = Annotated[Principal, Depends(scoped("inference", per_model=True))]
+ModelCorrections = Annotated[Principal, Depends(scoped("corrections", per_model=True))]
+ModelAdmin = Annotated[Principal, Depends(scoped("admin", per_model=True))]

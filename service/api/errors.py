@@ -30,6 +30,11 @@ _HTTP_CODES = {
 }
 
 
+# Validation-error types with a code of their own (the first match wins).
+_VALIDATION_CODES = {"json_invalid": "invalid_json", "invalid_characters": "invalid_characters"}
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
 def error_response(
     status_code: int,
     code: str,
@@ -63,16 +68,27 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        # Never echo ``input``: it can be large, and it is the caller's own data anyway.
         errors = [
             {key: value for key, value in item.items() if key in ("loc", "msg", "type")}
             for item in error.errors()
         ]
-        return error_response(422, "validation_error", _validation_message(errors), errors)
+        types = {item.get("type") for item in errors}
+        code = next(
+            (code for kind, code in _VALIDATION_CODES.items() if kind in types),
+            "validation_error",
+        )
+        return error_response(422, code, _validation_message(errors), errors)
 
     @app.exception_handler(HTTPException)
     async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 400 and error.detail == FASTAPI_BODY_PARSE_ERROR:
+            # FastAPI's answer to a JSON body that is not UTF-8: the same as any bad JSON.
+            return error_response(422, "invalid_json", "the body is not valid JSON (UTF-8)")
         code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
-        return error_response(error.status_code, code, str(error.detail))
+        # Keeps ``Allow`` on 405 answers.
+        headers = dict(error.headers) if error.headers else None
+        return error_response(error.status_code, code, str(error.detail), headers=headers)
 
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, error: OperationalError) -> JSONResponse:

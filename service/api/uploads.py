@@ -102,25 +102,6 @@ def parse_json_field(body: RequestBody, name: str) -> Any:
         raise InvalidInput(f"invalid_{name}_json", f"{name}: not valid JSON ({error})") from error
 
 
-IMAGE_FILES: dict[str, Any] = {"type": "array", "items": {"type": "string", "format": "binary"}}
-STRINGS: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
-
-
-def body_docs(multipart_properties: dict[str, Any], json_model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` documenting an endpoint that takes multipart fields or a JSON model
-    (FastAPI cannot infer it: such endpoints read the body themselves)."""
-    return {
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "properties": multipart_properties}
-                },
-                "application/json": {"schema": json_model.model_json_schema()},
-            }
-        }
-    }
-
-
 def body_dependency(
     max_parts: Callable[[Settings], int],
 ) -> Callable[[Request], Awaitable[RequestBody]]:

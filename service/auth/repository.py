@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.tables import ApiKey
@@ -21,12 +23,26 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
 
 
-def any_admin_key(session: Session) -> bool:
-    """Whether a non-revoked key with the admin scope exists."""
-    for key in session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))):
-        if "admin" in key.scopes:
-            return True
-    return False
+def active_admin_keys(session: Session, now: datetime, lock: bool = False) -> list[ApiKey]:
+    """Non-revoked, unexpired keys with the admin scope; ``lock``: rows locked until commit
+    (PostgreSQL), so two concurrent revocations cannot both remove "the other" admin key."""
+    query = select(ApiKey).where(
+        ApiKey.revoked_at.is_(None), or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)
+    )
+    if lock:
+        query = query.with_for_update()
+    # ``scopes`` is a JSON list: filtered here rather than with dialect-specific JSON operators.
+    return [key for key in session.scalars(query) if "admin" in key.scopes]
+
+
+def touch(session: Session, key_id: str, now: datetime) -> None:
+    """Record a use of the key."""
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def add(session: Session, key: ApiKey) -> ApiKey:

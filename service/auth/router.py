@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from service.api.deps import AdminPrincipal, SessionDep
+from service.api.deps import AdminPrincipal, ResourceId, SessionDep
+from service.api.openapi import conflict
 from service.auth import repository
 from service.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from service.auth.service import create_key, revoke_key
@@ -12,10 +13,24 @@ from service.auth.service import create_key, revoke_key
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses={
+        201: {
+            "links": {
+                "RevokeKey": {
+                    "operationId": "revoke_api_key",
+                    "parameters": {"key_id": "$response.body#/id"},
+                }
+            }
+        }
+    },
+)
 def create_api_key(body: ApiKeyCreate, session: SessionDep, _: AdminPrincipal) -> ApiKeyCreated:
     """Create a key; the response is the only place the key is ever shown."""
-    key, plain = create_key(session, body.name, list(body.scopes))
+    key, plain = create_key(session, body.name, list(body.scopes), body.model_ids, body.expires_at)
     session.commit()
     return ApiKeyCreated(
         **ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), key=plain
@@ -29,8 +44,13 @@ def list_api_keys(session: SessionDep, _: AdminPrincipal) -> list[ApiKeyOut]:
     ]
 
 
-@router.delete("/{key_id}", response_model=ApiKeyOut)
-def revoke_api_key(key_id: str, session: SessionDep, _: AdminPrincipal) -> ApiKeyOut:
+@router.delete(
+    "/{key_id}",
+    response_model=ApiKeyOut,
+    responses=conflict("last_admin_key: the last active admin key cannot be revoked"),
+)
+def revoke_api_key(key_id: ResourceId, session: SessionDep, _: AdminPrincipal) -> ApiKeyOut:
+    """Revoke a key (revoking a revoked key changes nothing)."""
     key = revoke_key(session, key_id)
     session.commit()
     return ApiKeyOut.model_validate(key, from_attributes=True)

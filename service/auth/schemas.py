@@ -5,14 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
+
+from service.validation import Identifier, Name
 
 Scope = Literal["inference", "corrections", "admin"]
+MAX_MODELS_PER_KEY = 100
 
 
 class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    scopes: list[Scope] = Field(min_length=1)
+    name: Name
+    scopes: list[Scope] = Field(min_length=1, max_length=3)
+    model_ids: list[Identifier] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_MODELS_PER_KEY,
+        description="restrict the key to these models (other models answer 404 and are left "
+        "out of lists); null: every model. Admin keys cannot be restricted.",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="the key stops working at this time (with a UTC offset)"
+    )
 
 
 class ApiKeyOut(BaseModel):
@@ -20,7 +33,10 @@ class ApiKeyOut(BaseModel):
     name: str
     prefix: str
     scopes: list[str]
+    model_ids: list[str] | None
     created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="recorded to the minute")
     revoked_at: datetime | None
 
 

@@ -1,9 +1,17 @@
-"""API-key rules: authentication, scope checks, creation, revocation and the admin seed."""
+"""API-key rules: authentication, scope and model checks, creation, revocation, the admin seed.
+
+Who sees what: a key's scopes say what it may do (``admin`` implies every scope); its
+``model_ids`` (None: every model) say which models it may see at all. A model outside them is
+answered exactly like a model that does not exist (404 ``model_not_found``), and lists leave it
+out, so a restricted key cannot even learn that another model exists. Admin keys are never
+restricted, and server internals (checkpoint paths) are shown to admin keys only.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -12,21 +20,35 @@ from service.auth import repository
 from service.auth.keys import display_prefix, generate_key, hash_key
 from service.db.base import utcnow
 from service.db.tables import ApiKey
-from service.errors import NotFound, ServiceError
+from service.errors import Conflict, InvalidInput, NotFound, ServiceError
+from service.registry import repository as registry_repository
 
 logger = logging.getLogger(__name__)
+
+# ``last_used_at`` is written at most this often per key: one small write a minute instead of
+# one per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's id, name and scopes (``admin`` implies every scope)."""
+    """Who is calling: the key's id, name, scopes and the models it may see (None: all)."""
 
     key_id: str
     name: str
     scopes: frozenset[str]
+    model_ids: frozenset[str] | None = None
 
     def has(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def can_access(self, model_id: str) -> bool:
+        """Whether this key may see the model at all."""
+        return self.model_ids is None or model_id in self.model_ids
 
     @property
     def actor(self) -> str:
@@ -43,7 +65,10 @@ class Forbidden(ServiceError):
 
 
 def authenticate(session: Session, authorization: str | None) -> Principal:
-    """The principal for an ``Authorization: Bearer <key>`` header, or 401."""
+    """The principal for an ``Authorization: Bearer <key>`` header, or 401.
+
+    Records the use in ``last_used_at`` (at most once a minute) without committing.
+    """
     if not authorization:
         raise Unauthenticated("missing_api_key", "send 'Authorization: Bearer <api key>'")
     scheme, _, token = authorization.partition(" ")
@@ -52,7 +77,17 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
     key = repository.get_by_hash(session, hash_key(token.strip()))
     if key is None or key.revoked_at is not None:
         raise Unauthenticated("invalid_api_key", "unknown or revoked API key")
-    return Principal(key_id=key.id, name=key.name, scopes=frozenset(key.scopes))
+    now = utcnow()
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthenticated("expired_api_key", "this API key has expired")
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        repository.touch(session, key.id, now)
+    return Principal(
+        key_id=key.id,
+        name=key.name,
+        scopes=frozenset(key.scopes),
+        model_ids=frozenset(key.model_ids) if key.model_ids is not None else None,
+    )
 
 
 def require(principal: Principal, scope: str) -> None:
@@ -63,24 +98,63 @@ def require(principal: Principal, scope: str) -> None:
         )
 
 
-def create_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-    """A new key row and the plain key (shown once, never stored)."""
+def require_model(principal: Principal, model_id: str) -> None:
+    """404 ``model_not_found`` (the answer for a model that does not exist) unless the key
+    may see the model."""
+    if not principal.can_access(model_id):
+        raise NotFound("model_not_found", f"no model {model_id}")
+
+
+def create_key(
+    session: Session,
+    name: str,
+    scopes: list[str],
+    model_ids: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key row and the plain key (shown once, never stored).
+
+    422 ``admin_key_restricted`` for an admin key limited to models, ``unknown_model`` for a
+    model id that does not exist, ``expiry_in_past`` for an ``expires_at`` already passed.
+    """
+    if model_ids is not None:
+        if "admin" in scopes:
+            raise InvalidInput(
+                "admin_key_restricted", "an admin key acts on every model: leave model_ids out"
+            )
+        for model_id in model_ids:
+            if registry_repository.get(session, model_id) is None:
+                raise InvalidInput("unknown_model", f"model_ids: no model {model_id}")
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidInput("expiry_in_past", "expires_at: must be in the future")
     plain = generate_key()
     key = ApiKey(
         name=name,
         prefix=display_prefix(plain),
         key_sha256=hash_key(plain),
         scopes=sorted(set(scopes)),
+        model_ids=sorted(set(model_ids)) if model_ids is not None else None,
+        expires_at=expires_at,
     )
     return repository.add(session, key), plain
 
 
 def revoke_key(session: Session, key_id: str) -> ApiKey:
+    """Revoke a key (idempotent); 409 ``last_admin_key`` for the last active admin key."""
     key = repository.get(session, key_id)
     if key is None:
         raise NotFound("api_key_not_found", f"no API key {key_id}")
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
+    if key.revoked_at is not None:
+        return key
+    now = utcnow()
+    if "admin" in key.scopes:
+        admins = repository.active_admin_keys(session, now, lock=True)
+        if not [other for other in admins if other.id != key.id]:
+            raise Conflict(
+                "last_admin_key",
+                "this is the last active admin key: create another admin key before revoking it",
+            )
+    key.revoked_at = now
     return key
 
 
@@ -88,7 +162,7 @@ def seed_admin_key(session: Session, configured_key: str | None) -> str | None:
     """Make sure an admin key exists; return a newly generated key (to print once) or None.
 
     With ``configured_key`` (ADMIN_API_KEY) that exact key is registered if it is not already.
-    Without it, a key is generated only when no admin key exists yet (the first start).
+    Without it, a key is generated only when no active admin key exists (the first start).
     """
     if configured_key:
         digest = hash_key(configured_key)
@@ -108,7 +182,7 @@ def seed_admin_key(session: Session, configured_key: str | None) -> str | None:
                 # Another replica registered it at the same moment: that is the goal anyway.
                 logger.info("admin key was seeded concurrently")
         return None
-    if repository.any_admin_key(session):
+    if repository.active_admin_keys(session, utcnow()):
         return None
     _key, plain = create_key(session, "admin (generated at first start)", ["admin"])
     return plain

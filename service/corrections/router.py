@@ -6,31 +6,43 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response, status
 
-from service.api.deps import BlobsDep, CorrectionsPrincipal, RuntimeDep, SessionDep
-from service.api.uploads import (
-    IMAGE_FILES,
-    STRINGS,
-    RequestBody,
-    body_dependency,
-    body_docs,
-)
+from service.api.deps import BlobsDep, ModelCorrections, ResourceId, RuntimeDep, SessionDep
+from service.api.openapi import IMAGE_FILES, body_docs, conflict, text_field, text_fields
+from service.api.uploads import RequestBody, body_dependency
 from service.corrections.forms import parse_correction
 from service.corrections.schemas import CorrectionAccepted, CorrectionJson
 from service.corrections.service import submit_correction
+from service.validation import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_LABEL_LENGTH,
+    MAX_METHOD_LENGTH,
+    MAX_TEXT_LENGTH,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["corrections"])
 
 _MULTIPART_FIELDS = {
     "images": IMAGE_FILES,
-    "labels": STRINGS,
-    "questions": STRINGS,
-    "answers": STRINGS,
+    "labels": text_fields(MAX_LABEL_LENGTH),
+    "questions": text_fields(MAX_TEXT_LENGTH, multiline=True),
+    "answers": text_fields(MAX_LABEL_LENGTH),
     "eval_images": IMAGE_FILES,
-    "eval_labels": STRINGS,
-    "method": {"type": "string"},
-    "hyperparameters": {"type": "string", "description": "a JSON object"},
-    "seed": {"type": "integer"},
-    "held_out_fraction": {"type": "number"},
+    "eval_labels": text_fields(MAX_LABEL_LENGTH),
+    "method": text_field(MAX_METHOD_LENGTH),
+    "hyperparameters": text_field(MAX_TEXT_LENGTH, description="a JSON object"),
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+    "held_out_fraction": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+}
+_JOB_LINKS = {
+    "GetJob": {"operationId": "read_job", "parameters": {"job_id": "$response.body#/job_id"}},
+    "GetJobEvents": {
+        "operationId": "read_job_events",
+        "parameters": {"job_id": "$response.body#/job_id"},
+    },
+    "CancelJob": {
+        "operationId": "cancel_job",
+        "parameters": {"job_id": "$response.body#/job_id"},
+    },
 }
 
 
@@ -43,17 +55,30 @@ CorrectionBody = Annotated[
     "/{model_id}/corrections",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CorrectionAccepted,
-    openapi_extra=body_docs(_MULTIPART_FIELDS, CorrectionJson),
+    responses={
+        202: {"links": _JOB_LINKS},
+        **conflict("idempotency_key_reused: the key was used with a different body"),
+    },
+    openapi_extra=body_docs(_MULTIPART_FIELDS, ["images"], CorrectionJson),
 )
 def create_correction(
-    model_id: str,
+    model_id: ResourceId,
     body: CorrectionBody,
     response: Response,
     session: SessionDep,
     blobs: BlobsDep,
     runtime: RuntimeDep,
-    _: CorrectionsPrincipal,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    _: ModelCorrections,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+            pattern=r"^[\x20-\x7e]+$",
+            description="makes retries safe: the same key and body answer the same job",
+        ),
+    ] = None,
 ) -> CorrectionAccepted:
     """Accept a few-shot batch; returns the correction and its queued job (202)."""
     submission = submit_correction(

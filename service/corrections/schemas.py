@@ -8,22 +8,23 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from service.jobs.statuses import JobStatus
+from service.validation import Base64Image, FreeText, Label, MethodName
 from workers.engine.methods.catalogue import DEFAULT_METHOD
 
 
 class ExampleIn(BaseModel):
     """One example of the JSON form: a base64 image with a label, or with question + answer."""
 
-    image_base64: str
-    label: str | None = None
-    question: str | None = None
-    answer: str | None = None
+    image_base64: Base64Image
+    label: Label | None = None
+    question: FreeText | None = None
+    answer: Label | None = None
 
 
 class CorrectionOptions(BaseModel):
     """Options shared by both forms (multipart sends them as fields)."""
 
-    method: str = DEFAULT_METHOD
+    method: MethodName = DEFAULT_METHOD
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     held_out_fraction: float | None = Field(

@@ -34,11 +34,15 @@ from service.registry import repository as registry_repository
 from service.registry.service import get_model, model_architecture
 from service.settings import Settings
 from service.storage.blobs import BlobStore, sha256_hex
-from service.validation import check_batch_size, clean_text
+from service.validation import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_TEXT_LENGTH,
+    check_batch_size,
+    check_characters,
+    clean_text,
+)
 from workers.engine.methods.catalogue import resolve_hyperparameters
 from workers.engine.methods.hyperparameters import HyperparameterError
-
-MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,9 @@ def _clean_example(example: SubmittedExample, field: str, max_length: int) -> Su
         )
     return SubmittedExample(
         image=example.image,
-        question=clean_text(example.question, f"{field}.question", "empty_question", 4000),
+        question=clean_text(
+            example.question, f"{field}.question", "empty_question", MAX_TEXT_LENGTH, True
+        ),
         answer=clean_text(example.answer, f"{field}.answer", "empty_answer", max_length),
     )
 
@@ -160,7 +166,12 @@ def submit_correction(
     """
     model = get_model(session, model_id)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-        raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-200 characters")
+        raise InvalidInput(
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters",
+        )
+    if idempotency_key is not None:
+        check_characters(idempotency_key, "Idempotency-Key")
     options = request.options
     try:
         hyperparameters = resolve_hyperparameters(

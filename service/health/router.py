@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import exc as db_errors
 from sqlalchemy import text
 
@@ -20,6 +22,20 @@ from service.registry import repository as registry_repository
 from service.versions import repository as versions_repository
 
 router = APIRouter(tags=["health"])
+logger = logging.getLogger(__name__)
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    """Each check has ``ok``; a failed one names the exception type in ``error`` (details go
+    to the server log: this endpoint is unauthenticated)."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, dict[str, Any]]
+
 
 # The errors that mean "the dependency is down or unreachable"; anything else is a defect and
 # surfaces as one (a 500 and a logged traceback), never as "not ready".
@@ -34,13 +50,17 @@ OUTBOX_PENDING = Gauge("vlmc_outbox_pending", "Outbox messages not yet sent to t
 LIVE_WORKERS = Gauge("vlmc_live_workers", "Workers with a fresh heartbeat")
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=HealthOut)
 def healthz() -> dict[str, str]:
     """The process is up (no dependency is checked)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "a required dependency is down"}},
+)
 def readyz(runtime: RuntimeDep) -> JSONResponse:
     """200 when the database and the broker answer (and a worker, if required), else 503.
 
@@ -55,13 +75,15 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
         checks["database"] = {"ok": True}
         checks["worker"] = {"ok": bool(workers), "live": [w.worker_id for w in workers]}
     except DATABASE_DOWN as error:
-        checks["database"] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:500]}
+        logger.warning("readyz: database check failed: %s", error)
+        checks["database"] = {"ok": False, "error": type(error).__name__}
         checks["worker"] = {"ok": False, "error": "database unavailable"}
     try:
         runtime.broker.ping()
         checks["broker"] = {"ok": True}
     except BROKER_DOWN as error:
-        checks["broker"] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:500]}
+        logger.warning("readyz: broker check failed: %s", error)
+        checks["broker"] = {"ok": False, "error": type(error).__name__}
     required = ["database", "broker"] + (
         ["worker"] if runtime.settings.readyz_requires_worker else []
     )
@@ -72,7 +94,11 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "Prometheus text exposition format"}},
+)
 def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus exposition; state gauges are refreshed from the database on each scrape."""
     try:

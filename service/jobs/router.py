@@ -5,8 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
-from service.api.deps import AnyPrincipal, CorrectionsPrincipal, RuntimeDep, SessionDep
+from service.api.deps import (
+    AnyPrincipal,
+    CorrectionsPrincipal,
+    ModelReader,
+    ResourceId,
+    RuntimeDep,
+    SessionDep,
+)
+from service.api.openapi import conflict
+from service.auth.service import Principal
+from service.db.tables import Job
+from service.errors import NotFound
 from service.jobs import repository
 from service.jobs.schemas import JobEventOut, JobEventsPage, JobOut
 from service.jobs.service import get_job, request_cancel
@@ -15,21 +27,30 @@ from service.registry.service import get_model
 router = APIRouter(tags=["jobs"])
 
 
+def visible_job(session: Session, principal: Principal, job_id: str) -> Job:
+    """The job, or 404 ``job_not_found`` when it does not exist or its model is one the key
+    may not see (the same answer, so a restricted key learns nothing of other models)."""
+    job = get_job(session, job_id)
+    if not principal.can_access(job.model_id):
+        raise NotFound("job_not_found", f"no job {job_id}")
+    return job
+
+
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)
-def read_job(job_id: str, session: SessionDep, _: AnyPrincipal) -> JobOut:
-    return JobOut.of(get_job(session, job_id))
+def read_job(job_id: ResourceId, session: SessionDep, principal: AnyPrincipal) -> JobOut:
+    return JobOut.of(visible_job(session, principal, job_id))
 
 
 @router.get("/v1/jobs/{job_id}/events", response_model=JobEventsPage)
 def read_job_events(
-    job_id: str,
+    job_id: ResourceId,
     session: SessionDep,
-    _: AnyPrincipal,
+    principal: AnyPrincipal,
     after: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> JobEventsPage:
     """Events in order; pass the returned ``next_after`` as ``after`` to follow a job."""
-    get_job(session, job_id)
+    visible_job(session, principal, job_id)
     events = repository.list_events(session, job_id, after, limit)
     return JobEventsPage(
         events=[JobEventOut.of(event) for event in events],
@@ -37,11 +58,12 @@ def read_job_events(
     )
 
 
-@router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut)
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, responses=conflict("job_finished"))
 def cancel_job(
-    job_id: str, session: SessionDep, runtime: RuntimeDep, _: CorrectionsPrincipal
+    job_id: ResourceId, session: SessionDep, runtime: RuntimeDep, principal: CorrectionsPrincipal
 ) -> JobOut:
     """Cancel a queued job at once; a running one stops at its next step (no version)."""
+    visible_job(session, principal, job_id)
     job = request_cancel(session, job_id)
     session.commit()
     runtime.notify_outbox()  # cancelling a queued job may have sent the model's next one
@@ -50,9 +72,9 @@ def cancel_job(
 
 @router.get("/v1/models/{model_id}/jobs", response_model=list[JobOut])
 def list_model_jobs(
-    model_id: str,
+    model_id: ResourceId,
     session: SessionDep,
-    _: AnyPrincipal,
+    _: ModelReader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[JobOut]:
     """The model's jobs, newest first."""

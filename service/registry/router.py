@@ -6,16 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from service.api.deps import AdminPrincipal, AnyPrincipal, BlobsDep, SessionDep, SettingsDep
-from service.api.uploads import (
-    IMAGE_FILES,
-    STRINGS,
-    RequestBody,
-    body_dependency,
-    body_docs,
-    decode_base64,
-    validate_json,
+from service.api.deps import (
+    AdminPrincipal,
+    AnyPrincipal,
+    BlobsDep,
+    ModelAdmin,
+    ModelReader,
+    ResourceId,
+    SessionDep,
+    SettingsDep,
 )
+from service.api.openapi import IMAGE_FILES, body_docs, conflict, text_field, text_fields
+from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
+from service.auth.service import Principal
 from service.db.tables import EvalSet, Model
 from service.images import ImageLimits
 from service.registry import repository
@@ -32,17 +35,19 @@ from service.registry.service import (
     get_model,
     register_model,
 )
+from service.validation import MAX_LABEL_LENGTH, MAX_NAME_LENGTH
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-def model_out(session: SessionDep, model: Model) -> ModelOut:
+def model_out(session: SessionDep, model: Model, principal: Principal) -> ModelOut:
     version_id, number = active_version_summary(session, model)
     return ModelOut(
         id=model.id,
         name=model.name,
         family=model.family,
-        base_path=model.base_path,
+        # A server path: admin keys only.
+        base_path=model.base_path if principal.is_admin else None,
         activation_policy=model.activation_policy,
         activation_threshold=model.activation_threshold,
         active_version_id=version_id,
@@ -51,7 +56,29 @@ def model_out(session: SessionDep, model: Model) -> ModelOut:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ModelOut)
+_MODEL_LINKS = {
+    "GetModel": {"operationId": "read_model", "parameters": {"model_id": "$response.body#/id"}},
+    "ListVersions": {
+        "operationId": "list_versions",
+        "parameters": {"model_id": "$response.body#/id"},
+    },
+    "ListJobs": {
+        "operationId": "list_model_jobs",
+        "parameters": {"model_id": "$response.body#/id"},
+    },
+    "ListEvalSets": {
+        "operationId": "list_model_eval_sets",
+        "parameters": {"model_id": "$response.body#/id"},
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ModelOut,
+    responses={201: {"links": _MODEL_LINKS}, **conflict("model_name_taken")},
+)
 def create_model(
     body: ModelCreate, session: SessionDep, settings: SettingsDep, principal: AdminPrincipal
 ) -> ModelOut:
@@ -67,17 +94,22 @@ def create_model(
         activation_threshold=body.activation_threshold,
     )
     session.commit()
-    return model_out(session, model)
+    return model_out(session, model, principal)
 
 
 @router.get("", response_model=list[ModelOut])
-def list_models(session: SessionDep, _: AnyPrincipal) -> list[ModelOut]:
-    return [model_out(session, model) for model in repository.list_models(session)]
+def list_models(session: SessionDep, principal: AnyPrincipal) -> list[ModelOut]:
+    """The models this key may see."""
+    return [
+        model_out(session, model, principal)
+        for model in repository.list_models(session)
+        if principal.can_access(model.id)
+    ]
 
 
 @router.get("/{model_id}", response_model=ModelOut)
-def read_model(model_id: str, session: SessionDep, _: AnyPrincipal) -> ModelOut:
-    return model_out(session, get_model(session, model_id))
+def read_model(model_id: ResourceId, session: SessionDep, principal: ModelReader) -> ModelOut:
+    return model_out(session, get_model(session, model_id), principal)
 
 
 def eval_set_out(session: SessionDep, eval_set: EvalSet) -> EvalSetOut:
@@ -103,24 +135,26 @@ EvalSetBody = Annotated[
     "/{model_id}/eval-sets",
     status_code=status.HTTP_201_CREATED,
     response_model=EvalSetOut,
+    responses=conflict("eval_set_name_taken"),
     openapi_extra=body_docs(
         {
-            "name": {"type": "string"},
-            "kind": {"type": "string", "enum": ["control", "target"]},
+            "name": text_field(MAX_NAME_LENGTH, minLength=1),
+            "kind": {"type": "string", "enum": ["control", "target"], "default": "control"},
             "max_drop": {"type": "number", "minimum": 0, "maximum": 100},
             "images": IMAGE_FILES,
-            "labels": STRINGS,
+            "labels": text_fields(MAX_LABEL_LENGTH),
         },
+        ["name", "images", "labels"],
         EvalSetCreateJson,
     ),
 )
 def create_model_eval_set(
-    model_id: str,
+    model_id: ResourceId,
     body: EvalSetBody,
     session: SessionDep,
     blobs: BlobsDep,
     settings: SettingsDep,
-    _: AdminPrincipal,
+    _: ModelAdmin,
 ) -> EvalSetOut:
     """Register a labelled ``control`` set (must not regress) or ``target`` set."""
     if body.is_json:
@@ -160,6 +194,8 @@ def create_model_eval_set(
 
 
 @router.get("/{model_id}/eval-sets", response_model=list[EvalSetOut])
-def list_model_eval_sets(model_id: str, session: SessionDep, _: AnyPrincipal) -> list[EvalSetOut]:
+def list_model_eval_sets(
+    model_id: ResourceId, session: SessionDep, _: ModelReader
+) -> list[EvalSetOut]:
     get_model(session, model_id)
     return [eval_set_out(session, s) for s in repository.list_eval_sets(session, model_id)]

@@ -7,13 +7,20 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from service.validation import Base64Image, Label, Name, PathText
+
 ActivationPolicy = Literal["auto", "manual", "always"]
 
 
 class ModelCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    base_path: str = Field(min_length=1, description="local Hugging Face directory (safetensors)")
-    family: str | None = Field(default=None, description="optional; checked against the checkpoint")
+    name: Name
+    base_path: PathText = Field(
+        description="a local Hugging Face directory (safetensors) inside one of the service's "
+        "model roots (VLMC_MODEL_ROOTS): an absolute path, or one relative to a root"
+    )
+    family: Name | None = Field(
+        default=None, description="optional; checked against the checkpoint"
+    )
     activation_policy: ActivationPolicy | None = None
     activation_threshold: float | None = Field(default=None, ge=0, le=100)
 
@@ -22,7 +29,10 @@ class ModelOut(BaseModel):
     id: str
     name: str
     family: str
-    base_path: str
+    base_path: str | None = Field(
+        description="where the server reads the checkpoint; shown to admin keys only (null "
+        "for other keys)"
+    )
     activation_policy: str
     activation_threshold: float
     active_version_id: str | None
@@ -31,14 +41,14 @@ class ModelOut(BaseModel):
 
 
 class EvalExampleIn(BaseModel):
-    image_base64: str
-    label: str
+    image_base64: Base64Image
+    label: Label
 
 
 class EvalSetHeader(BaseModel):
     """The non-file fields of an eval-set upload (multipart form fields)."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     kind: Literal["control", "target"] = "control"
     max_drop: float | None = Field(
         None,

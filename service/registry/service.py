@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from service.storage.blobs import BlobStore
 from service.validation import check_batch_size, clean_text
 from service.versions import repository as versions_repository
 from service.versions.service import register_base_version
+
+logger = logging.getLogger(__name__)
 
 
 def get_model(session: Session, model_id: str) -> Model:
@@ -42,15 +45,38 @@ def _architecture_at(base_path: str) -> VisionArchitecture:
     return read_vision_architecture(base_path)
 
 
+def resolve_checkpoint_path(base_path: str, roots: list[Path]) -> Path:
+    """The directory ``base_path`` names inside one of the model ``roots`` (absolute, or
+    relative to a root; the first root that has it wins), symlinks resolved: a path that
+    resolves outside every root is refused like a missing one (422 ``checkpoint_not_found``,
+    with no server path in the message)."""
+    candidate = Path(base_path)
+    for root in roots:
+        try:
+            resolved = (root / candidate).resolve()
+            if resolved.is_relative_to(root) and resolved.is_dir():
+                return resolved
+        except (OSError, ValueError):  # a name too long, a symlink loop, a NUL byte
+            continue
+    raise InvalidInput(
+        "checkpoint_not_found",
+        "base_path: no such model directory inside the service's model roots (VLMC_MODEL_ROOTS)",
+    )
+
+
 def inspect_checkpoint(path: Path, device: str) -> tuple[str, str]:
     """``(family, content_sha256)`` of a base checkpoint's image encoder (422 if unusable)."""
-    if not path.is_dir():
-        raise InvalidInput("checkpoint_not_found", f"{path} is not a directory")
     try:
         family = detect_family(path)
         model = load_dual_encoder(path, device=device)
     except (ModelLoadError, OSError, ValueError) as error:
-        raise InvalidInput("checkpoint_unloadable", str(error)) from error
+        # The loader's message names server paths: the log keeps it, the client gets none.
+        logger.warning("checkpoint %s is not loadable: %s", path, error)
+        raise InvalidInput(
+            "checkpoint_unloadable",
+            "base_path: not a loadable checkpoint (a Hugging Face CLIP, SigLIP or "
+            "VisionTextDualEncoder directory with config.json and .safetensors weights)",
+        ) from error
     return family, state_sha256(model.image_encoder_state())
 
 
@@ -68,7 +94,7 @@ def register_model(
     """A new model with version 1 (its base checkpoint, active). 409 if the name is taken."""
     if repository.get_by_name(session, name) is not None:
         raise Conflict("model_name_taken", f"a model named {name!r} already exists")
-    path = Path(base_path).expanduser().resolve()
+    path = resolve_checkpoint_path(base_path, settings.model_roots)
     detected, content_sha256 = inspect_checkpoint(path, settings.device)
     if family is not None and family != detected:
         raise InvalidInput(

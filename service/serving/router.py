@@ -7,21 +7,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from service.api.deps import InferencePrincipal, RuntimeDep, SessionDep
-from service.api.uploads import (
-    IMAGE_FILES,
-    STRINGS,
-    RequestBody,
-    body_dependency,
-    body_docs,
-    decode_base64,
-    validate_json,
-)
+from service.api.deps import ModelInference, ResourceId, RuntimeDep, SessionDep
+from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
+from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
 from service.errors import Unavailable
 from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
 from service.serving.cache import ModelCache
 from service.serving.schemas import ClassifyJson, ClassifyOut, EmbedJson, EmbedOut
 from service.serving.service import classify_images, embed
+from service.validation import (
+    ID_PATTERN,
+    MAX_ID_LENGTH,
+    MAX_LABEL_LENGTH,
+    MAX_TEMPLATE_LENGTH,
+    MAX_TEXT_LENGTH,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 
@@ -57,6 +57,14 @@ async def _inference_slot(runtime: RuntimeDep) -> AsyncIterator[None]:
 InferenceSlot = Annotated[None, Depends(_inference_slot)]
 
 
+_VERSION_ID_FIELD = {
+    "type": "string",
+    "maxLength": MAX_ID_LENGTH,
+    "pattern": ID_PATTERN,
+    "description": "answer with this version, not the active one",
+}
+
+
 def _images(body: RequestBody, encoded: list[str]) -> list[bytes]:
     if body.is_json:
         return [decode_base64(value, f"images[{i}]") for i, value in enumerate(encoded)]
@@ -69,16 +77,17 @@ def _images(body: RequestBody, encoded: list[str]) -> list[bytes]:
     openapi_extra=body_docs(
         {
             "images": IMAGE_FILES,
-            "labels": STRINGS,
-            "version_id": {"type": "string"},
-            "template": {"type": "string"},
+            "labels": text_fields(MAX_LABEL_LENGTH),
+            "version_id": _VERSION_ID_FIELD,
+            "template": text_field(MAX_TEMPLATE_LENGTH, default=DEFAULT_CAPTION_TEMPLATE),
         },
+        ["images", "labels"],
         ClassifyJson,
     ),
 )
 def classify_endpoint(
-    model_id: str,
-    _: InferencePrincipal,
+    model_id: ResourceId,
+    _: ModelInference,
     __: InferenceSlot,
     body: InferenceBody,
     session: SessionDep,
@@ -110,12 +119,18 @@ def classify_endpoint(
     "/{model_id}/embed",
     response_model=EmbedOut,
     openapi_extra=body_docs(
-        {"images": IMAGE_FILES, "texts": STRINGS, "version_id": {"type": "string"}}, EmbedJson
+        {
+            "images": IMAGE_FILES,
+            "texts": text_fields(MAX_TEXT_LENGTH, multiline=True),
+            "version_id": _VERSION_ID_FIELD,
+        },
+        [],
+        EmbedJson,
     ),
 )
 def embed_endpoint(
-    model_id: str,
-    _: InferencePrincipal,
+    model_id: ResourceId,
+    _: ModelInference,
     __: InferenceSlot,
     body: InferenceBody,
     session: SessionDep,

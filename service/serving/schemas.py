@@ -5,15 +5,16 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
+from service.validation import Base64Image, FreeText, Identifier, Label, Template
 
 
 class ClassifyJson(BaseModel):
-    images: list[str] = Field(min_length=1, description="base64-encoded images")
-    labels: list[str] = Field(min_length=1, description="candidate labels")
-    version_id: str | None = Field(
+    images: list[Base64Image] = Field(min_length=1, description="base64-encoded images")
+    labels: list[Label] = Field(min_length=1, description="candidate labels")
+    version_id: Identifier | None = Field(
         default=None, description="answer with this version, not the active"
     )
-    template: str = DEFAULT_CAPTION_TEMPLATE
+    template: Template = DEFAULT_CAPTION_TEMPLATE
 
 
 class Prediction(BaseModel):
@@ -30,9 +31,9 @@ class ClassifyOut(BaseModel):
 
 
 class EmbedJson(BaseModel):
-    images: list[str] = Field(default_factory=list, description="base64-encoded images")
-    texts: list[str] = Field(default_factory=list)
-    version_id: str | None = None
+    images: list[Base64Image] = Field(default_factory=list, description="base64-encoded images")
+    texts: list[FreeText] = Field(default_factory=list)
+    version_id: Identifier | None = None
 
 
 class EmbedOut(BaseModel):

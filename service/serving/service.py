@@ -16,7 +16,14 @@ from service.registry.service import get_model
 from service.serving.cache import LoadedVersion, ModelCache
 from service.serving.schemas import ClassifyOut, EmbedOut, Prediction
 from service.settings import Settings
-from service.validation import check_batch_size, clean_text
+from service.validation import (
+    MAX_TEMPLATE_LENGTH,
+    MAX_TEXT_LENGTH,
+    check_batch_size,
+    check_characters,
+    check_identifier,
+    clean_text,
+)
 from service.versions.service import get_version
 
 
@@ -27,6 +34,7 @@ def resolve_encoder(
     model = get_model(session, model_id)
     try:
         if version_id is not None:
+            check_identifier(version_id, "version_id")
             return cache.pinned(session, model, get_version(session, model_id, version_id))
         return cache.active(session, model)
     finally:
@@ -67,6 +75,11 @@ def classify_images(
     ]
     if len(set(cleaned)) != len(cleaned):
         raise InvalidInput("duplicate_label", "candidate labels must be distinct")
+    if len(template) > MAX_TEMPLATE_LENGTH:
+        raise InvalidInput(
+            "text_too_long", f"template: longer than {MAX_TEMPLATE_LENGTH} characters"
+        )
+    check_characters(template, "template")
     if not has_label_slot(template):
         raise InvalidInput("invalid_template", "template must contain '{}' where the label goes")
     decoded = decode_images(images, settings)
@@ -103,7 +116,10 @@ def embed(
     if not images and not texts:
         raise InvalidInput("nothing_to_embed", "send images, texts or both")
     check_batch_size(len(texts), settings.max_examples_per_batch)
-    cleaned = [clean_text(t, f"texts[{i}]", "empty_text", 4000) for i, t in enumerate(texts)]
+    cleaned = [
+        clean_text(t, f"texts[{i}]", "empty_text", MAX_TEXT_LENGTH, multiline=True)
+        for i, t in enumerate(texts)
+    ]
     decoded = decode_images(images, settings)
     loaded = resolve_encoder(session, cache, model_id, version_id)
     started = time.perf_counter()

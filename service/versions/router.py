@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks
 
-from service.api.deps import AdminPrincipal, AnyPrincipal, RuntimeDep, SessionDep
+from service.api.deps import ModelAdmin, ModelReader, ResourceId, RuntimeDep, SessionDep
+from service.api.openapi import conflict
 from service.registry.service import get_model
 from service.serving.cache import warm_active
 from service.versions import repository
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1/models", tags=["versions"])
 
 
 @router.get("/{model_id}/versions", response_model=list[VersionOut])
-def list_versions(model_id: str, session: SessionDep, _: AnyPrincipal) -> list[VersionOut]:
+def list_versions(model_id: ResourceId, session: SessionDep, _: ModelReader) -> list[VersionOut]:
     """Every version of the model, oldest first, with metrics and lineage."""
     get_model(session, model_id)
     active_id = repository.active_version_id(session, model_id)
@@ -24,7 +25,7 @@ def list_versions(model_id: str, session: SessionDep, _: AnyPrincipal) -> list[V
 
 @router.get("/{model_id}/versions/{version_id}", response_model=VersionOut)
 def read_version(
-    model_id: str, version_id: str, session: SessionDep, _: AnyPrincipal
+    model_id: ResourceId, version_id: ResourceId, session: SessionDep, _: ModelReader
 ) -> VersionOut:
     get_model(session, model_id)
     version = get_version(session, model_id, version_id)
@@ -33,11 +34,11 @@ def read_version(
 
 def _move(
     action: str,
-    model_id: str,
+    model_id: ResourceId,
     body: PointerMove,
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: AdminPrincipal,
+    principal: ModelAdmin,
     background: BackgroundTasks,
 ) -> DeploymentOut:
     get_model(session, model_id)
@@ -48,26 +49,31 @@ def _move(
     return DeploymentOut.of(deployment)
 
 
-@router.post("/{model_id}/activate", response_model=DeploymentOut)
+_MOVE_CONFLICTS = conflict(
+    "version_already_active, version_not_ready, version_failed, version_foreign"
+)
+
+
+@router.post("/{model_id}/activate", response_model=DeploymentOut, responses=_MOVE_CONFLICTS)
 def activate(
-    model_id: str,
+    model_id: ResourceId,
     body: PointerMove,
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: AdminPrincipal,
+    principal: ModelAdmin,
     background: BackgroundTasks,
 ) -> DeploymentOut:
     """Make a ready version active (e.g. one the gate held back)."""
     return _move("activate", model_id, body, session, runtime, principal, background)
 
 
-@router.post("/{model_id}/rollback", response_model=DeploymentOut)
+@router.post("/{model_id}/rollback", response_model=DeploymentOut, responses=_MOVE_CONFLICTS)
 def rollback_model(
-    model_id: str,
+    model_id: ResourceId,
     body: PointerMove,
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: AdminPrincipal,
+    principal: ModelAdmin,
     background: BackgroundTasks,
 ) -> DeploymentOut:
     """Re-activate an earlier version; serving answers exactly as that version did."""
@@ -75,7 +81,9 @@ def rollback_model(
 
 
 @router.get("/{model_id}/deployments", response_model=list[DeploymentOut])
-def list_deployments(model_id: str, session: SessionDep, _: AnyPrincipal) -> list[DeploymentOut]:
+def list_deployments(
+    model_id: ResourceId, session: SessionDep, _: ModelReader
+) -> list[DeploymentOut]:
     """The append-only history of the active pointer (from, to, who, why, when)."""
     get_model(session, model_id)
     return [DeploymentOut.of(d) for d in repository.list_deployments(session, model_id)]

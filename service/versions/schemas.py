@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.db.tables import Deployment, Version
+from service.validation import FreeText, Identifier
 
 
 class _Record(BaseModel):
@@ -152,8 +153,8 @@ def _evaluation(version: Version) -> EvaluationOut | None:
 class PointerMove(BaseModel):
     """Body of activate and rollback."""
 
-    version_id: str = Field(min_length=1)
-    reason: str = Field(default="", max_length=2000)
+    version_id: Identifier
+    reason: FreeText = Field(default="", max_length=2000)
 
 
 class DeploymentOut(BaseModel):

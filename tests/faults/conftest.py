@@ -65,6 +65,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> I
         broker_url=redis.url,
         admin_api_key=ADMIN_KEY,
         outbox_interval_s=0.5,
+        model_roots=[tiny_model_dir.parent],
     )
     settings.ensure_directories()
     upgrade_head(url)

@@ -73,6 +73,7 @@ def test_a_database_outage_answers_503_with_a_code_and_heals_without_a_restart(
         database_url=proxied,
         admin_api_key=ADMIN_KEY,
         outbox_interval_s=0.5,
+        model_roots=[tiny_model_dir.parent],
     )
     try:
         with api_process(settings, tmp_path / "api.log") as api:
