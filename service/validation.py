@@ -36,8 +36,8 @@ MAX_BASE64_LENGTH = 64 * 1024 * 1024
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 # JSON-schema form of the character rule (documentation and generated clients); the
 # validators below are what enforces it.
-SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-MULTILINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+MULTILINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 _ALLOWED_IN_MULTILINE = frozenset("\t\n\r")
 
 
