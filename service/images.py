@@ -26,6 +26,12 @@ class ImageLimits:
     max_pixels: int
 
 
+def _too_many_pixels(field: str, limits: ImageLimits) -> InvalidInput:
+    return InvalidInput(
+        "image_too_many_pixels", f"{field}: more than the limit of {limits.max_pixels} pixels"
+    )
+
+
 def decode_image(data: bytes, limits: ImageLimits, field: str = "image") -> Image.Image:
     """Decode and fully load ``data`` as an RGB image, or raise a 4xx ServiceError."""
     if len(data) == 0:
@@ -42,14 +48,12 @@ def decode_image(data: bytes, limits: ImageLimits, field: str = "image") -> Imag
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > limits.max_pixels:
-                raise InvalidInput(
-                    "image_too_many_pixels",
-                    f"{field}: {width}x{height} pixels is over the limit of "
-                    f"{limits.max_pixels} pixels",
-                )
+                raise _too_many_pixels(field, limits)
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise InvalidInput("image_too_many_pixels", f"{field}: {error}") from error
+        # PIL's own check (its threshold is at least the setting's upper bound): the same
+        # answer as ours, so there is one limit and one message.
+        raise _too_many_pixels(field, limits) from error
     except UnidentifiedImageError as error:
         raise InvalidInput(
             "image_not_an_image", f"{field}: not a recognised image format"

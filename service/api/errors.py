@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
@@ -33,6 +34,17 @@ _HTTP_CODES = {
 # Validation-error types with a code of their own (the first match wins).
 _VALIDATION_CODES = {"json_invalid": "invalid_json", "invalid_characters": "invalid_characters"}
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (for ``Allow``)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods.update(route.methods or ())
+    return sorted(methods)
 
 
 def error_response(
@@ -81,13 +93,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, code, _validation_message(errors), errors)
 
     @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 400 and error.detail == FASTAPI_BODY_PARSE_ERROR:
             # FastAPI's answer to a JSON body that is not UTF-8: the same as any bad JSON.
             return error_response(422, "invalid_json", "the body is not valid JSON (UTF-8)")
         code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
-        # Keeps ``Allow`` on 405 answers.
         headers = dict(error.headers) if error.headers else None
+        if error.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         return error_response(error.status_code, code, str(error.detail), headers=headers)
 
     @app.exception_handler(OperationalError)
