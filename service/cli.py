@@ -1,8 +1,10 @@
-"""The ``vlmc`` command line: ``serve``, ``worker``, ``correct``, ``versions``, ``rollback``.
+"""The ``vlmc`` command line.
 
-``serve`` runs the whole embedded default on one machine (migrations, base model, API, and a
-worker process on the serverless broker). The client commands talk to a running service over
-HTTP (``--url`` / ``VLMC_URL``, ``--api-key`` / ``VLMC_API_KEY``).
+Server side: ``serve`` runs the whole embedded default on one machine (migrations, base model,
+API, and a worker process on the serverless broker); ``worker`` runs an update worker.
+Client side, over HTTP (``--url`` / ``VLMC_URL``, ``--api-key`` / ``VLMC_API_KEY``), one
+command per step of the README's walk-through: ``classify``, ``correct``, ``jobs``,
+``versions``, ``activate``, ``rollback``, and ``keys create | list | revoke``.
 """
 
 from __future__ import annotations
@@ -276,28 +278,208 @@ def _number(value: Any) -> str:
     return f"{value:+.2f}" if isinstance(value, int | float) else ""
 
 
+def _find_version(client: Any, target: dict[str, Any], version: str) -> dict[str, Any]:
+    rows = _check(client.get(f"/v1/models/{target['id']}/versions"))
+    for row in rows:
+        if version in (row["id"], str(row["number"])):
+            return dict(row)
+    raise typer.BadParameter(f"model {target['name']} has no version {version!r}")
+
+
+def _move_pointer(
+    action: str, version: str, reason: str, url: str, api_key: str | None, model: str | None
+) -> None:
+    client = _client(url, api_key)
+    target = _resolve_model(client, model)
+    row = _find_version(client, target, version)
+    if action == "activate" and row["active"]:
+        # The gate may already have activated it: the goal is reached, nothing to do.
+        typer.echo(f"version {row['number']} of {target['name']} is already active")
+        return
+    moved = _check(
+        client.post(
+            f"/v1/models/{target['id']}/{action}",
+            json={"version_id": row["id"], "reason": reason},
+        )
+    )
+    typer.echo(json.dumps(moved, indent=2))
+
+
+VersionArgument = Annotated[str, typer.Argument(help="version number or id")]
+ReasonOption = Annotated[str, typer.Option(help="why (kept in the deployment history)")]
+
+
+@app.command()
+def activate(
+    version: VersionArgument,
+    reason: ReasonOption = "",
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Make a version active (e.g. one the activation gate held back)."""
+    _move_pointer("activate", version, reason, url, api_key, model)
+
+
 @app.command()
 def rollback(
-    version: Annotated[str, typer.Argument(help="version number or id")],
-    reason: Annotated[str, typer.Option(help="why (kept in the deployment history)")] = "",
+    version: VersionArgument,
+    reason: ReasonOption = "",
     url: UrlOption = "http://127.0.0.1:8000",
     api_key: KeyOption = None,
     model: ModelOption = None,
 ) -> None:
     """Re-activate an earlier version of the model."""
+    _move_pointer("rollback", version, reason, url, api_key, model)
+
+
+@app.command()
+def classify(
+    images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="images")],
+    label: Annotated[
+        list[str], typer.Option("--label", "-l", help="a candidate label (repeat the option)")
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="answer with this version (number or id), not the active")
+    ] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Classify images among candidate labels with the active (or a pinned) version."""
+    from rich.console import Console
+    from rich.table import Table
+
     client = _client(url, api_key)
     target = _resolve_model(client, model)
-    rows = _check(client.get(f"/v1/models/{target['id']}/versions"))
-    matches = [row for row in rows if version in (row["id"], str(row["number"]))]
-    if not matches:
-        raise typer.BadParameter(f"model {target['name']} has no version {version!r}")
-    moved = _check(
-        client.post(
-            f"/v1/models/{target['id']}/rollback",
-            json={"version_id": matches[0]["id"], "reason": reason},
+    data: dict[str, Any] = {"labels": label}
+    if version is not None:
+        data["version_id"] = _find_version(client, target, version)["id"]
+    files = [("images", (path.name, path.read_bytes())) for path in images]
+    answer = _check(client.post(f"/v1/models/{target['id']}/classify", files=files, data=data))
+    table = Table(title=f"{target['name']} version {answer['version_number']}")
+    for column in ("image", "label", "probability"):
+        table.add_column(column)
+    for path, prediction in zip(images, answer["predictions"], strict=True):
+        probability = prediction["probabilities"][prediction["label"]]
+        table.add_row(str(path), prediction["label"], f"{probability:.3f}")
+    Console(width=120).print(table)
+
+
+@app.command()
+def jobs(
+    job_id: Annotated[
+        str | None, typer.Argument(help="one job (default: the model's jobs)")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow/--no-follow", help="with a job id: follow it to its end")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="how many of the newest jobs")] = 20,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: ModelOption = None,
+) -> None:
+    """The model's jobs, newest first; or one job (as JSON), optionally followed to its end."""
+    from rich.console import Console
+    from rich.table import Table
+
+    client = _client(url, api_key)
+    if job_id is not None:
+        job = follow_job(client, job_id) if follow else _check(client.get(f"/v1/jobs/{job_id}"))
+        typer.echo(json.dumps(job, indent=2))
+        return
+    target = _resolve_model(client, model)
+    rows = _check(client.get(f"/v1/models/{target['id']}/jobs", params={"limit": limit}))
+    table = Table(title=f"jobs of {target['name']}")
+    for column in ("id", "status", "method", "progress", "version", "error", "created"):
+        table.add_column(column)
+    numbers = {
+        row["id"]: row["number"]
+        for row in _check(client.get(f"/v1/models/{target['id']}/versions"))
+    }
+    for row in rows:
+        error = row["error"] or {}
+        table.add_row(
+            row["id"],
+            row["status"],
+            row["method"],
+            f"{row['progress']['step']}/{row['progress']['total']}",
+            str(numbers.get(row["result_version_id"], "")),
+            error.get("code", ""),
+            row["created_at"][:19],
         )
-    )
-    typer.echo(json.dumps(moved, indent=2))
+    Console(width=160).print(table)
+
+
+keys = typer.Typer(help="API keys (admin key): create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+
+
+@keys.command("create")
+def create_key(
+    name: Annotated[str, typer.Argument(help="who or what holds the key")],
+    scope: Annotated[
+        list[str],
+        typer.Option("--scope", "-s", help="inference, corrections or admin (repeat)"),
+    ],
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="restrict the key to this model, name or id (repeat)"),
+    ] = None,
+    expires_in_days: Annotated[
+        float | None, typer.Option(help="the key stops working after this many days")
+    ] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+) -> None:
+    """Create a key; it is printed once (only its hash is stored)."""
+    from datetime import UTC, datetime, timedelta
+
+    client = _client(url, api_key)
+    body: dict[str, Any] = {"name": name, "scopes": scope}
+    if model:
+        body["model_ids"] = [_resolve_model(client, one)["id"] for one in model]
+    if expires_in_days is not None:
+        body["expires_at"] = (datetime.now(UTC) + timedelta(days=expires_in_days)).isoformat()
+    created = _check(client.post("/v1/api-keys", json=body))
+    typer.echo(f"key {created['id']} ({', '.join(created['scopes'])}); store it now:")
+    typer.echo(created["key"])
+
+
+@keys.command("list")
+def list_keys(url: UrlOption = "http://127.0.0.1:8000", api_key: KeyOption = None) -> None:
+    """Every key: scopes, models, expiry, last use, revocation (never the key itself)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    client = _client(url, api_key)
+    table = Table(title="API keys")
+    for column in ("id", "name", "prefix", "scopes", "models", "expires", "last used", "revoked"):
+        table.add_column(column)
+    for row in _check(client.get("/v1/api-keys")):
+        table.add_row(
+            row["id"],
+            row["name"],
+            row["prefix"],
+            ",".join(row["scopes"]),
+            "all" if row["model_ids"] is None else ",".join(row["model_ids"]),
+            (row["expires_at"] or "")[:19],
+            (row["last_used_at"] or "")[:19],
+            (row["revoked_at"] or "")[:19],
+        )
+    Console(width=200).print(table)
+
+
+@keys.command("revoke")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="the key's id (from `vlmc keys list`)")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+) -> None:
+    """Revoke a key (the last active admin key cannot be revoked)."""
+    client = _client(url, api_key)
+    revoked = _check(client.delete(f"/v1/api-keys/{key_id}"))
+    typer.echo(f"key {revoked['id']} ({revoked['name']}) revoked at {revoked['revoked_at']}")
 
 
 if __name__ == "__main__":

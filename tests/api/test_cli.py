@@ -1,17 +1,22 @@
-"""The client commands of ``vlmc`` against the app (TestClient is an httpx.Client)."""
+"""The client commands of ``vlmc``: against the app through TestClient (an httpx.Client), and
+over real HTTP against the app under uvicorn for the README's sequence."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import service.cli
 from service.cli import app, image_folder
+from tests.api.conftest import LiveServer
 from tests.api.versions_helpers import train_version
+from tests.conftest import ADMIN_KEY
 
 
 @pytest.fixture
@@ -67,3 +72,93 @@ def test_versions_table_and_rollback_by_number(
     assert client.get(f"/v1/models/{model['id']}").json()["active_version_number"] == 1
     again = cli.invoke(app, ["rollback", "1"])
     assert again.exit_code == 1 and "version_already_active" in again.output
+
+
+# -- the client commands over real HTTP (the app under uvicorn), as the README runs them -----
+@pytest.fixture
+def served(live_server: LiveServer, api_model_dir: Path) -> tuple[LiveServer, dict[str, Any]]:
+    response = httpx.post(
+        f"{live_server.url}/v1/models",
+        json={"name": "tiny", "base_path": str(api_model_dir)},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    assert response.status_code == 201, response.text
+    return live_server, response.json()
+
+
+def _vlmc(server: LiveServer, *args: str, key: str = ADMIN_KEY) -> Any:
+    result = CliRunner().invoke(
+        app, list(args), env={"VLMC_URL": server.url, "VLMC_API_KEY": key, "COLUMNS": "200"}
+    )
+    return result
+
+
+def test_keys_create_list_revoke(served: tuple[LiveServer, dict[str, Any]]) -> None:
+    server, model = served
+    created = _vlmc(server, "keys", "create", "kiosk", "-s", "inference", "-m", "tiny")
+    assert created.exit_code == 0, created.output
+    key = created.output.strip().splitlines()[-1]
+    assert key.startswith("vlmc_")
+    listed = _vlmc(server, "keys", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "kiosk" in listed.output and model["id"] in listed.output and key not in listed.output
+    # The new key works, for its model only, and cannot manage keys.
+    assert _vlmc(server, "versions", key=key).exit_code == 0
+    denied = _vlmc(server, "keys", "list", key=key)
+    assert denied.exit_code == 1 and "insufficient_scope" in denied.output
+    key_id = created.output.split()[1]
+    revoked = _vlmc(server, "keys", "revoke", key_id)
+    assert revoked.exit_code == 0 and "revoked" in revoked.output, revoked.output
+    after = _vlmc(server, "versions", key=key)
+    assert after.exit_code == 1 and "invalid_api_key" in after.output
+    admin_id = next(
+        row["id"]
+        for row in httpx.get(
+            f"{server.url}/v1/api-keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        ).json()
+        if "admin" in row["scopes"]
+    )
+    last = _vlmc(server, "keys", "revoke", admin_id)
+    assert last.exit_code == 1 and "last_admin_key" in last.output
+
+
+def test_walk_through_commands(
+    served: tuple[LiveServer, dict[str, Any]], fashion: Any, tmp_path: Path
+) -> None:
+    server, model = served
+    folder = _write_folder(tmp_path / "batch", fashion)
+    image = next(folder.glob("*/*.png"))
+    labels = sorted({fashion.class_names[label] for label in fashion.labels[:8]})
+
+    classified = _vlmc(server, "classify", str(image), *[f"-l{label}" for label in labels])
+    assert classified.exit_code == 0, classified.output
+    assert "version 1" in classified.output and image.name in classified.output
+
+    submitted = _vlmc(server, "correct", str(folder), "--no-follow")
+    assert submitted.exit_code == 0, submitted.output
+    [job] = httpx.get(
+        f"{server.url}/v1/models/{model['id']}/jobs",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
+    listed = _vlmc(server, "jobs")
+    assert listed.exit_code == 0 and job["id"] in listed.output and "queued" in listed.output
+    one = _vlmc(server, "jobs", job["id"])
+    assert one.exit_code == 0 and json.loads(one.output)["id"] == job["id"]
+
+    # Version 2 as the worker would write it, held back by the gate (not active).
+    all_labels = [fashion.class_names[label] for label in fashion.labels]
+    train_version(server.runtime, model["id"], fashion.images, all_labels)
+    activated = _vlmc(server, "activate", "2", "--reason", "reviewed by hand")
+    assert activated.exit_code == 0, activated.output
+    assert json.loads(activated.output)["action"] == "activate"
+    again = _vlmc(server, "activate", "2")
+    assert again.exit_code == 0 and "already active" in again.output
+    pinned = _vlmc(server, "classify", str(image), "-l", "a", "-l", "b", "--version", "1")
+    assert pinned.exit_code == 0 and "version 1" in pinned.output, pinned.output
+    rolled = _vlmc(server, "rollback", "1", "--reason", "regression on cats")
+    assert rolled.exit_code == 0, rolled.output
+    deployments = httpx.get(
+        f"{server.url}/v1/models/{model['id']}/deployments",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
+    assert [d["action"] for d in deployments] == ["initial", "activate", "rollback"]
