@@ -279,7 +279,10 @@ def _number(value: Any) -> str:
 
 
 def _find_version(client: Any, target: dict[str, Any], version: str) -> dict[str, Any]:
+    """A version by number, id, or ``latest`` (the highest number)."""
     rows = _check(client.get(f"/v1/models/{target['id']}/versions"))
+    if version == "latest" and rows:
+        return dict(max(rows, key=lambda row: row["number"]))
     for row in rows:
         if version in (row["id"], str(row["number"])):
             return dict(row)
@@ -305,7 +308,7 @@ def _move_pointer(
     typer.echo(json.dumps(moved, indent=2))
 
 
-VersionArgument = Annotated[str, typer.Argument(help="version number or id")]
+VersionArgument = Annotated[str, typer.Argument(help="version number, id, or 'latest'")]
 ReasonOption = Annotated[str, typer.Option(help="why (kept in the deployment history)")]
 
 
@@ -407,6 +410,37 @@ def jobs(
             str(numbers.get(row["result_version_id"], "")),
             error.get("code", ""),
             row["created_at"][:19],
+        )
+    Console(width=160).print(table)
+
+
+@app.command()
+def deployments(
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: ModelOption = None,
+) -> None:
+    """The history of the model's active version: every activation and rollback, who, why."""
+    from rich.console import Console
+    from rich.table import Table
+
+    client = _client(url, api_key)
+    target = _resolve_model(client, model)
+    numbers = {
+        row["id"]: row["number"]
+        for row in _check(client.get(f"/v1/models/{target['id']}/versions"))
+    }
+    table = Table(title=f"deployments of {target['name']}")
+    for column in ("when", "action", "from", "to", "actor", "reason"):
+        table.add_column(column)
+    for row in _check(client.get(f"/v1/models/{target['id']}/deployments")):
+        table.add_row(
+            row["created_at"][:19],
+            row["action"],
+            str(numbers.get(row["from_version_id"], "")),
+            str(numbers[row["to_version_id"]]),
+            row["actor"],
+            row["reason"],
         )
     Console(width=160).print(table)
 

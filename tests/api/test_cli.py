@@ -148,7 +148,7 @@ def test_walk_through_commands(
     # Version 2 as the worker would write it, held back by the gate (not active).
     all_labels = [fashion.class_names[label] for label in fashion.labels]
     train_version(server.runtime, model["id"], fashion.images, all_labels)
-    activated = _vlmc(server, "activate", "2", "--reason", "reviewed by hand")
+    activated = _vlmc(server, "activate", "latest", "--reason", "reviewed by hand")
     assert activated.exit_code == 0, activated.output
     assert json.loads(activated.output)["action"] == "activate"
     again = _vlmc(server, "activate", "2")
@@ -162,3 +162,5 @@ def test_walk_through_commands(
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     ).json()
     assert [d["action"] for d in deployments] == ["initial", "activate", "rollback"]
+    history = _vlmc(server, "deployments")
+    assert history.exit_code == 0 and "regression on cats" in history.output, history.output
