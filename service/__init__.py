@@ -15,9 +15,13 @@ schemas = bodies):
 - ``serving/``      classify / embed from the active or a pinned version (hot-swapping cache)
 - ``outbox/``       broker messages written with the job, sent after commit (``dispatcher``)
 - ``health/``       /healthz, /readyz (database, broker, worker heartbeats), /metrics
-- ``auth/``         API keys with scopes, stored hashed
+- ``auth/``         API keys with scopes, optionally restricted to models and expiring,
+                    stored hashed
+- ``api/``          what every router shares: dependencies (the key, its scope, its models),
+                    the error body, body parsing, the OpenAPI contract (``openapi.py``)
 - ``db/``           tables, sessions, migrations; ``storage/`` the content-addressed blobs;
-  ``images.py`` upload validation; ``modelling/`` model loading and inference math
+  ``images.py`` upload validation; ``validation.py`` text bounds and characters;
+  ``modelling/`` model loading and inference math
 - ``app.py`` the FastAPI factory, ``cli.py`` the ``vlmc`` command, ``settings.py`` all
   configuration (env prefix ``VLMC_``).
 """
