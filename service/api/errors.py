@@ -32,7 +32,7 @@ _HTTP_CODES = {
 
 
 # Validation-error types with a code of their own (the first match wins).
-_VALIDATION_CODES = {"json_invalid": "invalid_json", "invalid_characters": "invalid_characters"}
+_VALIDATION_CODES = {"invalid_characters": "invalid_characters"}
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
@@ -80,6 +80,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        for item in error.errors():
+            if item.get("type") == "json_invalid":
+                where = item.get("loc", ("body", "?"))[-1]
+                reason = (item.get("ctx") or {}).get("error", "JSON decode error")
+                return error_response(
+                    422, "invalid_json", f"the body is not valid JSON: {reason} (character {where})"
+                )
         # Never echo ``input``: it can be large, and it is the caller's own data anyway.
         errors = [
             {key: value for key, value in item.items() if key in ("loc", "msg", "type")}
