@@ -8,10 +8,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps services serve test lint typecheck bench-cost bench-continual bench-continual-quick clean
+.PHONY: install system-deps emoji-data services serve test lint typecheck bench-cost bench-continual bench-continual-quick clean
 
 system-deps:
 	@bash scripts/install-system-deps.sh
+
+# Emoji artwork and names (pinned npm packages) into data/emoji/ (git-ignored).
+emoji-data:
+	@bash scripts/fetch-emoji-data.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --no-deps animal-mnist==0.4
 	touch $(STAMP)
 
-install: system-deps $(STAMP)
+install: system-deps emoji-data $(STAMP)
 
 services:
 	@bash scripts/ensure-services.sh

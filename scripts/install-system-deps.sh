@@ -14,3 +14,15 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get install -y -qq docker-compose || echo "docker-compose not installed: its test is skipped"
 fi
+# libcairo2 rasterises the OpenMoji SVGs (through cairosvg); npm fetches the emoji packages
+# (scripts/fetch-emoji-data.sh, run by `make install`).
+MISSING=""
+ldconfig -p 2>/dev/null | grep -q "libcairo.so.2" || MISSING="$MISSING libcairo2"
+command -v npm >/dev/null 2>&1 || MISSING="$MISSING npm"
+if [ -n "$MISSING" ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq $MISSING
+fi

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.continual.protocol import Setting, session_classes, session_examples
+from bench.continual.protocol import (
+    CORRECTED_CONCEPTS,
+    TRANSFER_CONCEPTS,
+    Setting,
+    evaluation_sets,
+    session_classes,
+    session_examples,
+)
 from bench.continual.results import RunResult, load_runs
 from bench.continual.run import hyperparameters_for, main, parse_overrides, write_report
 from bench.continual.runner import ZERO_SHOT, run_method
@@ -58,12 +65,43 @@ def test_session_examples_are_the_sessions_classes_at_k_shots() -> None:
 
 
 def test_controls_are_trained_domains_plus_the_unseen_other_target() -> None:
-    assert Setting("animal-mnist", 5).control_datasets() == ["fashion-mnist", "textures", "digits"]
-    assert Setting("digits", 5).control_datasets() == [
-        "fashion-mnist",
-        "textures",
-        "animal-mnist",
-    ]
+    trained = ["emoji-google", "emoji-twitter", "fashion-mnist", "textures"]
+    assert Setting("animal-mnist", 5).control_datasets() == [*trained, "digits"]
+    assert Setting("digits", 5).control_datasets() == [*trained, "animal-mnist"]
+    assert Setting("emoji-openmoji", 5).control_datasets() == trained
+
+
+def test_style_shift_corrects_fixed_concepts_with_renderings_never_evaluated() -> None:
+    setting = Setting("emoji-openmoji", shots=5)
+    sets = evaluation_sets(setting)
+    names = sets.target.class_names
+    corrected = setting.corrected_classes(len(names))
+    transfer = setting.transfer_classes(len(names))
+    assert len(corrected) == CORRECTED_CONCEPTS and len(transfer) == TRANSFER_CONCEPTS
+    assert not set(corrected) & set(transfer)
+    groups = setting.session_groups(len(names))
+    assert [len(group) for group in groups] == [10] * 5 and [
+        c for g in groups for c in g
+    ] == corrected
+    # The target set holds only corrected and transfer concepts, scored against every name.
+    assert set(sets.target.labels) == set(corrected) | set(transfer) and len(names) > 300
+    examples = session_examples(setting, groups[0], seed=0)
+    assert len(examples) == 10 * 5
+    assert {example.label for example in examples} == {names[label] for label in groups[0]}
+    evaluated = {image.tobytes() for image in sets.target.images}
+    assert not any(example.image.tobytes() in evaluated for example in examples)
+    twenty = session_examples(Setting("emoji-openmoji", shots=20), groups[0], seed=0)
+    assert len(twenty) == 10 * 20 and len({e.image.tobytes() for e in twenty}) == 200
+
+
+def test_style_shift_run_reports_transfer(tiny_model: Path) -> None:
+    setting = Setting("emoji-openmoji", shots=5, applied_sessions=1, evaluation_per_class=2)
+    run = run_method(tiny_model, setting, "full-ft", seed=0, hyperparameters=LEARNS)
+    first = run.sessions[1]
+    assert len(first.classes_seen) == 10
+    assert first.transfer_accuracy is not None and first.transfer_improvement is not None
+    assert set(first.control_accuracies) == set(setting.control_datasets())
+    assert run.sessions[0].transfer_improvement == 0.0
 
 
 def test_zero_shot_row_never_moves(runs: list[RunResult]) -> None:
@@ -101,7 +139,7 @@ def test_report_has_every_method_the_goal_check_and_plots(
     text = report.read_text()
     for method in ("zero-shot", "lorsu", "lora", "full-ft"):
         assert f"| {method} | 1 |" in text
-    assert "| digits CL-5 |" in text
+    assert "| digits CL-5 |" in text and "### digits, CL-5 (new domain)" in text
     for plot in ("ti_vs_cc.png", "accuracy_per_session.png"):
         assert (tmp_path / plot).stat().st_size > 10_000
 

@@ -11,14 +11,26 @@ import pytest
 
 from workers.datasets import DATASET_NAMES, DatasetUnavailableError, LabelledImages, load_dataset
 from workers.datasets.animal_mnist import read_pickled_array
+from workers.datasets.emoji import emoji_concepts
 from workers.datasets.fashion_mnist import load_fashion_mnist
 
+EMOJI_CONCEPTS = len(emoji_concepts())
 EXPECTED = {
-    # name: (train size, test size, classes, image size)
-    "fashion-mnist": (60_000, 10_000, 10, (28, 28)),
-    "animal-mnist": (7_775, 1_941, 10, (28, 28)),
-    "digits": (1_258, 539, 10, (28, 28)),
-    "textures": (1_260, 1_260, 3, (48, 48)),
+    # name: (train size, test size, classes, image size, mode)
+    "fashion-mnist": (60_000, 10_000, 10, (28, 28), "L"),
+    "animal-mnist": (7_775, 1_941, 10, (28, 28), "L"),
+    "digits": (1_258, 539, 10, (28, 28), "L"),
+    "textures": (1_260, 1_260, 3, (48, 48), "L"),
+    **{
+        f"emoji-{style}": (
+            20 * EMOJI_CONCEPTS,
+            10 * EMOJI_CONCEPTS,
+            EMOJI_CONCEPTS,
+            (64, 64),
+            "RGB",
+        )
+        for style in ("google", "twitter", "openmoji")
+    },
 }
 
 
@@ -28,14 +40,14 @@ def test_every_known_dataset_is_covered() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_full_splits_have_expected_sizes_and_classes(name: str) -> None:
-    train_size, test_size, n_classes, image_size = EXPECTED[name]
+    train_size, test_size, n_classes, image_size, mode = EXPECTED[name]
     train = load_dataset(name, "train")
     test = load_dataset(name, "test")
     assert (len(train), len(test)) == (train_size, test_size)
     assert len(train.class_names) == n_classes
     assert set(train.labels) == set(test.labels) == set(range(n_classes))
     assert train.images[0].size == image_size
-    assert train.images[0].mode == "L"
+    assert train.images[0].mode == mode
     # Real pictures, not blank arrays: pixel values spread over most of the byte range.
     spread = test.images[:: len(test) // 200]
     pixels = np.stack([np.asarray(image) for image in spread])
@@ -43,7 +55,9 @@ def test_full_splits_have_expected_sizes_and_classes(name: str) -> None:
     assert pixels.std() > 20
 
 
-@pytest.mark.parametrize("name", ["animal-mnist", "digits", "textures"])
+@pytest.mark.parametrize(
+    "name", ["animal-mnist", "digits", "textures", "emoji-google", "emoji-openmoji"]
+)
 def test_made_up_splits_do_not_overlap(name: str) -> None:
     train = {np.asarray(image).tobytes() for image in load_dataset(name, "train").images}
     test = [np.asarray(image).tobytes() for image in load_dataset(name, "test").images]

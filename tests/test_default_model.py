@@ -1,4 +1,4 @@
-"""The embedded default registers the base model with real control sets, once."""
+"""The embedded default registers the base model with real evaluation sets, once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from service.db.session import create_db_engine, create_session_factory, session
 from service.registry import repository
 from service.settings import Settings
 from tests.model_fixtures import tiny_model_dir
-from workers.basemodel.default_model import CONTROL_SETS, prepare_default_model
+from workers.basemodel.default_model import EVAL_SETS, prepare_default_model
 
 __all__ = ["tiny_model_dir"]
 
@@ -26,7 +26,9 @@ def test_default_model_is_registered_once_with_control_sets(
         with session_scope(create_session_factory(engine)) as session:
             assert [m.id for m in repository.list_models(session)] == [model_id]
             sets = repository.list_eval_sets(session, model_id)
-            assert sorted(s.name for s in sets) == sorted(CONTROL_SETS)
-            assert {s.kind for s in sets} == {"control"}
+            assert {s.name: s.kind for s in sets} == {
+                name: kind for name, (kind, _, _) in EVAL_SETS.items()
+            }
+            assert {s.kind for s in sets} == {"control", "target"}
     finally:
         engine.dispose()

@@ -1,25 +1,59 @@
-"""The benchmark protocol: settings, class-split sessions, evaluation sets.
+"""The benchmark protocol: scenarios, settings, sessions, evaluation sets.
 
-A target dataset the base model has never seen is split by class into sessions (classes in
-label order, two per session for ten classes); every session brings ``shots`` training images
-per class of its classes. Control sets are the trained domains' test splits plus the other
-held-out dataset (an unseen domain the updates must not damage either).
+Two scenarios, each on the stand-in base model:
+
+- **style shift** (``emoji-openmoji``): the model meets OpenMoji artwork of concepts it knows
+  in two other studios' styles. ``CORRECTED_CONCEPTS`` fixed concepts are corrected, a group
+  per session, with k correction renderings per concept (the ``train`` renderings: other
+  crops, scales, rotations and backgrounds than the evaluation ones). TI is measured on the
+  corrected concepts' held-out (``test``) renderings, transfer on ``TRANSFER_CONCEPTS`` other
+  OpenMoji concepts never corrected, both against all concept names.
+- **new domain** (``animal-mnist``, ``digits``): a dataset the model has never seen, split by
+  class into sessions; every session brings k training images per class of its classes.
+
+CC: mean change over the trained domains' held-out sets (emoji renderings of the two
+training styles, Fashion-MNIST, textures), plus the other new-domain dataset for the new-domain
+scenario. Evaluation images are fixed (independent of the run's seed).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from service.modelling.examples import ImageExample
-from workers.basemodel.recipe import HELD_OUT_DATASETS, TRAINED_DATASETS
+from workers.basemodel.recipe import EMOJI_TRAINING_DATASETS, PIXEL_DATASETS
 from workers.datasets import LabelledImages, load_dataset
 
-TARGET_DATASETS = HELD_OUT_DATASETS
+STYLE_SHIFT_TARGET = "emoji-openmoji"
+NEW_DOMAIN_TARGETS = ("animal-mnist", "digits")
+TARGET_DATASETS = (STYLE_SHIFT_TARGET, *NEW_DOMAIN_TARGETS)
+TRAINED_DOMAINS = (*EMOJI_TRAINING_DATASETS, *PIXEL_DATASETS)
 SESSIONS = 5
+CORRECTED_CONCEPTS = 50
+TRANSFER_CONCEPTS = 50
+_CONCEPT_SEED = 31_337
 # Evaluation images per class: enough for a 1-point resolution on every set, small enough that
-# evaluating after every session costs about a second.
+# evaluating after every session costs seconds. Emoji sets have 10 test renderings per concept
+# (all used for the target); their controls keep 2 per concept (800 images a style).
 EVALUATION_IMAGES_PER_CLASS = 100
+EMOJI_CONTROL_RENDERINGS = 2
 EVALUATION_SEED = 12_345
+
+
+def scenario_of(target: str) -> str:
+    return "style shift" if target == STYLE_SHIFT_TARGET else "new domain"
+
+
+def style_shift_concepts(concept_count: int) -> tuple[list[int], list[int]]:
+    """Fixed (corrected, never-corrected transfer) concept indices, disjoint."""
+    order = np.random.default_rng(_CONCEPT_SEED).permutation(concept_count)
+    corrected = [int(i) for i in order[:CORRECTED_CONCEPTS]]
+    transfer = sorted(
+        int(i) for i in order[CORRECTED_CONCEPTS : CORRECTED_CONCEPTS + TRANSFER_CONCEPTS]
+    )
+    return corrected, transfer
 
 
 @dataclass(frozen=True)
@@ -28,7 +62,7 @@ class Setting:
 
     target: str
     shots: int
-    sessions: int = SESSIONS  # how many groups the target's classes are split into
+    sessions: int = SESSIONS  # how many groups the corrected classes are split into
     applied_sessions: int | None = None  # apply only the first n (the quick variant); None: all
     evaluation_per_class: int = EVALUATION_IMAGES_PER_CLASS
 
@@ -40,10 +74,31 @@ class Setting:
     def label(self) -> str:
         return f"{self.target} CL-{self.shots}"
 
+    @property
+    def style_shift(self) -> bool:
+        return self.target == STYLE_SHIFT_TARGET
+
     def control_datasets(self) -> list[str]:
-        """Trained domains plus the other held-out (unseen) datasets."""
-        unseen = [name for name in HELD_OUT_DATASETS if name != self.target]
-        return [*TRAINED_DATASETS, *unseen]
+        """Trained domains, plus the other new-domain dataset for a new-domain target."""
+        unseen = [name for name in NEW_DOMAIN_TARGETS if name != self.target]
+        return [*TRAINED_DOMAINS, *([] if self.style_shift else unseen)]
+
+    def corrected_classes(self, num_classes: int) -> list[int]:
+        """The classes the sessions correct, in session order."""
+        if self.style_shift:
+            return style_shift_concepts(num_classes)[0]
+        return list(range(num_classes))
+
+    def transfer_classes(self, num_classes: int) -> list[int]:
+        """Target classes never corrected, measured for transfer (style shift only)."""
+        return style_shift_concepts(num_classes)[1] if self.style_shift else []
+
+    def session_groups(self, num_classes: int) -> list[list[int]]:
+        """The corrected classes split in order into ``sessions`` near-equal groups."""
+        classes = self.corrected_classes(num_classes)
+        return [
+            [classes[i] for i in group] for group in session_classes(len(classes), self.sessions)
+        ]
 
 
 def session_classes(num_classes: int, sessions: int = SESSIONS) -> list[list[int]]:
@@ -57,8 +112,9 @@ def session_classes(num_classes: int, sessions: int = SESSIONS) -> list[list[int
 def session_examples(setting: Setting, classes: list[int], seed: int) -> list[ImageExample]:
     """``setting.shots`` training images of each class in ``classes`` as labelled corrections.
 
-    The shots of every class are drawn by ``seed`` from the target's train split, so the
-    different seeds of a method see different images but all methods of one seed the same.
+    The shots of every class are drawn by ``seed`` from the target's train split (for the
+    style shift: its correction renderings), so the different seeds of a method see different
+    images but all methods of one seed the same.
     """
     train = load_dataset(setting.target, "train", limit_per_class=setting.shots, seed=seed)
     chosen = train.only_classes(classes)
@@ -79,12 +135,21 @@ class EvaluationSets:
 def evaluation_sets(setting: Setting) -> EvaluationSets:
     """Fixed evaluation images (independent of the run's seed, so all runs share them)."""
 
-    def test_split(name: str) -> LabelledImages:
-        return load_dataset(
-            name, "test", limit_per_class=setting.evaluation_per_class, seed=EVALUATION_SEED
-        )
+    def test_split(name: str, per_class: int) -> LabelledImages:
+        return load_dataset(name, "test", limit_per_class=per_class, seed=EVALUATION_SEED)
 
-    return EvaluationSets(
-        target=test_split(setting.target),
-        controls={name: test_split(name) for name in setting.control_datasets()},
-    )
+    target = test_split(setting.target, setting.evaluation_per_class)
+    if setting.style_shift:
+        # Only the corrected and the transfer concepts are scored (against all names).
+        num_classes = len(target.class_names)
+        target = target.only_classes(
+            setting.corrected_classes(num_classes) + setting.transfer_classes(num_classes)
+        )
+    controls = {
+        name: test_split(
+            name,
+            EMOJI_CONTROL_RENDERINGS if name.startswith("emoji-") else setting.evaluation_per_class,
+        )
+        for name in setting.control_datasets()
+    }
+    return EvaluationSets(target=target, controls=controls)

@@ -8,9 +8,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.continual.protocol import scenario_of
 from bench.continual.results import RunResult, SessionResult
 
-METHOD_ORDER = ("zero-shot", "lorsu", "lorsu-rand", "lorsu-aah", "lora", "spu", "full-ft")
+METHOD_ORDER = (
+    "zero-shot",
+    "lorsu",
+    "lorsu-rand",
+    "lorsu-aah",
+    "lora",
+    "spu",
+    "full-ft",
+    "codyra",
+    "keeplora",
+)
 # The goal: LoRSU forgets at most 1 point on average and keeps 80% of full-ft's TI.
 CC_FLOOR = -1.0
 TI_SHARE_OF_FULL_FT = 0.8
@@ -75,12 +86,16 @@ def settings_table(runs: Sequence[RunResult]) -> str:
     sections = []
     for (target, shots), by_method in sorted(group_runs(runs).items()):
         controls = list(next(iter(by_method.values()))[0].sessions[-1].control_accuracies)
+        style_shift = scenario_of(target) == "style shift"
         header = (
-            "| method | seeds | TI | CC | TI avg over sessions | target acc (all classes) | "
+            "| method | seeds | TI | CC | transfer | TI avg over sessions | "
+            + ("target acc (corrected + transfer)" if style_shift else "target acc (all classes)")
+            + " | "
             + " | ".join(controls)
             + " | train s (all sessions) | trainable params | optimizer bytes |"
         )
-        lines = [f"### {target}, CL-{shots}", "", header, "|" + "---|" * (10 + len(controls) - 1)]
+        title = f"### {target}, CL-{shots} ({scenario_of(target)})"
+        lines = [title, "", header, "|" + "---|" * (11 + len(controls) - 1)]
         for method in ordered_methods(list(by_method)):
             method_runs = by_method[method]
             cells = [
@@ -88,6 +103,9 @@ def settings_table(runs: Sequence[RunResult]) -> str:
                 str(len(method_runs)),
                 str(final(method_runs, lambda s: s.target_improvement)),
                 str(final(method_runs, lambda s: s.control_change)),
+                str(final(method_runs, lambda s: s.transfer_improvement or 0.0))
+                if style_shift
+                else "n/a",
                 str(session_mean(method_runs, lambda s: s.target_improvement)),
                 final(method_runs, lambda s: s.target_accuracy_all).plain(),
                 *(
@@ -192,7 +210,7 @@ def write_plots(runs: Sequence[RunResult], out_dir: Path) -> list[Path]:
                     color=colours[method],
                     alpha=0.15,
                 )
-        row[0].set_title(f"{target} CL-{shots}: target accuracy, classes seen so far")
+        row[0].set_title(f"{target} CL-{shots}: target accuracy, classes corrected so far")
         row[1].set_title(f"{target} CL-{shots}: mean control accuracy")
         for axis in row:
             axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

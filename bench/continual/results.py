@@ -29,11 +29,14 @@ class SessionResult:
 
     session: int
     classes_seen: list[int]
-    target_accuracy: float  # on the images of every class seen so far
+    target_accuracy: float  # on the images of every class corrected so far
     target_accuracy_all: float  # on the whole target test split
     control_accuracies: dict[str, float]
     target_improvement: float  # TI against the base model, same images
     control_change: float  # CC against the base model (mean over control sets)
+    # Style shift: accuracy on target classes never corrected, and its change from the base.
+    transfer_accuracy: float | None = None
+    transfer_improvement: float | None = None
     train_seconds: float = 0.0
     trainable_parameters: int = 0
     optimizer_state_bytes: int = 0

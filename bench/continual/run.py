@@ -1,7 +1,7 @@
 """Run the continual-learning benchmark and write its table and plots.
 
-    python -m bench.continual.run            # full: CL-5 and CL-20, 3 seeds, both targets
-    python -m bench.continual.run --quick    # CI smoke: CL-5, 1 seed, 2 sessions
+    python -m bench.continual.run            # full: CL-5 and CL-20, 3 seeds, every target
+    python -m bench.continual.run --quick    # smoke: style shift, CL-5, 1 seed, 2 sessions
     python -m bench.continual.run --report-only --out DIR   # re-render from saved runs
 
 Every run is saved as JSON under ``OUT/runs/`` before the report is rendered, so the table and
@@ -25,9 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.continual.protocol import (
+    CORRECTED_CONCEPTS,
+    EMOJI_CONTROL_RENDERINGS,
     EVALUATION_IMAGES_PER_CLASS,
     SESSIONS,
+    STYLE_SHIFT_TARGET,
     TARGET_DATASETS,
+    TRANSFER_CONCEPTS,
     Setting,
 )
 from bench.continual.report import goal_check, settings_table, write_plots
@@ -35,7 +39,17 @@ from bench.continual.results import RunResult, load_runs
 from bench.continual.runner import ZERO_SHOT, run_method
 from workers.engine.methods.catalogue import method_names
 
-DEFAULT_METHODS = (ZERO_SHOT, "lorsu", "lorsu-rand", "lorsu-aah", "lora", "spu", "full-ft")
+DEFAULT_METHODS = (
+    ZERO_SHOT,
+    "lorsu",
+    "lorsu-rand",
+    "lorsu-aah",
+    "lora",
+    "spu",
+    "full-ft",
+    "codyra",
+    "keeplora",
+)
 DEFAULT_BASE_MODEL = Path("models/standin-base")
 DEFAULT_OUT = Path("bench/results/continual")
 QUICK_OUT = Path("bench/results/continual-quick")
@@ -146,15 +160,19 @@ Machine: {machine_description()}; wall time {elapsed}.
 
 Base model: `{base_model}` ({base_model_summary(base_model)}).
 
-Protocol (bench/continual/protocol.py): each target dataset (never seen by the base model)
-is split by class into {SESSIONS} sessions; the first {sessions} are applied in order, each
-from the previous merged weights; every session brings k training images per class (CL-k).
-After the last session:
-TI = target accuracy (all target classes, zero-shot against all class names) minus the base
-model's; CC = mean over control sets of accuracy minus the base model's; both in points,
-mean ± sample std over seeds. Control sets: Fashion-MNIST and textures (trained domains) and
-the other held-out dataset (never seen). Evaluation: {runs[0].evaluation_per_class} test images
-per class (fixed).
+Protocol (bench/continual/protocol.py): {SESSIONS} sessions per setting; the first
+{sessions} are applied in order, each from the previous merged weights; every session brings
+k correction images per class (CL-k).
+- Style shift (`emoji-openmoji`): {CORRECTED_CONCEPTS} fixed OpenMoji concepts corrected,
+  {CORRECTED_CONCEPTS // SESSIONS} per session, with k correction renderings each; TI on their
+  held-out renderings; transfer = change on {TRANSFER_CONCEPTS} OpenMoji concepts never
+  corrected; all against every concept name.
+- New domain (`animal-mnist`, `digits`): the dataset's classes split into sessions; TI on the
+  test images of the classes corrected so far, against all class names.
+CC = mean over control sets of accuracy minus the base model's: held-out renderings of the
+two training styles ({EMOJI_CONTROL_RENDERINGS} per concept), Fashion-MNIST and textures
+({runs[0].evaluation_per_class} per class), plus the other new-domain dataset for a new-domain
+target. All figures in points, mean ± sample std over seeds, after the last session.
 {notes}
 ## Goal check (issue 3)
 
@@ -179,7 +197,9 @@ Plots: {", ".join(f"[{path.name}]({path.name})" for path in plots)}
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Few-shot continual-learning benchmark.")
-    parser.add_argument("--quick", action="store_true", help="1 seed, CL-5, 2 sessions")
+    parser.add_argument(
+        "--quick", action="store_true", help="style shift only, 1 seed, CL-5, 2 sessions"
+    )
     parser.add_argument("--shots", type=int, nargs="+", default=[5, 20])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
@@ -212,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.shots, args.seeds, args.sessions = [5], [0], 2
+        args.targets = [STYLE_SHIFT_TARGET]
     out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     command = "python -m bench.continual.run " + shlex.join(sys.argv[1:] if argv is None else argv)
     info_path = out / "run_info.json"
@@ -232,10 +253,10 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}")
     if not (args.base_model / "config.json").is_file():
-        from workers.basemodel import build_base_model
+        from workers.basemodel.release import materialise_release
 
-        print(f"building the base model into {args.base_model} (once)", flush=True)
-        build_base_model(args.base_model)
+        print(f"assembling the committed base model into {args.base_model}", flush=True)
+        materialise_release(args.base_model)
     overrides = parse_overrides(args.overrides)
     jobs = [
         Job(

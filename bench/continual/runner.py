@@ -12,7 +12,6 @@ from bench.continual.protocol import (
     EvaluationSets,
     Setting,
     evaluation_sets,
-    session_classes,
     session_examples,
 )
 from bench.continual.results import RunResult, SessionResult, SetAccuracy
@@ -53,9 +52,11 @@ def session_result(
     controls: dict[str, SetAccuracy],
     base_target: SetAccuracy,
     base_controls: dict[str, SetAccuracy],
+    corrected: list[int],
+    transfer: list[int],
 ) -> SessionResult:
-    # Session 0 (the base model) has seen no target class: report it on all of them.
-    evaluated = seen or sorted(target.total_per_class)
+    # Session 0 (the base model) has seen no target class: report it on all it will correct.
+    evaluated = seen or corrected
     control_accuracies = {name: result.accuracy for name, result in controls.items()}
     base_control_accuracies = {name: result.accuracy for name, result in base_controls.items()}
     change = control_change(base_control_accuracies, control_accuracies)
@@ -69,6 +70,10 @@ def session_result(
             base_target.on_classes(evaluated), target.on_classes(evaluated)
         ),
         control_change=0.0 if change is None else change,
+        transfer_accuracy=target.on_classes(transfer) if transfer else None,
+        transfer_improvement=(
+            target.on_classes(transfer) - base_target.on_classes(transfer) if transfer else None
+        ),
     )
 
 
@@ -89,10 +94,16 @@ def run_method(
     """
     model = load_dual_encoder(base_model_dir, device="cpu")
     sets = evaluation_sets(setting)
+    num_classes = len(sets.target.class_names)
+    corrected = setting.corrected_classes(num_classes)
+    transfer = setting.transfer_classes(num_classes)
     base_target, base_controls = evaluate(model, sets)
-    sessions = [session_result(0, [], base_target, base_controls, base_target, base_controls)]
-    groups = session_classes(len(sets.target.class_names), setting.sessions)
-    groups = groups[: setting.sessions_to_apply]
+    sessions = [
+        session_result(
+            0, [], base_target, base_controls, base_target, base_controls, corrected, transfer
+        )
+    ]
+    groups = setting.session_groups(num_classes)[: setting.sessions_to_apply]
     seen: list[int] = []
     for index, classes in enumerate(groups, start=1):
         seen = seen + classes
@@ -113,7 +124,9 @@ def run_method(
             )
             report = outcome.report
         target, controls = evaluate(model, sets)
-        result = session_result(index, seen, target, controls, base_target, base_controls)
+        result = session_result(
+            index, seen, target, controls, base_target, base_controls, corrected, transfer
+        )
         if report is not None:
             result.train_seconds = report.train_seconds
             result.trainable_parameters = report.trainable_parameters

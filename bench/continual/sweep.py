@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.continual.protocol import SESSIONS, TARGET_DATASETS, Setting
+from bench.continual.protocol import SESSIONS, TARGET_DATASETS, TRAINED_DOMAINS, Setting
 from bench.continual.report import ordered_methods
 from bench.continual.results import RunResult, load_runs
 from bench.continual.run import DEFAULT_BASE_MODEL, Job, machine_description, run_jobs
-from workers.basemodel.recipe import TRAINED_DATASETS
 
 SWEEP_OUT = Path("bench/results/continual-sweeps")
 
@@ -60,7 +59,7 @@ def sweep_table(points: dict[str, list[RunResult]]) -> str:
                     accuracy
                     for r in chosen
                     for name, accuracy in r.sessions[-1].control_accuracies.items()
-                    if name in TRAINED_DATASETS
+                    if name in TRAINED_DOMAINS
                 )
                 seconds = statistics.fmean(sum(s.train_seconds for s in r.sessions) for r in chosen)
                 lines.append(

@@ -13,11 +13,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="directory to create")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: recipe)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
     if is_built(args.out):
         print(f"{args.out} already holds a built model; remove it to rebuild")
         return
-    out_dir = build_base_model(args.out, seed=args.seed, steps=args.steps)
+    out_dir = build_base_model(args.out, seed=args.seed, steps=args.steps, threads=args.threads)
     print((out_dir / "README.md").read_text())
 
 

@@ -1,8 +1,8 @@
 """Builds the stand-in base model (``build_base_model``; the CLI is ``workers.basemodel.build``).
 
-Reproducible for a given seed (the build runs on one thread). Writes into a temporary sibling
-directory and renames it into place only when complete, so a crashed or concurrent build never
-leaves a half-written model where the service would load it.
+Reproducible for a given seed and thread count. Writes into a temporary sibling directory and
+renames it into place only when complete, so a crashed or concurrent build never leaves a
+half-written model where the service would load it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,17 +22,28 @@ from service.modelling.loading import load_dual_encoder
 from service.modelling.preprocess import ImagePreprocessor
 from workers.basemodel.card import BuildInfo, write_card
 from workers.basemodel.recipe import (
-    BASE_VISION,
+    EMOJI_TRAINING_DATASETS,
+    EVALUATION_TEMPLATE,
     HELD_OUT_DATASETS,
+    PIXEL_DATASETS,
     PROJECTION_DIM,
-    TRAINED_DATASETS,
     TrainingRecipe,
 )
-from workers.basemodel.training import build_pool, train_image_tower
-from workers.datasets import load_dataset
+from workers.basemodel.reference import reference_concepts, run_reference_correction
+from workers.basemodel.training import (
+    ArtworkPool,
+    TrainingData,
+    build_pixel_pool,
+    train_image_tower,
+)
+from workers.datasets import LabelledImages, load_dataset
+from workers.datasets.emoji import TRAINING_STYLES, emoji_concepts, rendering_arrays
+from workers.datasets.emoji.renderings import artwork_tensor
+from workers.datasets.emoji.sources import load_artwork
+from workers.datasets.labelled_images import to_labelled_images
 from workers.engine.accuracy import zero_shot_accuracy
 
-EVALUATION_TEMPLATE = "a photo of a {}."
+EVALUATED_DATASETS = (*EMOJI_TRAINING_DATASETS, *PIXEL_DATASETS, *HELD_OUT_DATASETS)
 
 
 def is_built(model_dir: Path) -> bool:
@@ -39,101 +51,188 @@ def is_built(model_dir: Path) -> bool:
     return (model_dir / "config.json").is_file() and any(model_dir.glob("*.safetensors"))
 
 
-def evaluate_zero_shot(model_dir: Path, test_limit_per_class: int | None) -> dict:
+def emoji_validation(name: str, limit_per_class: int | None = None) -> LabelledImages:
+    """Validation renderings of an ``emoji-<style>`` set (for choosing, never the test ones)."""
+    style = name.removeprefix("emoji-")
+    return to_labelled_images(rendering_arrays(style, "validation"), name, limit_per_class, 0)
+
+
+def evaluation_split(name: str, split: str, limit_per_class: int | None) -> LabelledImages:
+    """``split`` is "test" or "validation" (emoji validation renderings; other sets: test)."""
+    if split == "validation" and name.startswith("emoji-"):
+        return emoji_validation(name, limit_per_class)
+    return load_dataset(name, "test", limit_per_class=limit_per_class, seed=0)
+
+
+def evaluate_zero_shot(
+    model_dir: Path,
+    test_limit_per_class: int | None,
+    split: str = "test",
+    names: tuple[str, ...] = EVALUATED_DATASETS,
+) -> dict[str, dict[str, float]]:
     """Zero-shot accuracy per dataset through the serving loader and preprocessing."""
     model = load_dual_encoder(model_dir, device="cpu")
     results = {}
-    for name in (*TRAINED_DATASETS, *HELD_OUT_DATASETS):
-        test = load_dataset(name, "test", limit_per_class=test_limit_per_class)
+    for name in names:
+        images = evaluation_split(name, split, test_limit_per_class)
         accuracy = zero_shot_accuracy(
-            model, test.images, test.labels, test.class_names, EVALUATION_TEMPLATE
+            model, images.images, images.labels, images.class_names, EVALUATION_TEMPLATE
         )
         results[name] = {
             "accuracy": accuracy,
-            "images": float(len(test)),
-            "classes": float(len(test.class_names)),
+            "images": float(len(images)),
+            "classes": float(len(images.class_names)),
         }
     return results
 
 
-@contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run torch ops on one thread, restoring the previous count afterwards.
+def reference_figure(model_dir: Path, split: str) -> dict:
+    """The robustness reference correction, measured on ``split`` renderings (see reference).
 
-    One thread makes the build bit-reproducible whatever the machine's core count, and this
-    model is too small to gain from more: measured on 2 busy cores, 0.4 s per step with one
-    thread against 2.6 s with two (the threads spin-wait for each other).
+    Controls: 3 renderings of every concept per training style, 100 images per class of
+    Fashion-MNIST and textures.
     """
+    openmoji_train = load_dataset("emoji-openmoji", "train", limit_per_class=5, seed=0)
+    chosen = reference_concepts(len(openmoji_train.class_names))
+    target = evaluation_split("emoji-openmoji", split, None).only_classes(chosen)
+    controls = {
+        name: evaluation_split(name, split, 3 if name.startswith("emoji-") else 100)
+        for name in (*EMOJI_TRAINING_DATASETS, *PIXEL_DATASETS)
+    }
+    result = run_reference_correction(
+        model_dir, openmoji_train.only_classes(chosen), target, controls
+    )
+    return {"split": split, **result.to_dict()}
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run torch ops on ``count`` threads, restoring the previous count afterwards."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(previous)
 
 
+def training_data(
+    preprocessor: ImagePreprocessor, train_limit_per_class: int | None, seed: int
+) -> TrainingData:
+    """Artwork of both training styles plus the fixed pixel datasets, one joint class list."""
+    concepts = emoji_concepts()
+    hexcodes = tuple(concept.hexcode for concept in concepts)
+    artwork = torch.cat([artwork_tensor(load_artwork(s, hexcodes)) for s in TRAINING_STYLES])
+    targets = torch.arange(len(concepts)).repeat(len(TRAINING_STYLES))
+    pixel_sets = [
+        load_dataset(name, "train", limit_per_class=train_limit_per_class, seed=seed)
+        for name in PIXEL_DATASETS
+    ]
+    class_names = [concept.name for concept in concepts]
+    keywords = [concept.keywords for concept in concepts]
+    for dataset in pixel_sets:
+        class_names += dataset.class_names
+        keywords += [()] * len(dataset.class_names)
+    if len(set(class_names)) != len(class_names):
+        raise ValueError("a class name appears in two training datasets")
+    shares = list(PIXEL_DATASETS.values())
+    total_share = sum(shares)
+    pool = build_pixel_pool(
+        pixel_sets, [share / total_share for share in shares], preprocessor, len(concepts)
+    )
+    return TrainingData(
+        artwork=ArtworkPool(artwork=artwork, targets=targets),
+        pixels=pool,
+        pixel_share=total_share,
+        class_names=class_names,
+        keywords=keywords,
+    )
+
+
 def build_base_model(
     out_dir: Path,
     seed: int = 0,
+    recipe: TrainingRecipe | None = None,
     steps: int | None = None,
     progress: bool = True,
     train_limit_per_class: int | None = None,
     test_limit_per_class: int | None = 500,
+    threads: int = 2,
+    reference: bool = True,
 ) -> Path:
     """Build the base model into ``out_dir`` unless a finished one is already there.
 
     ``steps`` overrides the recipe's step count (tests use a few dozen);
-    ``train_limit_per_class`` caps the images preprocessed per class (tests), and
-    ``test_limit_per_class`` the images per class in the model card's accuracy table.
+    ``train_limit_per_class`` caps the Fashion-MNIST/texture images per class (tests), and
+    ``test_limit_per_class`` the images per class in the accuracy tables. ``reference`` also
+    runs the robustness reference correction (on validation and test renderings).
     """
     out_dir = Path(out_dir)
     if is_built(out_dir):
         return out_dir
-    with one_torch_thread():
-        return _build(out_dir, seed, steps, progress, train_limit_per_class, test_limit_per_class)
+    recipe = recipe or TrainingRecipe()
+    if steps is not None:
+        recipe = replace(recipe, steps=steps)
+    with torch_threads(threads):
+        return _build(
+            out_dir,
+            seed,
+            recipe,
+            progress,
+            train_limit_per_class,
+            test_limit_per_class,
+            reference,
+            threads,
+        )
 
 
 def _build(
     out_dir: Path,
     seed: int,
-    steps: int | None,
+    recipe: TrainingRecipe,
     progress: bool,
     train_limit_per_class: int | None,
     test_limit_per_class: int | None,
+    reference: bool,
+    threads: int,
 ) -> Path:
-    recipe = TrainingRecipe() if steps is None else TrainingRecipe(steps=steps)
     torch.manual_seed(seed)
+    vision = recipe.vision
     model, tokenizer = build_dual_encoder(
-        vision=BASE_VISION, text="minilm", projection_dim=PROJECTION_DIM, seed=seed
+        vision=vision, text="minilm", projection_dim=PROJECTION_DIM, seed=seed
     )
     preprocessor = ImagePreprocessor(
-        shortest_edge=BASE_VISION.image_size,
-        crop_height=BASE_VISION.image_size,
-        crop_width=BASE_VISION.image_size,
+        shortest_edge=vision.image_size, crop_height=vision.image_size, crop_width=vision.image_size
     )
-    datasets = [
-        load_dataset(name, "train", limit_per_class=train_limit_per_class, seed=seed)
-        for name in TRAINED_DATASETS
-    ]
-    pool = build_pool(datasets, list(TRAINED_DATASETS.values()), preprocessor)
+    data = training_data(preprocessor, train_limit_per_class, seed)
     started = time.perf_counter()
-    losses = train_image_tower(model, tokenizer, pool, recipe, seed, progress)
+    losses = train_image_tower(model, tokenizer, data, preprocessor, recipe, seed, progress)
     train_seconds = time.perf_counter() - started
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.building-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        save_model_directory(model, tokenizer, staging, image_size=BASE_VISION.image_size)
+        save_model_directory(model, tokenizer, staging, image_size=vision.image_size)
         info = BuildInfo(
             seed=seed,
             recipe=recipe,
-            trained_datasets=dict(TRAINED_DATASETS),
-            held_out_datasets=list(HELD_OUT_DATASETS),
+            projection_dim=PROJECTION_DIM,
+            threads=threads,
+            classes=len(data.class_names),
+            emoji_concepts=len(emoji_concepts()),
             train_seconds=train_seconds,
             final_loss=sum(losses[-20:]) / len(losses[-20:]),
-            zero_shot=evaluate_zero_shot(staging, test_limit_per_class),
-            evaluation_template=EVALUATION_TEMPLATE,
+            zero_shot=evaluate_zero_shot(staging, test_limit_per_class, "test"),
+            zero_shot_validation=evaluate_zero_shot(
+                staging,
+                test_limit_per_class,
+                "validation",
+                tuple(name for name in EVALUATED_DATASETS if name.startswith("emoji-")),
+            ),
+            reference={split: reference_figure(staging, split) for split in ("validation", "test")}
+            if reference
+            else {},
         )
         write_card(staging, info)
         if is_built(out_dir):  # a concurrent build finished first: keep its result

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Literal
 
 from workers.datasets.animal_mnist import load_animal_mnist
 from workers.datasets.digits import load_digits_dataset
+from workers.datasets.emoji.renderings import rendering_arrays
+from workers.datasets.emoji.sources import STYLES as EMOJI_STYLES
 from workers.datasets.errors import DatasetUnavailableError
 from workers.datasets.fashion_mnist import load_fashion_mnist
 from workers.datasets.labelled_images import ArrayDataset, LabelledImages, to_labelled_images
@@ -20,11 +22,13 @@ _LOADERS: dict[str, Callable[[str], ArrayDataset]] = {
     "animal-mnist": load_animal_mnist,
     "digits": load_digits_dataset,
     "textures": load_textures,
+    # Emoji concepts as fixed renderings of one studio's artwork (train and test renderings).
+    **{f"emoji-{style}": partial(rendering_arrays, style) for style in EMOJI_STYLES},
 }
 DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _arrays(name: str, split: str) -> ArrayDataset:
     # Decoding Fashion-MNIST takes about a second; benchmarks load the same split many times.
     return _LOADERS[name](split)
