@@ -38,14 +38,23 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
 # once, before any replica starts, so replicas never race on them.
 CMD ["uvicorn", "--factory", "service.app:create_app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
 
+# --- Emoji artwork and names (pinned npm packages), for the worker image ----------------------
+FROM node:20-bookworm-slim AS emoji
+COPY scripts/fetch-emoji-data.sh /fetch-emoji-data.sh
+RUN VLMC_EMOJI_DIR=/emoji bash /fetch-emoji-data.sh
+
 # --- GPU worker ----------------------------------------------------------------------------
 FROM base AS worker
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
-# Real Fashion-MNIST images (Debian package) for building the stand-in base model.
+# Real Fashion-MNIST images (Debian package) for the stand-in base model's evaluation sets and
+# builds; libcairo2 rasterises the OpenMoji SVGs (cairosvg).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends dataset-fashion-mnist=0.0~git20200523.55506a9-1 \
+       libcairo2=1.16.0-7 \
     && rm -rf /var/lib/apt/lists/*
+COPY --from=emoji /emoji /opt/emoji
+ENV VLMC_EMOJI_DIR=/opt/emoji
 # The CUDA wheels bundle the CUDA runtime; the host's driver comes in through the NVIDIA
 # container runtime, so no CUDA base image is needed.
 RUN pip install torch==${TORCH_VERSION} --index-url ${TORCH_INDEX_URL}

@@ -54,7 +54,7 @@ EVALUATION_TEMPLATE = "a photo of a {}."
 class TrainingRecipe:
     """Optimiser settings of the LiT training run (text tower frozen)."""
 
-    steps: int = 1200
+    steps: int = 1600
     batch_size: int = 128
     learning_rate: float = 5e-4
     weight_decay: float = 0.05
