@@ -111,8 +111,9 @@ def candidates_table(rows: list[dict[str, Any]]) -> str:
     """The candidate comparison (validation renderings and the reference on validation)."""
     lines = [
         "| candidate | shape (px/patch/width/layers/heads) | steps x batch | train min "
-        "| google | twitter | openmoji | reference TI | reference CC | CC lost per TI point |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| google | twitter | openmoji | reference TI | reference CC | CC lost per TI point "
+        "| what differs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         vision = row["vision"]
@@ -127,7 +128,7 @@ def candidates_table(rows: list[dict[str, Any]]) -> str:
             f"| {accuracy.get('emoji-openmoji', 0):.1f} "
             f"| {reference.get('target_gain', float('nan')):+.1f} "
             f"| {-reference.get('control_loss', float('nan')):+.1f} "
-            f"| {'n/a' if ratio is None else f'{ratio:.2f}'} |"
+            f"| {'n/a' if ratio is None else f'{ratio:.2f}'} | {row.get('note', '')} |"
         )
     return "\n".join(lines)
 
@@ -150,6 +151,8 @@ def card_text(info: dict[str, Any], candidates: list[dict[str, Any]] | None = No
         if sha
         else ""
     )
+    notes = "".join(f"- {note}\n" for note in info.get("notes", []))
+    notes_section = f"\n## Notes\n\n{notes}" if notes else ""
     candidate_section = (
         "\n## Candidates compared (validation renderings; never the test renderings)\n\n"
         + candidates_table(candidates)
@@ -209,7 +212,7 @@ styles (3 per concept), Fashion-MNIST and textures (100 per class).
 | renderings | target acc. (TI) | CC (points) | CC lost per TI point | controls before -> after |
 |---|---|---|---|---|
 {_reference_rows(info.get("reference", {}))}
-{candidate_section}
+{candidate_section}{notes_section}
 ## Data sources, licences and attributions
 
 {SOURCES_TABLE}

@@ -18,11 +18,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from service.modelling.factory import VisionShape, build_dual_encoder, save_model_directory
-from workers.basemodel.card import BUILD_INFO_FILE, read_build_info
+from workers.basemodel.card import BUILD_INFO_FILE, card_text, read_build_info
 
 RELEASE_DIR = Path(__file__).resolve().parent / "release"
 WEIGHTS_FILE = "image-tower.safetensors"
 CARD_FILE = "MODEL_CARD.md"
+CANDIDATES_FILE = "candidates.json"
 _TEXT_TOWER_PREFIX = "text_model."
 
 
@@ -50,9 +51,15 @@ def export_release(model_dir: Path, release_dir: Path = RELEASE_DIR) -> str:
     save_file(trained, release_dir / WEIGHTS_FILE, metadata={"format": "pt"})
     digest = sha256_of(release_dir / WEIGHTS_FILE)
     info = read_build_info(model_dir)
+    previous = release_dir / BUILD_INFO_FILE
+    if previous.is_file():  # keep hand-written notes across re-exports
+        info["notes"] = read_build_info(release_dir).get("notes", [])
     info["weights_file"] = WEIGHTS_FILE
     info["weights_sha256"] = digest
     (release_dir / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    candidates_path = release_dir / CANDIDATES_FILE
+    candidates = json.loads(candidates_path.read_text()) if candidates_path.is_file() else None
+    (release_dir / CARD_FILE).write_text(card_text(info, candidates))
     return digest
 
 
@@ -102,3 +109,19 @@ def image_tower_matches(model_dir: Path, release_dir: Path = RELEASE_DIR) -> boo
     built = load_file(Path(model_dir) / "model.safetensors")
     released = load_file(release_dir / WEIGHTS_FILE)
     return all(torch.equal(built[name], tensor) for name, tensor in released.items())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m workers.basemodel.release --model DIR``: commit a build as the release."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--model", type=Path, required=True, help="a finished build")
+    parser.add_argument("--release", type=Path, default=RELEASE_DIR)
+    args = parser.parse_args(argv)
+    digest = export_release(args.model, args.release)
+    print(f"wrote {args.release / WEIGHTS_FILE} (sha256 {digest}) and {CARD_FILE}")
+
+
+if __name__ == "__main__":
+    main()
