@@ -255,7 +255,7 @@ def versions(
     for column in columns:
         table.add_column(column)
     rows = _check(client.get(f"/v1/models/{target['id']}/versions"))
-    numbers = {row["id"]: row["number"] for row in rows}
+    numbers = _version_numbers(rows)
     for row in rows:
         evaluation = row["evaluation"] or {}
         gate = row["gate"]
@@ -272,6 +272,11 @@ def versions(
             "*" if row["active"] else "",
         )
     Console().print(table)
+
+
+def _version_numbers(versions: list[dict[str, Any]]) -> dict[str, int]:
+    """Version id -> version number, from the model's version list."""
+    return {row["id"]: row["number"] for row in versions}
 
 
 def _number(value: Any) -> str:
@@ -396,10 +401,7 @@ def jobs(
     table = Table(title=f"jobs of {target['name']}")
     for column in ("id", "status", "method", "progress", "version", "error", "created"):
         table.add_column(column)
-    numbers = {
-        row["id"]: row["number"]
-        for row in _check(client.get(f"/v1/models/{target['id']}/versions"))
-    }
+    numbers = _version_numbers(_check(client.get(f"/v1/models/{target['id']}/versions")))
     for row in rows:
         error = row["error"] or {}
         table.add_row(
@@ -426,10 +428,7 @@ def deployments(
 
     client = _client(url, api_key)
     target = _resolve_model(client, model)
-    numbers = {
-        row["id"]: row["number"]
-        for row in _check(client.get(f"/v1/models/{target['id']}/versions"))
-    }
+    numbers = _version_numbers(_check(client.get(f"/v1/models/{target['id']}/versions")))
     table = Table(title=f"deployments of {target['name']}")
     for column in ("when", "action", "from", "to", "actor", "reason"):
         table.add_column(column)

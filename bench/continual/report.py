@@ -10,9 +10,10 @@ from pathlib import Path
 
 from bench.continual.protocol import scenario_of
 from bench.continual.results import RunResult, SessionResult
+from bench.continual.runner import ZERO_SHOT
 
 METHOD_ORDER = (
-    "zero-shot",
+    ZERO_SHOT,
     "lorsu",
     "lorsu-rand",
     "lorsu-aah",

@@ -34,22 +34,13 @@ from bench.continual.protocol import (
     TRANSFER_CONCEPTS,
     Setting,
 )
-from bench.continual.report import goal_check, settings_table, write_plots
+from bench.continual.report import METHOD_ORDER, goal_check, settings_table, write_plots
 from bench.continual.results import RunResult, load_runs
 from bench.continual.runner import ZERO_SHOT, run_method
 from workers.engine.methods.catalogue import method_names
 
-DEFAULT_METHODS = (
-    ZERO_SHOT,
-    "lorsu",
-    "lorsu-rand",
-    "lorsu-aah",
-    "lora",
-    "spu",
-    "full-ft",
-    "codyra",
-    "keeplora",
-)
+# Every method the report knows, in its order (zero-shot first).
+DEFAULT_METHODS = METHOD_ORDER
 DEFAULT_BASE_MODEL = Path("models/standin-base")
 DEFAULT_OUT = Path("bench/results/continual")
 QUICK_OUT = Path("bench/results/continual-quick")
