@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from bench.continual.protocol import (
     CORRECTED_CONCEPTS,
     TRANSFER_CONCEPTS,
     Setting,
+    anchor_examples,
     evaluation_sets,
     session_classes,
     session_examples,
@@ -19,6 +21,7 @@ from bench.continual.run import hyperparameters_for, main, parse_overrides, writ
 from bench.continual.runner import ZERO_SHOT, run_method
 from service.modelling.factory import VisionShape, build_tiny_dual_encoder
 from tests.test_basemodel import one_thread
+from workers.basemodel.recipe import EMOJI_TRAINING_DATASETS, PIXEL_DATASETS
 from workers.engine.methods.lorsu.declaration import default_head_count
 
 __all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with the base model
@@ -28,7 +31,13 @@ __all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with t
 TINY = VisionShape(
     image_size=28, patch_size=7, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4
 )
-LEARNS = {"learning_rate": 1e-3, "epochs": 10}
+# No anchor terms: the mechanics tests do not need the emoji anchors rendered.
+LEARNS = {
+    "learning_rate": 1e-3,
+    "epochs": 10,
+    "anchor_distillation": 0.0,
+    "anchor_rehearsal": 0.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +111,44 @@ def test_style_shift_run_reports_transfer(tiny_model: Path) -> None:
     assert first.transfer_accuracy is not None and first.transfer_improvement is not None
     assert set(first.control_accuracies) == set(setting.control_datasets())
     assert run.sessions[0].transfer_improvement == 0.0
+
+
+def test_anchors_are_train_images_of_other_emoji_concepts_than_those_cc_measures() -> None:
+    controls = evaluation_sets(Setting("emoji-openmoji", shots=5)).controls
+    anchors = anchor_examples()
+    for name in EMOJI_TRAINING_DATASETS:
+        measured = {controls[name].class_names[label] for label in controls[name].labels}
+        assert measured and len(measured) == len(controls[name].class_names[::2])
+    anchored = {str(anchor.label) for anchor in anchors}
+    emoji_measured = {
+        controls[name].class_names[label]
+        for name in EMOJI_TRAINING_DATASETS
+        for label in controls[name].labels
+    }
+    assert anchored & emoji_measured == set()
+    # The pixel domains share classes, never images (train split vs test split).
+    tested = {image.tobytes() for name in PIXEL_DATASETS for image in controls[name].images}
+    assert not any(anchor.image.tobytes() in tested for anchor in anchors)
+    assert {"fashion-mnist", "textures"} == set(PIXEL_DATASETS)
+
+
+def test_an_anchored_run_records_drift_and_the_gate_view_of_each_session(
+    tiny_model: Path,
+) -> None:
+    setting = Setting("digits", shots=5, applied_sessions=2, evaluation_per_class=5)
+    anchored = {**LEARNS, "anchor_distillation": 10.0, "drift_budget": 1e-6}
+    run = run_method(tiny_model, setting, "lora", seed=0, hyperparameters=anchored)
+    for session in run.sessions[1:]:
+        assert session.anchor_drift is not None and session.anchor_drift > 0
+        # The budget is tiny: training stops at the first check (after one epoch).
+        assert session.stop_reason == "drift_budget" and session.steps == 2
+        assert session.version_ti is not None and session.version_cc is not None
+    second = run.sessions[2]
+    cc_from_first = statistics.fmean(
+        second.control_accuracies[name] - run.sessions[1].control_accuracies[name]
+        for name in second.control_accuracies
+    )
+    assert second.version_cc == pytest.approx(cc_from_first)
 
 
 def test_zero_shot_row_never_moves(runs: list[RunResult]) -> None:

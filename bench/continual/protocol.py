@@ -11,6 +11,13 @@ Two scenarios, each on the stand-in base model:
 - **new domain** (``animal-mnist``, ``digits``): a dataset the model has never seen, split by
   class into sessions; every session brings k training images per class of its classes.
 
+Anchors: labelled train-split images of the trained domains, passed to every update (used only
+when a method's hyperparameters ask for anchor terms or a drift budget); never the test images
+CC is measured on, and never from the other new-domain dataset (its control measures content
+no anchor covers). The emoji controls are split by concept, as the service splits a control
+set by position (one image per concept there): anchors are renderings of the odd-numbered
+concepts, CC is measured on the even-numbered ones, so no anchored concept is ever scored.
+
 CC: mean change over the trained domains' held-out sets (emoji renderings of the two
 training styles, Fashion-MNIST, textures), plus the other new-domain dataset for the new-domain
 scenario. Evaluation images are fixed (independent of the run's seed).
@@ -40,6 +47,12 @@ _CONCEPT_SEED = 31_337
 EVALUATION_IMAGES_PER_CLASS = 100
 EMOJI_CONTROL_RENDERINGS = 2
 EVALUATION_SEED = 12_345
+# Anchors (the part of each trained domain's control data that anchored updates may train on):
+# drawn from the train splits, so never an image CC is measured on (those are test images).
+# One rendering per concept and style for the emoji sets, 20 images per class otherwise.
+EMOJI_ANCHOR_RENDERINGS = 1
+ANCHOR_IMAGES_PER_CLASS = 20
+ANCHOR_SEED = 4_242
 
 
 def scenario_of(target: str) -> str:
@@ -145,11 +158,40 @@ def evaluation_sets(setting: Setting) -> EvaluationSets:
         target = target.only_classes(
             setting.corrected_classes(num_classes) + setting.transfer_classes(num_classes)
         )
-    controls = {
-        name: test_split(
-            name,
-            EMOJI_CONTROL_RENDERINGS if name.startswith("emoji-") else setting.evaluation_per_class,
-        )
-        for name in setting.control_datasets()
-    }
+    controls = {}
+    for name in setting.control_datasets():
+        if name.startswith("emoji-"):
+            images = test_split(name, EMOJI_CONTROL_RENDERINGS)
+            controls[name] = images.only_classes(measured_concepts(len(images.class_names)))
+        else:
+            controls[name] = test_split(name, setting.evaluation_per_class)
     return EvaluationSets(target=target, controls=controls)
+
+
+def measured_concepts(concept_count: int) -> list[int]:
+    """Emoji control concepts CC is measured on (the even-numbered; the odd are anchors)."""
+    return list(range(0, concept_count, 2))
+
+
+def anchor_concepts(concept_count: int) -> list[int]:
+    return list(range(1, concept_count, 2))
+
+
+def anchor_examples() -> list[ImageExample]:
+    """The anchors of every setting: fixed train-split images of the trained domains."""
+    anchors: list[ImageExample] = []
+    for name in TRAINED_DOMAINS:
+        if name.startswith("emoji-"):
+            images = load_dataset(
+                name, "train", limit_per_class=EMOJI_ANCHOR_RENDERINGS, seed=ANCHOR_SEED
+            )
+            images = images.only_classes(anchor_concepts(len(images.class_names)))
+        else:
+            images = load_dataset(
+                name, "train", limit_per_class=ANCHOR_IMAGES_PER_CLASS, seed=ANCHOR_SEED
+            )
+        anchors.extend(
+            ImageExample(image=image, label=images.class_names[label])
+            for image, label in zip(images.images, images.labels, strict=True)
+        )
+    return anchors

@@ -41,7 +41,20 @@ class SessionResult:
     trainable_parameters: int = 0
     optimizer_state_bytes: int = 0
     steps: int = 0
+    # Why the session's training ended ("planned_steps", "learned", "drift_budget"), and the
+    # anchors' mean 1 - cos from the parent afterwards (None without anchor terms).
+    stop_reason: str = "planned_steps"
+    anchor_drift: float | None = None
+    # The session's version against its parent (what the service's activation gate judges):
+    # TI on the session's own classes, CC over the control sets.
+    version_ti: float | None = None
+    version_cc: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def run_key(target: str, shots: int, method: str, seed: int) -> str:
+    """The file stem a run is saved under."""
+    return f"{target}__cl{shots}__{method}__seed{seed}"
 
 
 @dataclass
@@ -58,7 +71,7 @@ class RunResult:
 
     @property
     def key(self) -> str:
-        return f"{self.target}__cl{self.shots}__{self.method}__seed{self.seed}"
+        return run_key(self.target, self.shots, self.method, self.seed)
 
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ from bench.continual.protocol import (
     Setting,
 )
 from bench.continual.report import METHOD_ORDER, goal_check, settings_table, write_plots
-from bench.continual.results import RunResult, load_runs
+from bench.continual.results import RunResult, load_runs, run_key
 from bench.continual.runner import ZERO_SHOT, run_method
 from workers.engine.methods.catalogue import method_names
 
@@ -55,6 +55,17 @@ class Job:
     seed: int
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     negatives: bool = True
+    # Sub-folder of the runs folder the result is saved in ("" = the folder itself).
+    label: str = ""
+
+    def saved(self, runs_dir: Path) -> bool:
+        key = run_key(self.setting.target, self.setting.shots, self.method, self.seed)
+        return (runs_dir / self.label / f"{key}.json").exists()
+
+
+def parse_grid_values(values: str) -> list[Any]:
+    """``"1e-5,1e-4"`` -> ``[1e-05, 0.0001]`` (JSON values, comma-separated)."""
+    return [json.loads(value) for value in values.split(",")]
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -101,7 +112,7 @@ def run_jobs(base_model: Path, jobs: list[Job], runs_dir: Path, workers: int) ->
         futures = {pool.submit(_run_job, base_model, job): job for job in jobs}
         for done, future in enumerate(as_completed(futures), start=1):
             result = future.result()
-            result.save(runs_dir)
+            result.save(runs_dir / futures[future].label)
             final = result.sessions[-1]
             print(
                 f"[{done}/{len(jobs)} {time.perf_counter() - started:6.0f}s] "

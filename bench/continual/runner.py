@@ -3,34 +3,65 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from bench.continual.protocol import (
-    EvaluationSets,
     Setting,
+    anchor_examples,
     evaluation_sets,
     session_examples,
 )
 from bench.continual.results import RunResult, SessionResult, SetAccuracy
-from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
+from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, caption_for_label
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
 from workers.datasets import LabelledImages
-from workers.engine.accuracy import control_change, target_improvement, zero_shot_predictions
+from workers.engine.accuracy import control_change, target_improvement
+from workers.engine.methods.catalogue import resolve_hyperparameters
 from workers.engine.update import run_update
 
 ZERO_SHOT = "zero-shot"
 
 
-def measure(model: DualEncoder, images: LabelledImages) -> SetAccuracy:
-    """Zero-shot accuracy against all of the set's class names, kept per class."""
-    predictions = zero_shot_predictions(
-        model, images.images, images.class_names, DEFAULT_CAPTION_TEMPLATE
+@dataclass(frozen=True)
+class PreparedSet:
+    """One evaluation set ready for repeated scoring: pixels and class-caption embeddings are
+    computed once per run (preprocessing is deterministic and the text tower is frozen)."""
+
+    pixels: torch.Tensor
+    labels: torch.Tensor
+    caption_embeddings: torch.Tensor
+
+
+def prepare(model: DualEncoder, images: LabelledImages) -> PreparedSet:
+    return PreparedSet(
+        pixels=model.pixel_values(list(images.images)),
+        labels=torch.tensor(images.labels),
+        caption_embeddings=model.encode_texts(
+            [caption_for_label(name, DEFAULT_CAPTION_TEMPLATE) for name in images.class_names]
+        ),
     )
-    labels = torch.tensor(images.labels)
+
+
+@torch.no_grad()
+def measure(model: DualEncoder, prepared: PreparedSet, batch_size: int = 256) -> SetAccuracy:
+    """Zero-shot accuracy against all of the set's class names, kept per class."""
+    predictions = torch.cat(
+        [
+            (
+                F.normalize(model.image_features(prepared.pixels[start : start + batch_size]))
+                @ prepared.caption_embeddings.T
+            ).argmax(dim=1)
+            for start in range(0, prepared.pixels.shape[0], batch_size)
+        ]
+    )
+    labels = prepared.labels
     hits = predictions == labels
     correct = {int(c): int(hits[labels == c].sum()) for c in labels.unique()}
     total = {int(c): int((labels == c).sum()) for c in labels.unique()}
@@ -38,10 +69,10 @@ def measure(model: DualEncoder, images: LabelledImages) -> SetAccuracy:
 
 
 def evaluate(
-    model: DualEncoder, sets: EvaluationSets
+    model: DualEncoder, target: PreparedSet, controls: Mapping[str, PreparedSet]
 ) -> tuple[SetAccuracy, dict[str, SetAccuracy]]:
-    return measure(model, sets.target), {
-        name: measure(model, images) for name, images in sets.controls.items()
+    return measure(model, target), {
+        name: measure(model, prepared) for name, prepared in controls.items()
     }
 
 
@@ -94,10 +125,22 @@ def run_method(
     """
     model = load_dual_encoder(base_model_dir, device="cpu")
     sets = evaluation_sets(setting)
+    # Anchors are loaded only for methods whose hyperparameters use them (rendering the emoji
+    # anchors takes tens of seconds).
+    uses_anchors = (
+        method != ZERO_SHOT
+        and resolve_hyperparameters(
+            method, dict(hyperparameters or {}), model.architecture
+        ).uses_anchors()
+    )
+    anchors = anchor_examples() if uses_anchors else []
+    prepared_target = prepare(model, sets.target)
+    prepared_controls = {name: prepare(model, images) for name, images in sets.controls.items()}
     num_classes = len(sets.target.class_names)
     corrected = setting.corrected_classes(num_classes)
     transfer = setting.transfer_classes(num_classes)
-    base_target, base_controls = evaluate(model, sets)
+    base_target, base_controls = evaluate(model, prepared_target, prepared_controls)
+    previous_target, previous_controls = base_target, base_controls
     sessions = [
         session_result(
             0, [], base_target, base_controls, base_target, base_controls, corrected, transfer
@@ -105,6 +148,10 @@ def run_method(
     ]
     groups = setting.session_groups(num_classes)[: setting.sessions_to_apply]
     seen: list[int] = []
+    # Earlier sessions' corrections, replayed as anchors when the hyperparameters ask for it
+    # (the service holds every correction a model has had).
+    replay = bool((hyperparameters or {}).get("anchor_replay", False))
+    replayed: list[ImageExample] = []
     for index, classes in enumerate(groups, start=1):
         seen = seen + classes
         report = None
@@ -121,9 +168,12 @@ def run_method(
                 seed=seed * 1000 + index,
                 device="cpu",
                 negative_labels=others if negatives else (),
+                anchors=anchors + replayed,
             )
+            if replay:
+                replayed = replayed + examples
             report = outcome.report
-        target, controls = evaluate(model, sets)
+        target, controls = evaluate(model, prepared_target, prepared_controls)
         result = session_result(
             index, seen, target, controls, base_target, base_controls, corrected, transfer
         )
@@ -132,9 +182,22 @@ def run_method(
             result.trainable_parameters = report.trainable_parameters
             result.optimizer_state_bytes = report.optimizer_state_bytes
             result.steps = report.steps
+            result.stop_reason = report.stop_reason
+            result.anchor_drift = report.anchor_drift
             result.details = {
                 key: value for key, value in report.details.items() if key == "heads_per_layer"
             }
+        # What the service's gate sees for this session's version: TI on the session's own
+        # classes and CC, both against the version it was trained from.
+        result.version_ti = target.on_classes(classes) - previous_target.on_classes(classes)
+        result.version_cc = (
+            control_change(
+                {name: value.accuracy for name, value in previous_controls.items()},
+                {name: value.accuracy for name, value in controls.items()},
+            )
+            or 0.0
+        )
+        previous_target, previous_controls = target, controls
         sessions.append(result)
     resolved = {} if report is None else dict(report.hyperparameters)
     return RunResult(

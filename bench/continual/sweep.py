@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import shlex
 import statistics
 import sys
@@ -21,7 +20,13 @@ from typing import Any
 from bench.continual.protocol import SESSIONS, TARGET_DATASETS, TRAINED_DOMAINS, Setting
 from bench.continual.report import ordered_methods
 from bench.continual.results import RunResult, load_runs
-from bench.continual.run import DEFAULT_BASE_MODEL, Job, machine_description, run_jobs
+from bench.continual.run import (
+    DEFAULT_BASE_MODEL,
+    Job,
+    machine_description,
+    parse_grid_values,
+    run_jobs,
+)
 
 SWEEP_OUT = Path("bench/results/continual-sweeps")
 
@@ -31,7 +36,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for item in items:
         name, _, values = item.partition("=")
-        grid[name] = [json.loads(value) for value in values.split(",")]
+        grid[name] = parse_grid_values(values)
     return grid
 
 

@@ -73,6 +73,7 @@ from workers.pipeline.evaluation import (
     split_control_sets,
 )
 from workers.pipeline.progress import JobProgress, LeaseLost
+from workers.pipeline.replay import replayed_examples
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +293,8 @@ class JobInputs:
     # and the blob each was stored in; inherited through versions made by other methods.
     carried_states: dict[str, dict[str, torch.Tensor]]
     carried_state_blobs: dict[str, str]
-    # The anchor halves of the control sets (CC is measured on the other halves).
+    # The anchor halves of the control sets (CC is measured on the other halves), plus the
+    # earlier corrections' examples when the job replays them.
     anchors: list[ImageExample]
 
 
@@ -308,6 +310,11 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
         encoder, parent_state = context.weights.encoder_at(session, context.blobs, model, parent)
         correction = load_correction(session, context.blobs, job.correction_id)
         eval_sets = load_eval_sets(session, context.blobs, model.id)
+        replayed = (
+            replayed_examples(session, context.blobs, parent)
+            if job.hyperparameters.anchor_replay
+            else []
+        )
     except (SnapshotIntegrityError, BlobNotFoundError, BlobCorruptedError) as error:
         raise JobFailure("stored_data_integrity", str(error)) from error
     trained, held_out = correction.trained, correction.held_out
@@ -316,6 +323,7 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
     # something to be contrasted against, and the target accuracy asks "which known class".
     negatives = sorted({label for s in eval_sets for label in s.labels} - own_labels)
     measured_sets, anchors = split_control_sets(eval_sets)
+    anchors += replayed
     plan = build_plan(trained, held_out, negatives, measured_sets, job.hyperparameters.template)
     carried_state_blobs = {state.method: state.blob_sha256 for state in parent.carried_states}
     try:

@@ -61,6 +61,10 @@ class CommonHyperparameters(BaseModel):
         0.0, ge=0, le=100, description="weight of the anchors' own contrastive loss"
     )
     anchor_batch_size: int = Field(16, ge=1, le=1024, description="anchors per optimizer step")
+    anchor_replay: bool = Field(
+        False,
+        description="the model's earlier corrections join the anchors (kept as corrected)",
+    )
     # Budgeted stopping, checked once per epoch: stop when every training example's own
     # caption beats every other by ``stop_margin`` (cosine), or when the anchors' mean drift
     # from the parent reaches ``drift_budget``; ``max_steps`` remains the hard cap.
