@@ -51,3 +51,22 @@ def test_the_next_job_replays_the_trained_examples_of_every_earlier_correction(
         newest_first = [label for _, label in shots.train[:4]] + [label for _, label in shots.train]
         assert [example.label for example in replayed] == newest_first
         assert len(replayed_examples(session, stack.runtime.blobs, parent, limit=3)) == 3
+
+
+def test_an_anchored_job_says_what_its_anchors_hold_and_warns_when_there_are_none(
+    stack: Stack, shots: Shots
+) -> None:
+    unanchored = stack.submit(shots.train, shots.held_out, hyperparameters=ANCHORED)
+    assert process_job(stack.context, unanchored).outcome is Outcome.SUCCEEDED
+    [warning] = [event for event in stack.events(unanchored) if event.type == "log"]
+    assert warning.message is not None and warning.message.startswith("no anchors")
+    version = stack.versions()[-1]
+    assert version.cost is not None and version.cost.anchors == 0
+
+    stack.add_eval_set("others", "control", shots.control)
+    anchored = stack.submit(shots.train, shots.held_out, hyperparameters=ANCHORED)
+    assert process_job(stack.context, anchored).outcome is Outcome.SUCCEEDED
+    [note] = [event for event in stack.events(anchored) if event.type == "log"]
+    assert note.message == f"anchor terms on {len(shots.control[1::2])} images " + (
+        "(control-set anchor halves, replayed examples)"
+    )

@@ -224,6 +224,9 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
     phases.done("load")
     before = measure(encoder, plan)
     _record_metrics_event(context, job, "before update", before.__dict__)
+    if job.hyperparameters.uses_anchors():
+        with session_scope(context.session_factory) as session:
+            append_event(session, job.id, JobEventType.LOG, anchor_note(inputs.anchors), None)
     phases.done("evaluate_before")
 
     progress = JobProgress(
@@ -386,6 +389,16 @@ def _held_job(context: WorkerContext, session: Session, job: ClaimedJob) -> Job:
     if job_row is None:
         raise LeaseLost(f"job {job.id}: lease lost")
     return job_row
+
+
+def anchor_note(anchors: list[ImageExample]) -> str:
+    """What the job's anchor terms hold on to, in a sentence (a warning without anchors)."""
+    if not anchors:
+        return (
+            "no anchors: the model has no control eval sets (and nothing replayed), so the "
+            "anchor terms are inactive and the update is unconstrained; register a control set"
+        )
+    return f"anchor terms on {len(anchors)} images (control-set anchor halves, replayed examples)"
 
 
 def _record_metrics_event(
