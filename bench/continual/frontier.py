@@ -1,7 +1,7 @@
 """Each method's TI-CC front on the continual protocol, with and without anchors, defaults marked.
 
     python -m bench.continual.frontier                     # the recorded points (POINTS below)
-    python -m bench.continual.frontier --methods lorsu --targets digits --out DIR
+    python -m bench.continual.frontier --methods lorsu:0,5 full-ft:0 --targets digits --out DIR
     python -m bench.continual.frontier --report-only --out DIR   # re-render from saved runs
 
 Every point runs the whole CL-5 protocol (5 sessions) for every seed and target and is saved as
@@ -47,6 +47,7 @@ FRONTIER_OUT = Path("bench/results/continual-frontier")
 _NO_ANCHORS: dict[str, Any] = {}
 _ANCHORS: dict[str, Any] = {"anchor_distillation": 100.0, "anchor_rehearsal": 1.0}
 _STRONG_ANCHORS: dict[str, Any] = {"anchor_distillation": 300.0, "anchor_rehearsal": 1.0}
+_WIDE = {"anchor_batch_size": 64}
 _LORSU_K1 = {"top_k_heads": 1, "sparsity": 0.05}
 _LORSU_K2 = {"top_k_heads": 2, "sparsity": 0.1}
 _LONG = {"epochs": 40}  # so that max_steps, not epochs, ends a 10-image session
@@ -55,6 +56,8 @@ _LONG = {"epochs": 40}  # so that max_steps, not epochs, ends a 10-image session
 def _steps(count: int) -> dict[str, Any]:
     return {"max_steps": count, **(_LONG if count > 40 else {"epochs": 20})}
 
+
+_WIDE_STRONG = {"learning_rate": 2e-3, **_steps(80), **_LORSU_K2, **_STRONG_ANCHORS, **_WIDE}
 
 # The recorded points: each method's learning rate x steps, with and without the anchor terms
 # (and their weight), and LoRSU's structure (heads per layer, fc1 fraction). The first point
@@ -71,10 +74,14 @@ POINTS: dict[str, list[dict[str, Any]]] = {
         {"learning_rate": 1e-3, **_steps(80), **_LORSU_K2, **_ANCHORS, "anchor_batch_size": 64},
         {"learning_rate": 1e-3, **_steps(80), **_LORSU_K2, **_STRONG_ANCHORS},
         {"learning_rate": 2e-3, **_steps(80), **_LORSU_K2, **_STRONG_ANCHORS},
-        # Budgeted stopping and replay on the anchored point.
-        {"learning_rate": 1e-3, **_steps(80), **_LORSU_K2, **_ANCHORS, "stop_margin": 0.05},
-        {"learning_rate": 1e-3, **_steps(80), **_LORSU_K2, **_ANCHORS, "drift_budget": 0.004},
-        {"learning_rate": 1e-3, **_steps(80), **_LORSU_K2, **_ANCHORS, "anchor_replay": True},
+        # More anchors per step with strong distillation, at larger steps.
+        _WIDE_STRONG,
+        {**_WIDE_STRONG, "learning_rate": 3e-3},
+        {**_WIDE_STRONG, "learning_rate": 3e-3, "anchor_distillation": 1000.0},
+        # Budgeted stopping and replay of earlier corrections on the point above.
+        {**_WIDE_STRONG, "stop_margin": 0.05},
+        {**_WIDE_STRONG, "drift_budget": 0.002},
+        {**_WIDE_STRONG, "anchor_replay": True},
     ],
     "full-ft": [
         {"learning_rate": 1e-5, **_steps(40), **_NO_ANCHORS},
@@ -82,6 +89,8 @@ POINTS: dict[str, list[dict[str, Any]]] = {
         {"learning_rate": 1e-4, **_steps(40), **_ANCHORS},
         {"learning_rate": 1e-4, **_steps(40), **_STRONG_ANCHORS},
         {"learning_rate": 5e-5, **_steps(80), **_ANCHORS},
+        {"learning_rate": 5e-5, **_steps(80), **_STRONG_ANCHORS},
+        {"learning_rate": 3e-5, **_steps(80), **_STRONG_ANCHORS},
     ],
     "lora": [
         {"learning_rate": 1e-4, **_steps(40), **_NO_ANCHORS},
@@ -93,7 +102,13 @@ POINTS: dict[str, list[dict[str, Any]]] = {
         {"learning_rate": 1e-4, **_steps(40), **_NO_ANCHORS},
         {"learning_rate": 1e-3, **_steps(80), **_NO_ANCHORS},
         {"learning_rate": 1e-3, **_steps(80), **_ANCHORS},
+        {"learning_rate": 1e-3, **_steps(80), **_STRONG_ANCHORS},
     ],
+    # The other methods at their declared defaults, and the same without the anchor terms.
+    **{
+        method: [{}, {"anchor_distillation": 0.0, "anchor_rehearsal": 0.0}]
+        for method in ("lorsu-rand", "lorsu-aah", "codyra", "keeplora")
+    },
 }
 _SHORT_NAMES = {
     "learning_rate": "lr",
@@ -323,9 +338,23 @@ Plot: [{plot.name}]({plot.name})
     return path
 
 
+def selected_points(item: str) -> list[Point]:
+    """``"lorsu"`` -> every recorded point of LoRSU; ``"lorsu:0,5"`` -> its points 0 and 5."""
+    method, _, indices = item.partition(":")
+    recorded = POINTS.get(method, [{}])
+    chosen = [recorded[int(i)] for i in indices.split(",")] if indices else recorded
+    return [Point(method, values) for values in chosen]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="TI-CC fronts of the update methods.")
-    parser.add_argument("--methods", nargs="+", default=list(POINTS))
+    parser.add_argument(
+        "--methods",
+        nargs="*",
+        default=list(POINTS),
+        metavar="METHOD[:I,J]",
+        help="methods whose recorded points run (optionally only the points at those indices)",
+    )
     parser.add_argument(
         "--defaults-of", nargs="*", default=[], help="methods to run at their declared defaults"
     )
@@ -336,9 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--report-only", action="store_true", help="re-render from saved runs")
     args = parser.parse_args(argv)
-    points = [
-        Point(method, values) for method in args.methods for values in POINTS.get(method, [{}])
-    ]
+    points = [point for item in args.methods for point in selected_points(item)]
     points += [Point(method, {}) for method in args.defaults_of]
     started = time.perf_counter()
     if not args.report_only:

@@ -55,7 +55,7 @@ def test_declarations_import_without_torch() -> None:
 
 def test_derived_values_are_resolved_once_against_the_model() -> None:
     lorsu = resolve_hyperparameters("lorsu", {"rank": 8}, EIGHT_HEADS)
-    assert lorsu.model_dump()["top_k_heads"] == 1 and lorsu.model_dump()["alpha"] == 8.0
+    assert lorsu.model_dump()["top_k_heads"] == 2 and lorsu.model_dump()["alpha"] == 8.0
     # A stored (resolved) set resolves to itself and parses back complete.
     assert lorsu.resolve(EIGHT_HEADS) == lorsu
     assert stored_hyperparameters("lorsu", lorsu.model_dump()) == lorsu

@@ -164,8 +164,8 @@ def test_optimizer_state_holds_only_the_trainable_entries(
 def test_lorsu_defaults_scale_heads_with_the_head_count(model: DualEncoder, examples: list) -> None:
     from workers.engine.methods.lorsu.declaration import default_head_count
 
-    assert [default_head_count(h) for h in (4, 6, 12, 16, 32)] == [1, 1, 2, 2, 4]
+    assert [default_head_count(h) for h in (3, 4, 8, 12, 16)] == [1, 1, 2, 3, 4]
     report = run_update(model, examples, method="lorsu", hyperparameters=FAST).report
     assert [len(h) for h in report.details["heads_per_layer"]] == [1, 1]
     fc1 = model.blocks[0].fc1.weight.numel()
-    assert report.details["fc1_entries_per_layer"] == [math.ceil(0.05 * fc1)] * 2
+    assert report.details["fc1_entries_per_layer"] == [math.ceil(0.1 * fc1)] * 2

@@ -21,8 +21,8 @@ def _update(model: DualEncoder, images: int, **overrides: object) -> tuple[int, 
     return report.steps, totals
 
 
-def test_default_cap_is_forty_steps() -> None:
-    assert parse_hyperparameters("lorsu", {}).max_steps == 40
+def test_default_cap_is_eighty_steps() -> None:
+    assert parse_hyperparameters("lorsu", {}).max_steps == 80
     assert parse_hyperparameters("full-ft", {"max_steps": None}).max_steps is None
 
 

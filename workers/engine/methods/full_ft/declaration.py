@@ -11,7 +11,7 @@ from workers.engine.methods.hyperparameters import CommonHyperparameters
 class FullFinetuneHyperparameters(CommonHyperparameters):
     """Every image-encoder parameter trains (at a 10x lower rate than the adapters)."""
 
-    learning_rate: float = Field(1e-5, gt=0, le=1.0)
+    learning_rate: float = Field(1e-4, gt=0, le=1.0)
 
 
 DECLARATIONS = (
