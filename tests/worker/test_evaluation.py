@@ -3,12 +3,16 @@ for CC; and what the auto gate makes of each case."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PIL import Image
 
 from service.modelling.examples import ImageExample
+from service.modelling.loading import load_dual_encoder
 from service.registry.service import LoadedEvalSet
 from service.versions.service import gate_verdict
-from workers.pipeline.evaluation import Accuracies, build_plan, evaluation_records
+from workers.datasets import load_dataset
+from workers.pipeline.evaluation import Accuracies, build_plan, evaluation_records, measure
 
 TEMPLATE = "a photo of a {}."
 
@@ -47,7 +51,27 @@ def test_ti_from_held_out_and_cc_as_the_mean_change_over_control_sets() -> None:
     assert not gate_verdict("auto", evaluation.ti, evaluation.cc, threshold=0.25).activated
 
 
-def test_without_held_out_examples_ti_is_the_mean_over_target_sets() -> None:
+def test_without_held_out_examples_ti_is_measured_on_the_target_images_of_corrected_labels(
+    tiny_model_dir: Path,
+) -> None:
+    images = load_dataset("fashion-mnist", "test", limit_per_class=3, seed=0)
+    names = [images.class_names[label] for label in images.labels]
+    target = LoadedEvalSet(name="t", kind="target", images=list(images.images), labels=names)
+    plan = build_plan([_example("sandal"), _example("bag")], [], [], [target], TEMPLATE)
+    assert plan.corrected_labels == {"sandal", "bag"}
+    accuracies = measure(load_dual_encoder(tiny_model_dir), plan)
+    # Scored against every label of the set, on the six images of the two corrected labels.
+    assert round(accuracies.corrected["t"] * 6 / 100, 6).is_integer()
+    assert round(accuracies.sets["t"] * 30 / 100, 6).is_integer()
+
+    before = Accuracies(target=None, sets={"t": 40.0}, corrected={"t": 0.0})
+    after = Accuracies(target=None, sets={"t": 39.0}, corrected={"t": 50.0})
+    evaluation, [record] = evaluation_records(plan, before, after)
+    assert (evaluation.ti, evaluation.ti_source) == (50.0, "target_sets")
+    assert (record.accuracy_before, record.accuracy_after) == (40.0, 39.0)  # the whole set
+
+
+def test_target_sets_without_any_corrected_label_give_ti_over_the_whole_sets() -> None:
     sets = [_set("t1", "target"), _set("t2", "target")]
     plan = build_plan([_example("x"), _example("y")], [], [], sets, TEMPLATE)
     before = Accuracies(target=None, sets={"t1": 40.0, "t2": 70.0})

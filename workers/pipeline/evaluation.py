@@ -4,7 +4,9 @@
   on), each matched against every distinct caption of the correction plus the model's other
   known labels (the same captions the training loss contrasts).
 - Every evaluation set of the model: ``control`` sets give CC, ``target`` sets are reported
-  per set and give TI when a correction has no held-out examples.
+  per set and give TI when a correction has no held-out examples: TI is then measured on the
+  target sets' images of the labels the correction taught (what it set out to fix), and on
+  the whole sets only when they hold none of those labels.
 Accuracies are percentages, so TI and CC are accuracy points (the gate's unit).
 """
 
@@ -44,12 +46,16 @@ class EvaluationPlan:
     target: TargetExamples | None
     eval_sets: list[LoadedEvalSet]
     template: str
+    # The labels the correction trains (TI on target sets is measured on their images).
+    corrected_labels: frozenset[str] = frozenset()
 
 
 @dataclass
 class Accuracies:
     target: float | None
     sets: dict[str, float] = field(default_factory=dict)
+    # Target sets: accuracy on their images of the corrected labels (sets with any).
+    corrected: dict[str, float] = field(default_factory=dict)
 
 
 def build_plan(
@@ -72,7 +78,10 @@ def build_plan(
             captions=batch.captions,
             excluded=[same_answer[index] for index in targets],
         )
-    return EvaluationPlan(target=target, eval_sets=eval_sets, template=template)
+    corrected = frozenset(example.label for example in trained if example.label is not None)
+    return EvaluationPlan(
+        target=target, eval_sets=eval_sets, template=template, corrected_labels=corrected
+    )
 
 
 def split_control_sets(
@@ -102,11 +111,24 @@ def split_control_sets(
     return measured, anchors
 
 
-def set_accuracy(model: DualEncoder, eval_set: LoadedEvalSet, template: str) -> float:
-    """Zero-shot accuracy on one evaluation set over its own label set."""
+def set_accuracy(
+    model: DualEncoder,
+    eval_set: LoadedEvalSet,
+    template: str,
+    only_labels: frozenset[str] | None = None,
+) -> float | None:
+    """Zero-shot accuracy on one evaluation set over its own label set; with
+    ``only_labels``, on the images of those labels only (None when it has none)."""
     class_names = sorted(set(eval_set.labels))
-    labels = [class_names.index(label) for label in eval_set.labels]
-    return zero_shot_accuracy(model, eval_set.images, labels, class_names, template)
+    chosen = [
+        (image, class_names.index(label))
+        for image, label in zip(eval_set.images, eval_set.labels, strict=True)
+        if only_labels is None or label in only_labels
+    ]
+    if not chosen:
+        return None
+    images, labels = zip(*chosen, strict=True)
+    return zero_shot_accuracy(model, list(images), list(labels), class_names, template)
 
 
 def measure(model: DualEncoder, plan: EvaluationPlan) -> Accuracies:
@@ -120,10 +142,17 @@ def measure(model: DualEncoder, plan: EvaluationPlan) -> Accuracies:
             plan.target.captions,
             plan.target.excluded,
         )
-    sets = {
-        eval_set.name: set_accuracy(model, eval_set, plan.template) for eval_set in plan.eval_sets
-    }
-    return Accuracies(target=target, sets=sets)
+    sets: dict[str, float] = {}
+    corrected: dict[str, float] = {}
+    for eval_set in plan.eval_sets:
+        whole = set_accuracy(model, eval_set, plan.template)
+        assert whole is not None  # eval sets are never empty
+        sets[eval_set.name] = whole
+        if eval_set.kind == "target" and plan.corrected_labels:
+            on_corrected = set_accuracy(model, eval_set, plan.template, plan.corrected_labels)
+            if on_corrected is not None:
+                corrected[eval_set.name] = on_corrected
+    return Accuracies(target=target, sets=sets, corrected=corrected)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -146,6 +175,12 @@ def evaluation_records(
     if before.target is not None and after.target is not None:
         ti = target_improvement(before.target, after.target)
         ti_source = "held_out"
+    elif before.corrected:
+        # The target sets' images of the corrected labels: what the correction set out to fix.
+        ti = _mean(
+            [target_improvement(before.corrected[n], after.corrected[n]) for n in before.corrected]
+        )
+        ti_source = "target_sets"
     else:
         ti = _mean([target_improvement(before.sets[n], after.sets[n]) for n in targets])
         ti_source = "target_sets" if targets else "none"
