@@ -9,9 +9,11 @@ from workers.engine.methods.hyperparameters import CommonHyperparameters
 
 
 class FullFinetuneHyperparameters(CommonHyperparameters):
-    """Every image-encoder parameter trains (at a 10x lower rate than the adapters)."""
+    """Every image-encoder parameter trains, at a 20x lower rate than the adapters (with the
+    anchor terms, 5e-5 over 80 steps is the largest gain whose CC stays near -1 on the
+    style-shift front; 1e-4 costs -2.4 in half the steps)."""
 
-    learning_rate: float = Field(1e-4, gt=0, le=1.0)
+    learning_rate: float = Field(5e-5, gt=0, le=1.0)
 
 
 DECLARATIONS = (
