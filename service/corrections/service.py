@@ -317,7 +317,10 @@ def ti_note(correction: Correction) -> str:
             f"model, to train on all of them"
         )
     if correction.ti_source == "target_sets":
-        return f"all {trained} examples train; TI is measured on the model's target eval sets"
+        return (
+            f"all {trained} examples train; TI is measured on the model's target eval sets "
+            f"(their images of the corrected labels, or all of them if they hold none)"
+        )
     return (
         f"all {trained} examples train; nothing measures TI (no eval_examples, no target "
         f"eval sets), so the auto gate will hold the version for review"
