@@ -103,7 +103,7 @@ def test_the_report_marks_the_point_that_ran_with_todays_defaults(
         run("lora", seed, 4.0, -0.2, slower).save(tmp_path / f"runs/lora/{points[1].name}")
     report = write_report(tmp_path, points, tiny_model, "python -m bench.continual.frontier", 1.0)
     text = report.read_text()
-    assert "| lora | **defaults** | +12.5 ± 0.7 | -0.8 ± 0.0 |" in text
-    assert f"| lora | {points[1].name} | +4.0 ± 0.0 | -0.2 ± 0.0 |" in text
+    assert "| lora | **defaults** | 2 | +12.5 ± 0.7 | -0.8 ± 0.0 |" in text
+    assert f"| lora | {points[1].name} | 2 | +4.0 ± 0.0 | -0.2 ± 0.0 |" in text
     assert "100%" in text  # every session of both points passes the gate
     assert (tmp_path / "fronts.png").stat().st_size > 10_000

@@ -231,8 +231,9 @@ def domination_check(results: Sequence[PointResult], method: str = "lorsu") -> s
 
 def target_table(results: Sequence[PointResult]) -> str:
     lines = [
-        "| method | point | TI | CC | transfer | auto gate activates | steps/session | front |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | point | seeds | TI | CC | transfer | auto gate activates | steps/session "
+        "| front |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for method in ordered_methods(sorted({r.point.method for r in results})):
         own = [r for r in results if r.point.method == method]
@@ -241,7 +242,7 @@ def target_table(results: Sequence[PointResult]) -> str:
             name = f"**{result.point.name}**" if result.is_default else result.point.name
             transfer = result.transfer
             lines.append(
-                f"| {method} | {name} | {result.ti} | {result.cc} | "
+                f"| {method} | {name} | {len(result.runs)} | {result.ti} | {result.cc} | "
                 f"{'-' if transfer is None else transfer} | {result.gate_share:.0%} | "
                 f"{result.mean_steps:.0f} | {'yes' if id(result) in front else ''} |"
             )
