@@ -380,9 +380,9 @@ def main(argv: list[str] | None = None) -> None:
         jobs = [job for job in jobs if not job.saved(args.out / "runs")]
         print(f"{len(points)} points, {len(jobs)} runs to do", flush=True)
         run_jobs(args.base_model, jobs, args.out / "runs", args.workers)
-    command = "python -m bench.continual.frontier " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    # The command that produces the runs (a re-render names it without --report-only).
+    arguments = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
+    command = " ".join(["python -m bench.continual.frontier", shlex.join(arguments)]).strip()
     seconds = None if args.report_only else time.perf_counter() - started
     print(write_report(args.out, points, args.base_model, command, seconds).read_text())
 
