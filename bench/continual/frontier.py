@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -28,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.continual.protocol import STYLE_SHIFT_TARGET, Setting
-from bench.continual.report import CC_FLOOR, Spread, ordered_methods, spread
+from bench.continual.report import (
+    CC_FLOOR,
+    Spread,
+    final,
+    ordered_methods,
+    session_mean,
+    spread,
+)
 from bench.continual.results import RunResult
 from bench.continual.run import (
     DEFAULT_BASE_MODEL,
@@ -38,6 +44,8 @@ from bench.continual.run import (
     run_jobs,
 )
 from service.modelling.architecture import VisionArchitecture, read_vision_architecture
+from service.settings import Settings
+from service.versions.service import gate_verdict
 from workers.engine.methods.catalogue import resolve_hyperparameters
 
 FRONTIER_OUT = Path("bench/results/continual-frontier")
@@ -122,7 +130,8 @@ _SHORT_NAMES = {
     "stop_margin": "margin",
     "drift_budget": "drift",
 }
-GATE_CC_FLOOR = -1.0  # the service's default activation threshold
+# The service's default activation threshold (CC >= -threshold), judged by its own gate.
+GATE_THRESHOLD: float = Settings.model_fields["activation_threshold"].default
 
 
 @dataclass(frozen=True)
@@ -160,11 +169,11 @@ class PointResult:
 
     @property
     def ti(self) -> Spread:
-        return spread([run.sessions[-1].target_improvement for run in self.runs])
+        return final(self.runs, lambda session: session.target_improvement)
 
     @property
     def cc(self) -> Spread:
-        return spread([run.sessions[-1].control_change for run in self.runs])
+        return final(self.runs, lambda session: session.control_change)
 
     @property
     def transfer(self) -> Spread | None:
@@ -175,7 +184,7 @@ class PointResult:
     def gate_share(self) -> float:
         """Share of sessions whose version the auto gate would activate."""
         verdicts = [
-            (session.version_ti or 0.0) > 0 and (session.version_cc or 0.0) >= GATE_CC_FLOOR
+            gate_verdict("auto", session.version_ti, session.version_cc, GATE_THRESHOLD).activated
             for run in self.runs
             for session in run.sessions[1:]
         ]
@@ -183,7 +192,7 @@ class PointResult:
 
     @property
     def mean_steps(self) -> float:
-        return statistics.fmean(s.steps for run in self.runs for s in run.sessions[1:])
+        return session_mean(self.runs, lambda session: session.steps).mean
 
     def dominates(self, other: PointResult) -> bool:
         """More TI and a better CC (both strictly)."""
@@ -327,7 +336,7 @@ train-split images of the trained domains, never the CC images, emoji concepts d
 the measured ones); "defaults" = the method's declared defaults when it ran. Bold = the
 method's declared defaults today (the star on the plot). "auto gate activates": share of
 sessions whose version the service's auto gate would activate (TI on the session's own classes
-> 0 and CC >= {GATE_CC_FLOOR:g} against the version it was trained from). "front": not
+> 0 and CC >= -{GATE_THRESHOLD:g} against the version it was trained from). "front": not
 dominated (more TI and better CC) by another point of the same method.
 
 Plot: [{plot.name}]({plot.name})

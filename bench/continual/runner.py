@@ -125,22 +125,21 @@ def run_method(
     """
     model = load_dual_encoder(base_model_dir, device="cpu")
     sets = evaluation_sets(setting)
+    resolved = (
+        None
+        if method == ZERO_SHOT
+        else resolve_hyperparameters(method, dict(hyperparameters or {}), model.architecture)
+    )
     # Anchors are loaded only for methods whose hyperparameters use them (rendering the emoji
     # anchors takes tens of seconds).
-    uses_anchors = (
-        method != ZERO_SHOT
-        and resolve_hyperparameters(
-            method, dict(hyperparameters or {}), model.architecture
-        ).uses_anchors()
-    )
-    anchors = anchor_examples() if uses_anchors else []
+    anchors = anchor_examples() if resolved is not None and resolved.uses_anchors() else []
     prepared_target = prepare(model, sets.target)
     prepared_controls = {name: prepare(model, images) for name, images in sets.controls.items()}
     num_classes = len(sets.target.class_names)
     corrected = setting.corrected_classes(num_classes)
     transfer = setting.transfer_classes(num_classes)
     base_target, base_controls = evaluate(model, prepared_target, prepared_controls)
-    previous_target, previous_controls = base_target, base_controls
+    previous_target = base_target
     sessions = [
         session_result(
             0, [], base_target, base_controls, base_target, base_controls, corrected, transfer
@@ -150,12 +149,11 @@ def run_method(
     seen: list[int] = []
     # Earlier sessions' corrections, replayed as anchors when the hyperparameters ask for it
     # (the service holds every correction a model has had).
-    replay = bool((hyperparameters or {}).get("anchor_replay", False))
     replayed: list[ImageExample] = []
     for index, classes in enumerate(groups, start=1):
         seen = seen + classes
         report = None
-        if method != ZERO_SHOT:
+        if resolved is not None:
             examples = session_examples(setting, classes, seed)
             names = sets.target.class_names
             others = [names[label] for label in range(len(names)) if label not in classes]
@@ -164,13 +162,13 @@ def run_method(
                 model,
                 examples,
                 method=method,
-                hyperparameters=dict(hyperparameters or {}),
+                hyperparameters=resolved,
                 seed=seed * 1000 + index,
                 device="cpu",
                 negative_labels=others if negatives else (),
                 anchors=anchors + replayed,
             )
-            if replay:
+            if resolved.anchor_replay:
                 replayed = replayed + examples
             report = outcome.report
         target, controls = evaluate(model, prepared_target, prepared_controls)
@@ -191,21 +189,16 @@ def run_method(
         # classes and CC, both against the version it was trained from.
         result.version_ti = target.on_classes(classes) - previous_target.on_classes(classes)
         result.version_cc = (
-            control_change(
-                {name: value.accuracy for name, value in previous_controls.items()},
-                {name: value.accuracy for name, value in controls.items()},
-            )
-            or 0.0
+            control_change(sessions[-1].control_accuracies, result.control_accuracies) or 0.0
         )
-        previous_target, previous_controls = target, controls
+        previous_target = target
         sessions.append(result)
-    resolved = {} if report is None else dict(report.hyperparameters)
     return RunResult(
         target=setting.target,
         shots=setting.shots,
         method=method,
         seed=seed,
-        hyperparameters=resolved,
+        hyperparameters={} if resolved is None else resolved.model_dump(),
         sessions=sessions,
         evaluation_per_class=setting.evaluation_per_class,
     )
