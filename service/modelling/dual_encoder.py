@@ -103,6 +103,7 @@ class DualEncoder:
         self.family = family
         self.num_heads = num_heads
         self.max_text_length = max_text_length
+        self.image_encoder_children: tuple[str, ...] = _IMAGE_ENCODER_CHILDREN
         self.blocks = _find_blocks(self.vision_model)
         if not self.blocks:
             raise ValueError(f"no transformer blocks found in the image encoder of {family}")
@@ -130,8 +131,18 @@ class DualEncoder:
         self.model.to(device)
         return self
 
+    def share_image_encoder(self, vision_model: nn.Module, children: tuple[str, ...]) -> None:
+        """Use another model's vision tower (the same module, not a copy) as this encoder's
+        ``vision_model``; only ``children`` count as the image encoder from now on (a VLM's
+        tower is shared this way with the dual encoder that pairs with it)."""
+        self.model.vision_model = vision_model
+        self.image_encoder_children = children
+        self.blocks = _find_blocks(self.vision_model)
+
     def image_encoder_prefixes(self) -> tuple[str, ...]:
-        return tuple(f"{name}." for name in _IMAGE_ENCODER_CHILDREN if hasattr(self.model, name))
+        return tuple(
+            f"{name}." for name in self.image_encoder_children if hasattr(self.model, name)
+        )
 
     def image_encoder_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         prefixes = self.image_encoder_prefixes()
