@@ -21,6 +21,7 @@ from service.api.load_shedding import LoadSheddingMiddleware
 from service.api.openapi import BODY_METHODS, install_openapi
 from service.auth.router import router as api_keys_router
 from service.auth.service import seed_admin_key
+from service.chat.router import router as chat_router
 from service.corrections.router import router as corrections_router
 from service.db.migrate import upgrade_head
 from service.db.session import session_scope
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         jobs_router,
         versions_router,
         serving_router,
+        chat_router,
     ):
         app.include_router(router)
     install_openapi(app)

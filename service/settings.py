@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     serving_cache_size: int = Field(default=4, ge=1)
     # Admission control (service/serving/admission.py): forward passes at a time per API
     # process, and how long a request may wait for one before it is answered 503 server_busy.
+    # Chat completions (generative models): images per request and completion tokens.
+    max_chat_images: int = Field(default=1, ge=1)
+    chat_max_tokens: int = Field(default=256, ge=1)
     max_concurrent_inference: int = Field(default=4, ge=1)
     inference_wait_s: float = Field(default=1.0, ge=0)
     # Load shedding (service/api/load_shedding.py): requests in flight per API process before

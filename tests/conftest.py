@@ -101,3 +101,11 @@ def to_png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def api_vlm_dir(tmp_path_factory: pytest.TempPathFactory, api_model_dir: Path) -> Path:
+    """A tiny random LLaVA whose vision tower is ``api_model_dir``'s (session-scoped)."""
+    from service.modelling.llava_factory import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("api-vlm") / "vlm", api_model_dir)

@@ -67,6 +67,11 @@ class Model(Base):
     name: Mapped[str] = mapped_column(String(200))
     family: Mapped[str] = mapped_column(String(50))
     base_path: Mapped[str] = mapped_column(Text)
+    # ``llava`` models: the CLIP-style checkpoint whose text tower pairs with the VLM's vision
+    # tower (the CLIP loss needs one), and whether the two towers' weights were equal at
+    # registration. None for dual encoders.
+    pair_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    vision_towers_equal: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     activation_policy: Mapped[str] = mapped_column(String(20), default="auto")
     activation_threshold: Mapped[float] = mapped_column(Float, default=1.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -279,6 +284,12 @@ class VersionEvaluation(Base):
     held_out_examples: Mapped[int] = mapped_column(Integer, default=0)
     target_accuracy_before: Mapped[float | None] = mapped_column(Float, nullable=True)
     target_accuracy_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Generative (llava) models: the same figures from generated answers (normalised exact
+    # match); the gate uses these for such models. None for dual encoders.
+    answer_ti: Mapped[float | None] = mapped_column(Float, nullable=True)
+    answer_cc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    answer_target_before: Mapped[float | None] = mapped_column(Float, nullable=True)
+    answer_target_after: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class VersionSetAccuracy(Base):
@@ -294,6 +305,9 @@ class VersionSetAccuracy(Base):
     kind: Mapped[str] = mapped_column(String(20))
     accuracy_before: Mapped[float] = mapped_column(Float)
     accuracy_after: Mapped[float] = mapped_column(Float)
+    # Generative models: answer accuracy (percent) on the same images.
+    answer_accuracy_before: Mapped[float | None] = mapped_column(Float, nullable=True)
+    answer_accuracy_after: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class VersionCost(Base):

@@ -22,6 +22,7 @@ repeated once per image feature the projector produces.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,6 +82,14 @@ def architecture_differences(vlm_dir: Path | str, pair_dir: Path | str) -> list[
         if ours != theirs:
             differences.append(f"{field}: {ours} vs {theirs}")
     return differences
+
+
+@dataclass(frozen=True)
+class StreamPiece:
+    """A piece of a streamed answer; the last piece carries the finish reason."""
+
+    text: str
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,37 +168,58 @@ class VisionLanguageModel:
                 answers.append(self._decode(row[prompt_length:], int(prompt_count), max_tokens))
         return answers
 
+    @property
+    def context_length(self) -> int:
+        """Tokens the language model can attend to (prompt and answer together)."""
+        return int(self.model.config.text_config.max_position_embeddings)
+
     def stream(
         self, image: Image.Image, question: str, max_tokens: int = 16, temperature: float = 0.0
-    ) -> Iterator[str]:
-        """The answer's text as it is generated, piece by piece (the pieces join to the same
-        text :meth:`answer` gives for the same request at temperature 0)."""
-        from transformers import TextIteratorStreamer
-
+    ) -> Iterator[StreamPiece]:
+        """The answer as it is generated: text pieces (joined, the same text :meth:`answer`
+        gives for the same request at temperature 0), the last one with its finish reason."""
         inputs = self._inputs([image], [question])
-        streamer = TextIteratorStreamer(
-            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120.0
-        )
+        tokens: queue.Queue[list[int] | None] = queue.Queue()
         failure: list[BaseException] = []
 
         def generate() -> None:
             try:
                 with self._lock, torch.no_grad():
                     self.model.generate(
-                        **inputs, streamer=streamer, **self._sampling(max_tokens, temperature)
+                        **inputs,
+                        streamer=_TokenQueue(tokens),
+                        **self._sampling(max_tokens, temperature),
                     )
             except BaseException as error:  # re-raised in the consumer below
                 failure.append(error)
-                streamer.end()
+            finally:
+                tokens.put(None)
 
         worker = threading.Thread(target=generate, name="vlm-stream", daemon=True)
         worker.start()
-        for piece in streamer:
-            if piece:
-                yield piece
+        ids: list[int] = []
+        said = ""
+        stopped = False
+        while (new := tokens.get()) is not None:
+            if stopped:
+                continue
+            for token in new:
+                if token == self.eos_token_id:
+                    stopped = True
+                    break
+                ids.append(token)
+            text = self.tokenizer.decode(ids, skip_special_tokens=True).lstrip()
+            # A multi-byte character split across tokens decodes to U+FFFD until it is whole.
+            if len(text) > len(said) and not text.endswith("\ufffd"):
+                yield StreamPiece(text[len(said) :])
+                said = text
         worker.join()
         if failure:
             raise failure[0]
+        text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        rest = text[len(said) :] if text.startswith(said) else ""
+        finish = "stop" if stopped or len(ids) < max_tokens else "length"
+        yield StreamPiece(rest, finish_reason=finish)
 
     def _sampling(self, max_tokens: int, temperature: float) -> dict[str, Any]:
         sampling: dict[str, Any] = {
@@ -259,3 +289,20 @@ def _cast_to_projector_dtype(
         value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
         for value in inputs
     )
+
+
+class _TokenQueue:
+    """A ``generate`` streamer that hands the new token ids to a queue (the prompt skipped)."""
+
+    def __init__(self, tokens: queue.Queue[list[int] | None]) -> None:
+        self._tokens = tokens
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self._tokens.put([int(token) for token in value.reshape(-1).tolist()])
+
+    def end(self) -> None:
+        pass

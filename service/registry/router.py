@@ -48,6 +48,9 @@ def model_out(session: SessionDep, model: Model, principal: Principal) -> ModelO
         family=model.family,
         # A server path: admin keys only.
         base_path=model.base_path if principal.is_admin else None,
+        pair_path=model.pair_path if principal.is_admin else None,
+        generative=model.pair_path is not None,
+        vision_towers_equal=model.vision_towers_equal,
         activation_policy=model.activation_policy,
         activation_threshold=model.activation_threshold,
         active_version_id=version_id,
@@ -88,6 +91,7 @@ def create_model(
         settings,
         name=body.name,
         base_path=body.base_path,
+        pair_path=body.pair_path,
         actor=principal.actor,
         family=body.family,
         activation_policy=body.activation_policy,

@@ -18,6 +18,13 @@ class ModelCreate(BaseModel):
         description="a local Hugging Face directory (safetensors) inside one of the service's "
         "model roots (VLMC_MODEL_ROOTS): an absolute path, or one relative to a root"
     )
+    pair_path: PathText | None = Field(
+        default=None,
+        description="llava models only (required there): the CLIP-style checkpoint whose text "
+        "tower pairs with the VLM's vision tower (e.g. openai/clip-vit-large-patch14-336 for "
+        "llava-1.5), inside the model roots like base_path; the two vision towers must have "
+        "the same architecture",
+    )
     family: Name | None = Field(
         default=None, description="optional; checked against the checkpoint"
     )
@@ -32,6 +39,17 @@ class ModelOut(BaseModel):
     base_path: str | None = Field(
         description="where the server reads the checkpoint; shown to admin keys only (null "
         "for other keys)"
+    )
+    pair_path: str | None = Field(
+        default=None, description="llava models: the CLIP-style pair (admin keys only)"
+    )
+    generative: bool = Field(
+        default=False, description="whether the model answers questions (/v1/chat/completions)"
+    )
+    vision_towers_equal: bool | None = Field(
+        default=None,
+        description="llava models: whether the VLM's vision tower and the pair's had equal "
+        "weights at registration (null for dual encoders)",
     )
     activation_policy: str
     activation_threshold: float

@@ -14,8 +14,10 @@ from service.db.tables import EvalSet, EvalSetItem, Model
 from service.errors import Conflict, InvalidInput, NotFound
 from service.images import ImageLimits, decode_image, load_stored_image
 from service.modelling.architecture import VisionArchitecture, read_vision_architecture
-from service.modelling.loading import ModelLoadError, detect_family, load_dual_encoder
+from service.modelling.checkpoints import checkpoint_family, load_checkpoint
+from service.modelling.loading import ModelLoadError, load_dual_encoder
 from service.modelling.snapshots import state_sha256
+from service.modelling.vlm import LLAVA_FAMILY, VISION_TOWER_CHILDREN, architecture_differences
 from service.registry import repository
 from service.settings import Settings
 from service.storage.blobs import BlobStore
@@ -45,7 +47,7 @@ def _architecture_at(base_path: str) -> VisionArchitecture:
     return read_vision_architecture(base_path)
 
 
-def resolve_checkpoint_path(base_path: str, roots: list[Path]) -> Path:
+def resolve_checkpoint_path(base_path: str, roots: list[Path], field: str = "base_path") -> Path:
     """The directory ``base_path`` names inside one of the model ``roots`` (absolute, or
     relative to a root; the first root that has it wins), symlinks resolved: a path that
     resolves outside every root is refused like a missing one (422 ``checkpoint_not_found``,
@@ -60,24 +62,84 @@ def resolve_checkpoint_path(base_path: str, roots: list[Path]) -> Path:
             continue
     raise InvalidInput(
         "checkpoint_not_found",
-        "base_path: no such model directory inside the service's model roots (VLMC_MODEL_ROOTS)",
+        f"{field}: no such model directory inside the service's model roots (VLMC_MODEL_ROOTS)",
     )
 
 
-def inspect_checkpoint(path: Path, device: str) -> tuple[str, str]:
-    """``(family, content_sha256)`` of a base checkpoint's image encoder (422 if unusable)."""
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What registration learns from loading a checkpoint."""
+
+    family: str
+    content_sha256: str  # of the image encoder's state (version 1)
+    vision_towers_equal: bool | None = None  # llava: the VLM's tower against the pair's
+
+
+_UNLOADABLE = (
+    "not a loadable checkpoint (a Hugging Face CLIP, SigLIP, VisionTextDualEncoder or LLaVA "
+    "directory with config.json and .safetensors weights)"
+)
+
+
+def inspect_checkpoint(path: Path, pair: Path | None, device: str) -> CheckpointFacts:
+    """Load a base checkpoint (and a llava model's pair) and take its facts (422 if unusable).
+
+    The loaders' messages name server paths: the log keeps them, the client gets none.
+    """
     try:
-        family = detect_family(path)
-        model = load_dual_encoder(path, device=device)
+        family = checkpoint_family(path)
     except (ModelLoadError, OSError, ValueError) as error:
-        # The loader's message names server paths: the log keeps it, the client gets none.
         logger.warning("checkpoint %s is not loadable: %s", path, error)
+        raise InvalidInput("checkpoint_unloadable", f"base_path: {_UNLOADABLE}") from error
+    if family != LLAVA_FAMILY:
+        if pair is not None:
+            raise InvalidInput(
+                "pair_not_applicable", "pair_path: only llava models pair with a CLIP checkpoint"
+            )
+        try:
+            encoder = load_dual_encoder(path, device=device)
+        except (ModelLoadError, OSError, ValueError) as error:
+            logger.warning("checkpoint %s is not loadable: %s", path, error)
+            raise InvalidInput("checkpoint_unloadable", f"base_path: {_UNLOADABLE}") from error
+        return CheckpointFacts(family, state_sha256(encoder.image_encoder_state()))
+    if pair is None:
         raise InvalidInput(
-            "checkpoint_unloadable",
-            "base_path: not a loadable checkpoint (a Hugging Face CLIP, SigLIP or "
-            "VisionTextDualEncoder directory with config.json and .safetensors weights)",
+            "pair_required",
+            "pair_path: a llava model needs the CLIP-style checkpoint whose text tower pairs "
+            "with its vision tower (the CLIP loss the updates train with needs one)",
+        )
+    return _inspect_llava(path, pair, device)
+
+
+def _inspect_llava(path: Path, pair: Path, device: str) -> CheckpointFacts:
+    try:
+        pair_encoder = load_dual_encoder(pair, device=device)
+        differences = architecture_differences(path, pair)
+    except (ModelLoadError, OSError, ValueError) as error:
+        logger.warning("pair checkpoint %s is not loadable: %s", pair, error)
+        raise InvalidInput(
+            "pair_unloadable",
+            "pair_path: not a loadable CLIP-style checkpoint (CLIP, SigLIP or "
+            "VisionTextDualEncoder with config.json and .safetensors weights)",
         ) from error
-    return family, state_sha256(model.image_encoder_state())
+    if differences:
+        raise InvalidInput(
+            "vision_tower_mismatch",
+            "the VLM's vision tower and the pair's differ in architecture: "
+            + "; ".join(differences),
+        )
+    prefixes = tuple(f"{child}." for child in VISION_TOWER_CHILDREN)
+    pair_sha256 = state_sha256(
+        {k: v for k, v in pair_encoder.image_encoder_state().items() if k.startswith(prefixes)}
+    )
+    del pair_encoder
+    try:
+        loaded = load_checkpoint(path, pair, device=device)
+    except (ModelLoadError, OSError, ValueError) as error:
+        logger.warning("checkpoint %s is not loadable: %s", path, error)
+        raise InvalidInput("checkpoint_unloadable", f"base_path: {_UNLOADABLE}") from error
+    content_sha256 = state_sha256(loaded.encoder.image_encoder_state())
+    return CheckpointFacts(LLAVA_FAMILY, content_sha256, content_sha256 == pair_sha256)
 
 
 def register_model(
@@ -87,6 +149,7 @@ def register_model(
     name: str,
     base_path: str,
     actor: str,
+    pair_path: str | None = None,
     family: str | None = None,
     activation_policy: str | None = None,
     activation_threshold: float | None = None,
@@ -95,17 +158,24 @@ def register_model(
     if repository.get_by_name(session, name) is not None:
         raise Conflict("model_name_taken", f"a model named {name!r} already exists")
     path = resolve_checkpoint_path(base_path, settings.model_roots)
-    detected, content_sha256 = inspect_checkpoint(path, settings.device)
-    if family is not None and family != detected:
+    pair = (
+        None
+        if pair_path is None
+        else resolve_checkpoint_path(pair_path, settings.model_roots, "pair_path")
+    )
+    facts = inspect_checkpoint(path, pair, settings.device)
+    if family is not None and family != facts.family:
         raise InvalidInput(
-            "family_mismatch", f"the checkpoint is a {detected!r} model, not {family!r}"
+            "family_mismatch", f"the checkpoint is a {facts.family!r} model, not {family!r}"
         )
     model = repository.add(
         session,
         Model(
             name=name,
-            family=detected,
+            family=facts.family,
             base_path=str(path),
+            pair_path=None if pair is None else str(pair),
+            vision_towers_equal=facts.vision_towers_equal,
             activation_policy=activation_policy or settings.default_activation_policy,
             activation_threshold=(
                 settings.activation_threshold
@@ -114,7 +184,7 @@ def register_model(
             ),
         ),
     )
-    register_base_version(session, model, content_sha256, actor)
+    register_base_version(session, model, facts.content_sha256, actor)
     return model
 
 

@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.tables import Model, Version
 from service.errors import Conflict, Unavailable
+from service.modelling.checkpoints import load_checkpoint
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.loading import load_dual_encoder
+from service.modelling.vlm import VisionLanguageModel
 from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
 from service.versions.state_chain import version_state
@@ -40,6 +41,8 @@ class LoadedVersion:
     version_id: str
     version_number: int
     encoder: DualEncoder
+    # Generative (llava) models: the VLM, sharing its vision tower with ``encoder``.
+    generator: VisionLanguageModel | None = None
 
 
 class ModelCache:
@@ -144,10 +147,11 @@ class ModelCache:
 
     def _load(self, session: Session, model: Model, version: Version) -> LoadedVersion:
         started = time.perf_counter()
-        encoder = load_dual_encoder(model.base_path, device=self._device)
+        checkpoint = load_checkpoint(model.base_path, model.pair_path, device=self._device)
+        encoder = checkpoint.encoder
         state = version_state(session, self._blobs, version, encoder.image_encoder_state())
         encoder.load_image_encoder_state(state)
-        loaded = LoadedVersion(model.id, version.id, version.number, encoder)
+        loaded = LoadedVersion(model.id, version.id, version.number, encoder, checkpoint.generator)
         with self._lock:
             self._entries[(model.id, version.id)] = loaded
             self._entries.move_to_end((model.id, version.id))

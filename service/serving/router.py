@@ -36,7 +36,7 @@ InferenceBody = Annotated[
 ]
 
 
-def _cache(runtime: RuntimeDep) -> ModelCache:
+def serving_cache(runtime: RuntimeDep) -> ModelCache:
     if runtime.cache is None:
         raise Unavailable("serving_disabled", "this process does not serve inference")
     return runtime.cache
@@ -105,7 +105,7 @@ def classify_endpoint(
         images = _images(body, [])
     return classify_images(
         session,
-        _cache(runtime),
+        serving_cache(runtime),
         runtime.settings,
         model_id=model_id,
         images=images,
@@ -146,7 +146,7 @@ def embed_endpoint(
         images = _images(body, [])
     return embed(
         session,
-        _cache(runtime),
+        serving_cache(runtime),
         runtime.settings,
         model_id=model_id,
         images=images,

@@ -16,8 +16,8 @@ import torch
 from sqlalchemy.orm import Session
 
 from service.db.tables import Model, Version
+from service.modelling.checkpoints import LoadedCheckpoint, load_checkpoint
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.loading import load_dual_encoder
 from service.storage.blobs import BlobStore
 from service.versions.state_chain import version_state
 
@@ -30,7 +30,7 @@ class WeightsCache:
     def __init__(self, device: str, capacity: int) -> None:
         self._device = device
         self._capacity = capacity
-        self._encoders: dict[str, tuple[str, DualEncoder]] = {}
+        self._checkpoints: dict[str, tuple[str, LoadedCheckpoint]] = {}
         self._base_states: dict[str, State] = {}
         self._states: OrderedDict[tuple[str, str], State] = OrderedDict()
         self._lock = threading.Lock()
@@ -60,16 +60,24 @@ class WeightsCache:
         with self._lock:
             self._remember((model_id, version_id), state)
 
+    def checkpoint(self, model: Model) -> LoadedCheckpoint:
+        """The model's loaded checkpoint (its VLM too, for generative models), loaded once."""
+        with self._lock:
+            return self._checkpoint(model)
+
     def _encoder(self, model: Model) -> DualEncoder:
-        cached = self._encoders.get(model.id)
+        return self._checkpoint(model).encoder
+
+    def _checkpoint(self, model: Model) -> LoadedCheckpoint:
+        cached = self._checkpoints.get(model.id)
         if cached is not None and cached[0] == model.base_path:
             return cached[1]
         # Loaded here, inside the task, so CUDA is first touched in the process that trains
         # (never in the parent of a forked pool).
-        encoder = load_dual_encoder(model.base_path, device=self._device)
-        self._encoders[model.id] = (model.base_path, encoder)
-        self._base_states[model.id] = encoder.image_encoder_state()
-        return encoder
+        checkpoint = load_checkpoint(model.base_path, model.pair_path, device=self._device)
+        self._checkpoints[model.id] = (model.base_path, checkpoint)
+        self._base_states[model.id] = checkpoint.encoder.image_encoder_state()
+        return checkpoint
 
     def _remember(self, key: tuple[str, str], state: State) -> None:
         self._states[key] = state

@@ -1,0 +1,69 @@
+"""``POST /v1/chat/completions``: OpenAI-compatible answers from a generative model."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from service.api.deps import InferencePrincipal, RuntimeDep, SessionDep
+from service.api.openapi import ErrorResponse
+from service.chat.schemas import ChatCompletion, ChatRequest
+from service.chat.service import (
+    check_context,
+    complete,
+    parse_turn,
+    resolve_generator,
+    stream_events,
+)
+from service.serving.router import InferenceSlot, serving_cache
+
+router = APIRouter(prefix="/v1/chat", tags=["inference"])
+
+
+@router.post(
+    "/completions",
+    response_model=ChatCompletion,
+    responses={
+        200: {
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "with stream: true, server-sent events of "
+                        "chat.completion.chunk objects, then 'data: [DONE]'",
+                    }
+                }
+            }
+        },
+        404: {"model": ErrorResponse, "description": "model_not_found (or not visible to the key)"},
+        422: {
+            "model": ErrorResponse,
+            "description": "not_generative, image_required, too_many_images, "
+            "image_not_data_url, too_many_tokens, context_too_long, multi_turn_unsupported, "
+            "last_message_not_user, empty_question, or an invalid body",
+        },
+    },
+)
+def chat_completions(
+    body: ChatRequest,
+    principal: InferencePrincipal,
+    __: InferenceSlot,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ChatCompletion | StreamingResponse:
+    """Answer a question about an image with the model's active version (or ``version_id``).
+
+    One user turn with one image (a data URL) and text; ``temperature`` 0 is greedy;
+    ``stream: true`` answers with server-sent events. The response names the version that
+    answered (``version_id``, ``version_number``, ``system_fingerprint``).
+    """
+    turn = parse_turn(body, runtime.settings)
+    loaded, generator = resolve_generator(session, serving_cache(runtime), principal, body)
+    check_context(generator, turn)
+    if body.stream:
+        return StreamingResponse(
+            stream_events(loaded, generator, turn, body.model),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return complete(loaded, generator, turn, body.model)

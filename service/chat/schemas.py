@@ -1,0 +1,105 @@
+"""Bodies of ``POST /v1/chat/completions``, shaped like OpenAI's so its clients work unchanged.
+
+Extensions (ignored by OpenAI clients, readable with ``extra_body`` / the raw response):
+``version_id`` in the request pins a version; ``version_id`` / ``version_number`` in every
+response (and in each streamed chunk) name the version that produced the answer, which is also
+the ``system_fingerprint``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.validation import MAX_TEXT_LENGTH, Identifier
+
+
+class ImageUrl(BaseModel):
+    url: str = Field(description="a data URL: data:image/png;base64,...")
+    detail: str | None = None
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str = Field(max_length=MAX_TEXT_LENGTH)
+
+
+class ImagePart(BaseModel):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str | list[TextPart | ImagePart] = Field(
+        description="text, or a list of text and image_url parts"
+    )
+
+
+class ChatRequest(BaseModel):
+    # Unknown OpenAI fields (user, seed, ...) are accepted and ignored, as OpenAI-compatible
+    # servers do, so clients that send them work.
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=200, description="the registered model's name")
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.0, ge=0, le=2, description="0: greedy")
+    stream: bool = False
+    n: int = Field(default=1, ge=1, le=1, description="one choice per request")
+    version_id: Identifier | None = Field(
+        default=None, description="answer with this version, not the active one"
+    )
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[Choice]
+    usage: Usage
+    version_id: str
+    version_number: int
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[ChunkChoice]
+    version_id: str
+    version_number: int

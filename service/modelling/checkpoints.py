@@ -1,0 +1,47 @@
+"""One loader for every registered model: a dual encoder, or a VLM with its CLIP-style pair.
+
+What serving, the worker and registration load for a model row: ``base_path`` (the checkpoint)
+and, for ``llava`` models, ``pair_path`` (the dual encoder whose text tower pairs with the
+VLM's vision tower). Everything that updates or evaluates in CLIP space uses ``encoder``; the
+``generator`` (``llava`` only) answers questions with the same, shared vision tower.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.modelling.dual_encoder import DualEncoder
+from service.modelling.loading import ModelLoadError, detect_family, load_dual_encoder
+from service.modelling.vlm import LLAVA_FAMILY, VisionLanguageModel, load_vision_language_model
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A model's encoder (CLIP space) and, for generative models, its VLM."""
+
+    encoder: DualEncoder
+    generator: VisionLanguageModel | None = None
+
+
+def checkpoint_family(path: Path | str) -> str:
+    """The family of a checkpoint directory: ``llava`` or a dual-encoder family."""
+    config_path = Path(path) / "config.json"
+    try:
+        model_type = json.loads(config_path.read_text()).get("model_type", "")
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{path} has no readable config.json: {error}") from error
+    return LLAVA_FAMILY if model_type == LLAVA_FAMILY else detect_family(Path(path))
+
+
+def load_checkpoint(
+    base_path: Path | str, pair_path: Path | str | None, device: str = "cpu"
+) -> LoadedCheckpoint:
+    """Load what a model row names (see the module docstring)."""
+    if checkpoint_family(base_path) != LLAVA_FAMILY:
+        return LoadedCheckpoint(encoder=load_dual_encoder(base_path, device=device))
+    if pair_path is None:
+        raise ModelLoadError("a llava model needs the CLIP-style checkpoint it pairs with")
+    generator = load_vision_language_model(base_path, pair_path, device=device)
+    return LoadedCheckpoint(encoder=generator.encoder, generator=generator)
