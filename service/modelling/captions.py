@@ -45,12 +45,26 @@ def answer_key(answer: str) -> str:
     return _ARTICLE.sub("", answer.strip().rstrip(".").strip()).lower()
 
 
+# The question a generative model is asked about a labelled image (eval sets, label examples).
+WHAT_IS_SHOWN_QUESTION = "What is in the picture?"
+
+
+def shown_label(question: str, answer: str) -> str | None:
+    """The label a question/answer pair names when the question asks what the image shows
+    ("What is in the picture?" / "A cat." -> "cat"); None for any other question."""
+    asked = " ".join(question.strip().rstrip("?").split())
+    if not _WHAT_IS_SHOWN.match(asked):
+        return None
+    return _ARTICLE.sub("", answer.strip().rstrip(".").strip())
+
+
 def qa_statement(question: str, answer: str, template: str = DEFAULT_CAPTION_TEMPLATE) -> str:
     """The declarative caption of a question/answer pair (see the comment above)."""
     asked = " ".join(question.strip().rstrip("?").split())
     said = answer.strip().rstrip(".").strip()
-    if _WHAT_IS_SHOWN.match(asked):
-        return caption_for_label(_ARTICLE.sub("", said), template)
+    label = shown_label(question, answer)
+    if label is not None:
+        return caption_for_label(label, template)
     yes_no = _YES_NO_ABOUT_SUBJECT.match(asked)
     if yes_no and said.lower() in _YES | _NO:
         negation = "" if said.lower() in _YES else "not "

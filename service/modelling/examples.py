@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from service.modelling.captions import answer_key, caption_for_label, qa_statement
+from service.modelling.captions import (
+    WHAT_IS_SHOWN_QUESTION,
+    answer_key,
+    caption_for_label,
+    qa_statement,
+    shown_label,
+)
 
 
 @dataclass(frozen=True)
@@ -33,3 +39,15 @@ class ImageExample:
         """The right answer, compared between examples: a caption built from the same answer
         (another image's statement, the label caption) is never a negative for this image."""
         return answer_key(self.label if self.label is not None else self.answer or "")
+
+    def question_asked(self) -> str:
+        """What a generative model is asked about this image: its question, or (for a label
+        example) what the image shows."""
+        return self.question if self.question is not None else WHAT_IS_SHOWN_QUESTION
+
+    def taught_label(self) -> str | None:
+        """The label this example teaches: its label, or the one its question/answer names
+        ("What is in the picture?" / "A cat." -> "cat"); None for other questions."""
+        if self.label is not None:
+            return self.label
+        return shown_label(self.question or "", self.answer or "")

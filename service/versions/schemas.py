@@ -24,6 +24,12 @@ class SetAccuracyOut(_Record):
     )
     accuracy_before: float
     accuracy_after: float
+    answer_accuracy_before: float | None = Field(
+        default=None, description="generative models: by the generated answers, percent"
+    )
+    answer_accuracy_after: float | None = Field(
+        default=None, description="generative models: by the generated answers, percent"
+    )
 
 
 class EvaluationOut(_Record):
@@ -42,6 +48,20 @@ class EvaluationOut(_Record):
     held_out_examples: int = Field(description="examples of the correction kept out of training")
     target_accuracy_before: float | None = Field(description="on the held-out examples, percent")
     target_accuracy_after: float | None = Field(description="on the held-out examples, percent")
+    answer_ti: float | None = Field(
+        default=None,
+        description="generative (llava) models: TI by the generated answers (normalised exact "
+        "match), measured like ti; the gate uses it for such models",
+    )
+    answer_cc: float | None = Field(
+        default=None, description="generative models: CC by the generated answers"
+    )
+    answer_target_accuracy_before: float | None = Field(
+        default=None, description="generative models: held-out examples answered right, percent"
+    )
+    answer_target_accuracy_after: float | None = Field(
+        default=None, description="generative models: held-out examples answered right, percent"
+    )
     sets: list[SetAccuracyOut]
 
 
@@ -146,6 +166,10 @@ def _evaluation(version: Version) -> EvaluationOut | None:
         held_out_examples=record.held_out_examples,
         target_accuracy_before=record.target_accuracy_before,
         target_accuracy_after=record.target_accuracy_after,
+        answer_ti=record.answer_ti,
+        answer_cc=record.answer_cc,
+        answer_target_accuracy_before=record.answer_target_before,
+        answer_target_accuracy_after=record.answer_target_after,
         sets=[SetAccuracyOut.model_validate(item) for item in version.set_accuracies],
     )
 

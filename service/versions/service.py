@@ -259,10 +259,17 @@ def _policy_verdict(
 GATE_ACTOR = "gate"
 
 
-def apply_activation_gate(
-    session: Session, model: Model, version: Version, ti: float | None, cc: float | None
-) -> Deployment | None:
+def _before_after(result: VersionSetAccuracy, by_answers: bool) -> tuple[float, float]:
+    if by_answers and result.answer_accuracy_before is not None:
+        return result.answer_accuracy_before, result.answer_accuracy_after or 0.0
+    return result.accuracy_before, result.accuracy_after
+
+
+def apply_activation_gate(session: Session, model: Model, version: Version) -> Deployment | None:
     """Apply the model's policy to a freshly created ready version and record the decision.
+
+    The gate reads the version's TI and CC; for a generative (llava) model, those of its
+    generated answers (what its users see), per control set too.
 
     Returns the deployment when the pointer moved, None when the gate held the version back
     (it stays visible and can be activated by hand). The worker calls this after
@@ -274,11 +281,18 @@ def apply_activation_gate(
         eval_set.name: eval_set.max_drop
         for eval_set in registry_repository.list_eval_sets(session, model.id, "control")
     }
+    evaluation = version.evaluation
+    by_answers = model.pair_path is not None and evaluation is not None
+    if by_answers:
+        assert evaluation is not None
+        ti, cc = evaluation.answer_ti, evaluation.answer_cc
+    else:
+        ti = evaluation.ti if evaluation else None
+        cc = evaluation.cc if evaluation else None
     controls = [
         ControlResult(
             result.set_name,
-            result.accuracy_before,
-            result.accuracy_after,
+            *_before_after(result, by_answers),
             limits.get(result.set_name),
         )
         for result in version.set_accuracies

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
+from service.db.tables import VersionEvaluation, VersionSetAccuracy
 from service.versions import repository
 from service.versions.service import ControlResult, apply_activation_gate, gate_verdict
 from tests.db.helpers import add_model, add_versions
@@ -74,16 +75,56 @@ def test_gate_moves_the_pointer_only_when_it_passes(
     with session_scope(session_factory) as session:
         model, base = add_model(session)
         held, passed = add_versions(session, model, base, 2)
-        assert apply_activation_gate(session, model, held, ti=3.0, cc=-4.0) is None
+        held.evaluation = VersionEvaluation(ti=3.0, cc=-4.0, ti_source="held_out")
+        passed.evaluation = VersionEvaluation(ti=3.0, cc=0.5, ti_source="held_out")
+        session.flush()
+        assert apply_activation_gate(session, model, held) is None
         assert repository.active_version_id(session, model.id) == base.id
         assert held.gate_decision is not None and held.gate_decision.activated is False
         assert held.gate_decision.reasons == [
             "CC -4.00 points is below -1: the control sets regressed"
         ]
-        deployment = apply_activation_gate(session, model, passed, ti=3.0, cc=0.5)
+        deployment = apply_activation_gate(session, model, passed)
         assert deployment is not None and deployment.actor == "gate"
         assert repository.active_version_id(session, model.id) == passed.id
         assert [d.action for d in repository.list_deployments(session, model.id)] == [
             "initial",
             "gate",
         ]
+
+
+def test_for_a_generative_model_the_gate_judges_the_generated_answers(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_scope(session_factory) as session:
+        model, base = add_model(session, name="vlm")
+        model.family, model.pair_path = "llava", "/nonexistent-pair"
+        clip_only, answers_too = add_versions(session, model, base, 2)
+        # CLIP space improved, the answers did not: held.
+        clip_only.evaluation = VersionEvaluation(
+            ti=40.0, cc=0.0, ti_source="target_sets", answer_ti=0.0, answer_cc=0.0
+        )
+        # The answers improved and a control set's answers fell within the threshold.
+        answers_too.evaluation = VersionEvaluation(
+            ti=0.0, cc=-5.0, ti_source="target_sets", answer_ti=50.0, answer_cc=-0.5
+        )
+        answers_too.set_accuracies = [
+            VersionSetAccuracy(
+                set_name="controls",
+                kind="control",
+                accuracy_before=80.0,
+                accuracy_after=75.0,
+                answer_accuracy_before=60.0,
+                answer_accuracy_after=59.5,
+            )
+        ]
+        session.flush()
+        assert apply_activation_gate(session, model, clip_only) is None
+        assert clip_only.gate_decision is not None
+        assert clip_only.gate_decision.reasons == [
+            "TI +0.00 points: the correction did not improve its target"
+        ]
+        assert apply_activation_gate(session, model, answers_too) is not None
+        assert answers_too.gate_decision is not None
+        assert answers_too.gate_decision.reasons[0] == "TI +50.00 > 0 and CC -0.50 >= -1"
+        assert "(60.0 -> 59.5)" in answers_too.gate_decision.reasons[1]

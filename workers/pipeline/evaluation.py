@@ -8,19 +8,27 @@
   target sets' images of the labels the correction taught (what it set out to fix), and on
   the whole sets only when they hold none of those labels.
 Accuracies are percentages, so TI and CC are accuracy points (the gate's unit).
+
+Generative (llava) models are measured twice on the same images: in CLIP space as above, and
+by the answers the VLM generates (normalised exact match, ``answer_key``): a held-out example
+is asked its own question (a label example: what the image shows), an eval-set image what it
+shows, with its label as the right answer. TI and CC from the answers are stored beside the
+CLIP-space ones, and the gate uses them for such models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
 
 from service.db.tables import VersionEvaluation, VersionSetAccuracy
+from service.modelling.captions import WHAT_IS_SHOWN_QUESTION, answer_key
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from service.modelling.vlm import VisionLanguageModel
 from service.registry.service import LoadedEvalSet
 from workers.engine.accuracy import (
     caption_accuracy,
@@ -49,6 +57,8 @@ class EvaluationPlan:
     template: str
     # The labels the correction trains (TI on target sets is measured on their images).
     corrected_labels: frozenset[str] = frozenset()
+    # The held-out examples themselves (a generative model is asked their questions).
+    held_out: tuple[ImageExample, ...] = ()
 
 
 @dataclass
@@ -79,9 +89,14 @@ def build_plan(
             captions=batch.captions,
             excluded=[same_answer[index] for index in targets],
         )
-    corrected = frozenset(example.label for example in trained if example.label is not None)
+    taught = (example.taught_label() for example in trained)
+    corrected = frozenset(label for label in taught if label is not None)
     return EvaluationPlan(
-        target=target, eval_sets=eval_sets, template=template, corrected_labels=corrected
+        target=target,
+        eval_sets=eval_sets,
+        template=template,
+        corrected_labels=corrected,
+        held_out=tuple(held_out),
     )
 
 
@@ -128,8 +143,25 @@ def _percent(hits: Sequence[bool]) -> float:
     return float(torch.tensor(list(hits), dtype=torch.float64).mean() * 100.0)
 
 
+# Generated answers are short: a label ("A tennis racket.") or yes/no.
+ANSWER_MAX_TOKENS = 12
+
+
+def answer_hits(generator: VisionLanguageModel, examples: Sequence[ImageExample]) -> list[bool]:
+    """Whether the generated (greedy) answer to each example's question is its right answer."""
+    answers = generator.answer(
+        [example.image for example in examples],
+        [example.question_asked() for example in examples],
+        max_tokens=ANSWER_MAX_TOKENS,
+    )
+    return [
+        answer_key(answer.text) == example.right_answer()
+        for answer, example in zip(answers, examples, strict=True)
+    ]
+
+
 def measure(model: DualEncoder, plan: EvaluationPlan) -> Accuracies:
-    """Every accuracy of ``plan`` with the model's current weights."""
+    """Every CLIP-space accuracy of ``plan`` with the model's current weights."""
     target = None
     if plan.target is not None:
         target = caption_accuracy(
@@ -139,11 +171,31 @@ def measure(model: DualEncoder, plan: EvaluationPlan) -> Accuracies:
             plan.target.captions,
             plan.target.excluded,
         )
+    return _with_sets(plan, target, lambda eval_set: set_hits(model, eval_set, plan.template))
+
+
+def measure_answers(generator: VisionLanguageModel, plan: EvaluationPlan) -> Accuracies:
+    """Every accuracy of ``plan`` by the generated answers (see the module docstring)."""
+    target = _percent(answer_hits(generator, plan.held_out)) if plan.held_out else None
+
+    def hits(eval_set: LoadedEvalSet) -> list[bool]:
+        examples = [
+            ImageExample(image=image, question=WHAT_IS_SHOWN_QUESTION, answer=label)
+            for image, label in zip(eval_set.images, eval_set.labels, strict=True)
+        ]
+        return answer_hits(generator, examples)
+
+    return _with_sets(plan, target, hits)
+
+
+def _with_sets(
+    plan: EvaluationPlan, target: float | None, hits_of: Callable[[LoadedEvalSet], list[bool]]
+) -> Accuracies:
     sets: dict[str, float] = {}
     corrected: dict[str, float] = {}
     for eval_set in plan.eval_sets:
         # One pass over the set: the corrected labels' accuracy is a subset of its hits.
-        hits = set_hits(model, eval_set, plan.template)
+        hits = hits_of(eval_set)
         sets[eval_set.name] = _percent(hits)
         on_corrected = [
             hit
@@ -159,15 +211,19 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def evaluation_records(
-    plan: EvaluationPlan, before: Accuracies, after: Accuracies
-) -> tuple[VersionEvaluation, list[VersionSetAccuracy]]:
-    """TI, CC and every set's accuracy before/after, as the version's records.
+@dataclass(frozen=True)
+class Improvement:
+    """TI (and where it came from) and CC of one way of measuring, before against after."""
 
-    TI comes from the held-out examples, or (without any) from the mean over target sets; it
-    is None when neither exists (the ``auto`` gate then holds the version back). CC is None
-    without control sets (which passes the gate).
-    """
+    ti: float | None
+    ti_source: str
+    cc: float | None
+
+
+def improvement(plan: EvaluationPlan, before: Accuracies, after: Accuracies) -> Improvement:
+    """TI from the held-out examples, else from the target sets' images of the corrected
+    labels, else from the mean over whole target sets (None without any); CC over the
+    control sets (None without any)."""
     kinds = {eval_set.name: eval_set.kind for eval_set in plan.eval_sets}
     controls = [name for name, kind in kinds.items() if kind == "control"]
     targets = [name for name, kind in kinds.items() if kind == "target"]
@@ -188,21 +244,44 @@ def evaluation_records(
         {name: before.sets[name] for name in controls},
         {name: after.sets[name] for name in controls},
     )
+    return Improvement(ti, ti_source, cc)
+
+
+def evaluation_records(
+    plan: EvaluationPlan,
+    before: Accuracies,
+    after: Accuracies,
+    answers: tuple[Accuracies, Accuracies] | None = None,
+) -> tuple[VersionEvaluation, list[VersionSetAccuracy]]:
+    """TI, CC and every set's accuracy before/after, as the version's records; ``answers``
+    (before, after) adds the generated-answer figures of a generative model.
+
+    TI is None when it cannot be measured (the ``auto`` gate then holds the version back);
+    CC is None without control sets (which passes the gate).
+    """
+    clip = improvement(plan, before, after)
+    answered = improvement(plan, *answers) if answers is not None else None
     evaluation = VersionEvaluation(
-        ti=ti,
-        cc=cc,
-        ti_source=ti_source,
+        ti=clip.ti,
+        cc=clip.cc,
+        ti_source=clip.ti_source,
         held_out_examples=len(plan.target.images) if plan.target else 0,
         target_accuracy_before=before.target,
         target_accuracy_after=after.target,
+        answer_ti=answered.ti if answered else None,
+        answer_cc=answered.cc if answered else None,
+        answer_target_before=answers[0].target if answers else None,
+        answer_target_after=answers[1].target if answers else None,
     )
     set_accuracies = [
         VersionSetAccuracy(
-            set_name=name,
-            kind=kind,
-            accuracy_before=before.sets[name],
-            accuracy_after=after.sets[name],
+            set_name=eval_set.name,
+            kind=eval_set.kind,
+            accuracy_before=before.sets[eval_set.name],
+            accuracy_after=after.sets[eval_set.name],
+            answer_accuracy_before=answers[0].sets[eval_set.name] if answers else None,
+            answer_accuracy_after=answers[1].sets[eval_set.name] if answers else None,
         )
-        for name, kind in kinds.items()
+        for eval_set in plan.eval_sets
     ]
     return evaluation, set_accuracies

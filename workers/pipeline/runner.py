@@ -50,6 +50,7 @@ from service.jobs.lifecycle import (
 )
 from service.jobs.statuses import JobEventType, JobStatus
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.vlm import VisionLanguageModel
 from service.modelling.examples import ImageExample
 from service.modelling.snapshots import SnapshotIntegrityError, deserialize_state, serialize_state
 from service.outbox.dispatcher import dispatch_pending
@@ -70,6 +71,7 @@ from workers.pipeline.evaluation import (
     build_plan,
     evaluation_records,
     measure,
+    measure_answers,
     split_control_sets,
 )
 from workers.pipeline.progress import JobProgress, LeaseLost
@@ -224,6 +226,10 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
     phases.done("load")
     before = measure(encoder, plan)
     _record_metrics_event(context, job, "before update", before.__dict__)
+    answers_before = None
+    if inputs.generator is not None:
+        answers_before = measure_answers(inputs.generator, plan)
+        _record_metrics_event(context, job, "answers before update", answers_before.__dict__)
     if job.hyperparameters.uses_anchors():
         with session_scope(context.session_factory) as session:
             append_event(session, job.id, JobEventType.LOG, anchor_note(inputs.anchors), None)
@@ -262,8 +268,13 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
     with session_scope(context.session_factory) as session:
         start_evaluating(session, _held_job(context, session, job))
     after = measure(encoder, plan)
-    evaluation, set_accuracies = evaluation_records(plan, before, after)
     _record_metrics_event(context, job, "after update", after.__dict__)
+    answers = None
+    if inputs.generator is not None and answers_before is not None:
+        # The VLM shares the encoder's vision tower: it answers with the updated weights.
+        answers = (answers_before, measure_answers(inputs.generator, plan))
+        _record_metrics_event(context, job, "answers after update", answers[1].__dict__)
+    evaluation, set_accuracies = evaluation_records(plan, before, after, answers)
     phases.done("evaluate_after")
 
     child_state = encoder.image_encoder_state()
@@ -288,6 +299,8 @@ class JobInputs:
     """Everything a claimed job trains and evaluates with."""
 
     encoder: DualEncoder
+    # Generative models: the VLM sharing ``encoder``'s vision tower (None for dual encoders).
+    generator: VisionLanguageModel | None
     parent_state: dict[str, torch.Tensor]
     trained: list[ImageExample]
     negatives: list[str]
@@ -311,6 +324,7 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
     assert parent is not None  # the active pointer's foreign key
     try:
         encoder, parent_state = context.weights.encoder_at(session, context.blobs, model, parent)
+        generator = context.weights.checkpoint(model).generator
         correction = load_correction(session, context.blobs, job.correction_id)
         eval_sets = load_eval_sets(session, context.blobs, model.id)
         replayed = (
@@ -338,6 +352,7 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
         raise JobFailure("stored_data_integrity", str(error)) from error
     return JobInputs(
         encoder,
+        generator,
         parent_state,
         trained,
         negatives,
@@ -435,14 +450,7 @@ def _commit_version(
             snapshot_sha256=snapshot_sha256,
             records=records,
         )
-        evaluation = records.evaluation
-        deployment = apply_activation_gate(
-            session,
-            model,
-            version,
-            evaluation.ti if evaluation else None,
-            evaluation.cc if evaluation else None,
-        )
+        deployment = apply_activation_gate(session, model, version)
         finish_job(session, job_row, JobStatus.SUCCEEDED, result_version_id=version.id)
         return JobResult(Outcome.SUCCEEDED, version_id=version.id, activated=deployment is not None)
 
