@@ -149,10 +149,15 @@ def _check(response: Any) -> Any:
 
 
 def _resolve_model(client: Any, model: str | None) -> dict[str, Any]:
+    from service.settings import DEFAULT_MODEL_NAME
+
     models = _check(client.get("/v1/models"))
     if model is None:
-        if len(models) == 1:
-            return dict(models[0])
+        # The only model, or else the embedded default's dual encoder (registered first, beside
+        # its VLM).
+        default = [m for m in models if m["name"] == DEFAULT_MODEL_NAME]
+        if len(models) == 1 or default:
+            return dict((default or models)[0])
         names = ", ".join(m["name"] for m in models) or "none"
         raise typer.BadParameter(f"several models ({names}): choose one with --model")
     for candidate in models:
@@ -244,21 +249,28 @@ def versions(
     api_key: KeyOption = None,
     model: ModelOption = None,
 ) -> None:
-    """A table of the model's versions with their TI / CC and gate decision."""
+    """A table of the model's versions with their TI / CC and gate decision (for a
+    generative model, also TI / CC of its generated answers, which its gate judges)."""
     from rich.console import Console
     from rich.table import Table
 
     client = _client(url, api_key)
     target = _resolve_model(client, model)
     table = Table(title=f"{target['name']} ({target['id']})")
-    columns = ("#", "id", "status", "method", "TI", "CC", "gate", "parent", "created", "active")
-    for column in columns:
+    answers = ("answer TI", "answer CC") if target.get("generative") else ()
+    columns = ("#", "id", "status", "method", "TI", "CC", *answers, "gate", "parent", "created")
+    for column in (*columns, "active"):
         table.add_column(column)
     rows = _check(client.get(f"/v1/models/{target['id']}/versions"))
     numbers = _version_numbers(rows)
     for row in rows:
         evaluation = row["evaluation"] or {}
         gate = row["gate"]
+        answer_figures = (
+            (_number(evaluation.get("answer_ti")), _number(evaluation.get("answer_cc")))
+            if answers
+            else ()
+        )
         table.add_row(
             str(row["number"]),
             row["id"][:8],
@@ -266,6 +278,7 @@ def versions(
             row["method"],
             _number(evaluation.get("ti")),
             _number(evaluation.get("cc")),
+            *answer_figures,
             "" if gate is None else ("activated" if gate["activated"] else "held"),
             str(numbers.get(row["parent_id"], "")),
             row["created_at"][:19],

@@ -17,6 +17,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.validation import MAX_LABEL_LENGTH
 
+# The embedded default's models: the stand-in dual encoder and the stand-in VLM paired with it.
+DEFAULT_MODEL_NAME = "standin-base"
+DEFAULT_VLM_NAME = "standin-vlm"
+
 
 class Settings(BaseSettings):
     """Service settings; every field can be set as ``VLMC_<FIELD>`` in the environment."""
@@ -33,7 +37,8 @@ class Settings(BaseSettings):
     # inside one). VLMC_MODEL_ROOTS is a list separated like PATH (``:`` on Linux). Empty means
     # ``<data_dir>/models`` and the directory holding ``base_model_path``.
     model_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
-    default_model_name: str = "standin-base"
+    default_model_name: str = DEFAULT_MODEL_NAME
+    default_vlm_name: str = DEFAULT_VLM_NAME
     device: str = "cpu"
 
     # Upload limits (request-time validation, see service/images.py).
