@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.modelling.factory import VisionShape, build_tiny_dual_encoder
-from service.modelling.llava_factory import build_tiny_llava
 from tests.api.conftest import error_code, serve_app
 from tests.conftest import ADMIN_KEY, to_png
 
@@ -261,3 +260,37 @@ def test_chat_needs_the_inference_scope(
         headers={"Authorization": f"Bearer {key}"},
     )
     assert response.status_code == 403
+
+
+def test_answers_follow_the_active_version_and_a_rollback_gives_the_same_answers_back(
+    client: TestClient, vlm: dict[str, Any], fashion: Any
+) -> None:
+    from tests.api.versions_helpers import train_version
+
+    images = [image.convert("RGB") for image in fashion.images[:6]]
+    before = [client.post("/v1/chat/completions", json=ask(image)).json() for image in images]
+    assert {answer["version_number"] for answer in before} == {1}
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    version = train_version(
+        runtime,
+        vlm["id"],
+        list(fashion.images[:16]),
+        [fashion.class_names[label] for label in fashion.labels[:16]],
+        learning_rate=5e-2,
+    )
+    moved = client.post(
+        f"/v1/models/{vlm['id']}/activate", json={"version_id": version.id, "reason": "try"}
+    )
+    assert moved.status_code == 200, moved.text
+    during = [client.post("/v1/chat/completions", json=ask(image)).json() for image in images]
+    assert {answer["version_id"] for answer in during} == {version.id}
+    # The tower changed, so the tokens the language model sees changed: some answer differs.
+    assert [a["choices"][0] for a in during] != [b["choices"][0] for b in before]
+    back = client.post(
+        f"/v1/models/{vlm['id']}/rollback",
+        json={"version_id": vlm["active_version_id"], "reason": "regression"},
+    )
+    assert back.status_code == 200, back.text
+    after = [client.post("/v1/chat/completions", json=ask(image)).json() for image in images]
+    assert [a["version_id"] for a in after] == [b["version_id"] for b in before]
+    assert [a["choices"][0] for a in after] == [b["choices"][0] for b in before]

@@ -11,7 +11,7 @@ from typing import Any
 
 from service.db.session import session_scope
 from service.db.tables import Version
-from service.modelling.loading import load_dual_encoder
+from service.modelling.checkpoints import load_checkpoint
 from service.modelling.snapshots import state_sha256
 from service.registry import repository as registry_repository
 from service.runtime import Runtime
@@ -40,7 +40,7 @@ def train_version(
         assert parent_id is not None
         parent = versions_repository.get(session, parent_id)
         assert parent is not None
-        encoder = load_dual_encoder(model.base_path)
+        encoder = load_checkpoint(model.base_path, model.pair_path).encoder
         parent_state = version_state(session, runtime.blobs, parent, encoder.image_encoder_state())
         encoder.load_image_encoder_state(parent_state)
         examples = [
