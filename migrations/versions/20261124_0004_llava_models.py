@@ -1,4 +1,5 @@
-"""LLaVA models: the CLIP-style pair of a VLM, and answer accuracy beside CLIP-space accuracy.
+"""LLaVA models: the CLIP-style pair of a VLM, answer accuracy beside CLIP-space accuracy, and
+question/answer items in evaluation sets.
 
 Revision ID: 0004
 Revises: 0003
@@ -20,6 +21,8 @@ def upgrade() -> None:
     with op.batch_alter_table("models", schema=None) as batch_op:
         batch_op.add_column(sa.Column("pair_path", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("vision_towers_equal", sa.Boolean(), nullable=True))
+    with op.batch_alter_table("eval_set_items", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("question", sa.Text(), nullable=True))
     with op.batch_alter_table("version_evaluations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("answer_ti", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("answer_cc", sa.Float(), nullable=True))
@@ -39,6 +42,8 @@ def downgrade() -> None:
         batch_op.drop_column("answer_target_before")
         batch_op.drop_column("answer_cc")
         batch_op.drop_column("answer_ti")
+    with op.batch_alter_table("eval_set_items", schema=None) as batch_op:
+        batch_op.drop_column("question")
     with op.batch_alter_table("models", schema=None) as batch_op:
         batch_op.drop_column("vision_towers_equal")
         batch_op.drop_column("pair_path")

@@ -117,7 +117,8 @@ class EvalSet(Base):
 
 
 class EvalSetItem(Base):
-    """One labelled image of an evaluation set (the image is a blob)."""
+    """One labelled image of an evaluation set (the image is a blob); with a ``question``, the
+    label is that question's right answer."""
 
     __tablename__ = "eval_set_items"
     __table_args__ = (UniqueConstraint("eval_set_id", "position"),)
@@ -127,6 +128,7 @@ class EvalSetItem(Base):
     position: Mapped[int] = mapped_column(Integer)
     image_sha256: Mapped[str] = mapped_column(String(64))
     label: Mapped[str] = mapped_column(String(200))
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Correction(Base):

@@ -35,7 +35,7 @@ from service.registry.service import (
     get_model,
     register_model,
 )
-from service.validation import MAX_LABEL_LENGTH, MAX_NAME_LENGTH
+from service.validation import MAX_LABEL_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -125,6 +125,7 @@ def eval_set_out(session: SessionDep, eval_set: EvalSet) -> EvalSetOut:
         kind=eval_set.kind,
         max_drop=eval_set.max_drop,
         size=len(items),
+        question_examples=sum(item.question is not None for item in items),
         labels=sorted({item.label for item in items}),
         created_at=eval_set.created_at,
     )
@@ -147,6 +148,11 @@ EvalSetBody = Annotated[
             "max_drop": {"type": "number", "minimum": 0, "maximum": 100},
             "images": IMAGE_FILES,
             "labels": text_fields(MAX_LABEL_LENGTH),
+            "questions": {
+                **text_fields(MAX_TEXT_LENGTH, multiline=True),
+                "description": "optional, one per image (empty: none): a question whose right "
+                "answer is the image's label",
+            },
         },
         ["name", "images", "labels"],
         EvalSetCreateJson,
@@ -160,7 +166,8 @@ def create_model_eval_set(
     settings: SettingsDep,
     _: ModelAdmin,
 ) -> EvalSetOut:
-    """Register a labelled ``control`` set (must not regress) or ``target`` set."""
+    """Register a labelled ``control`` set (must not regress) or ``target`` set; items may
+    carry a question whose right answer is their label (question/answer sets)."""
     if body.is_json:
         parsed = validate_json(EvalSetCreateJson, body.json)
         name, kind, max_drop = parsed.name, parsed.kind, parsed.max_drop
@@ -169,6 +176,7 @@ def create_model_eval_set(
             for i, example in enumerate(parsed.examples)
         ]
         labels = [example.label for example in parsed.examples]
+        questions: list[str | None] = [example.question for example in parsed.examples]
     else:
         form = validate_json(
             EvalSetHeader,
@@ -180,6 +188,7 @@ def create_model_eval_set(
         )
         name, kind, max_drop = form.name, form.kind, form.max_drop
         images, labels = body.files.get("images", []), body.fields.get("labels", [])
+        questions = [question or None for question in body.fields.get("questions", [])]
     eval_set = create_eval_set(
         session,
         blobs,
@@ -190,6 +199,7 @@ def create_model_eval_set(
         max_drop=max_drop,
         images=images,
         labels=labels,
+        questions=questions,
         max_label_length=settings.max_label_length,
         max_examples=settings.max_examples_per_batch,
     )

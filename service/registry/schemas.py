@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.validation import Base64Image, Label, Name, PathText
+from service.validation import Base64Image, FreeText, Label, Name, PathText
 
 ActivationPolicy = Literal["auto", "manual", "always"]
 
@@ -60,7 +60,14 @@ class ModelOut(BaseModel):
 
 class EvalExampleIn(BaseModel):
     image_base64: Base64Image
-    label: Label
+    label: Label = Field(description="the right label, or with a question its right answer")
+    question: FreeText | None = Field(
+        default=None,
+        description="optional: a question about the image whose right answer is the label "
+        "(generative models are asked it; CLIP space matches its declarative statement against "
+        "the other answers to the same question in the set). Without one, a generative model "
+        "is asked what the image shows.",
+    )
 
 
 class EvalSetHeader(BaseModel):
@@ -88,5 +95,6 @@ class EvalSetOut(BaseModel):
     kind: str
     max_drop: float | None
     size: int
+    question_examples: int = Field(default=0, description="items with a question")
     labels: list[str]
     created_at: datetime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -15,13 +15,14 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.images import ImageLimits, decode_image, load_stored_image
 from service.modelling.architecture import VisionArchitecture, read_vision_architecture
 from service.modelling.checkpoints import checkpoint_family, load_checkpoint
+from service.modelling.examples import ImageExample
 from service.modelling.loading import ModelLoadError, load_dual_encoder
 from service.modelling.snapshots import state_sha256
 from service.modelling.vlm import LLAVA_FAMILY, VISION_TOWER_CHILDREN, architecture_differences
 from service.registry import repository
 from service.settings import Settings
 from service.storage.blobs import BlobStore
-from service.validation import check_batch_size, clean_text
+from service.validation import MAX_TEXT_LENGTH, check_batch_size, clean_text
 from service.versions import repository as versions_repository
 from service.versions.service import register_base_version
 
@@ -210,6 +211,7 @@ def create_eval_set(
     max_label_length: int,
     max_examples: int,
     max_drop: float | None = None,
+    questions: list[str | None] | None = None,
 ) -> EvalSet:
     """Validate and store a labelled evaluation set (409 if the name is used)."""
     get_model(session, model_id)
@@ -222,11 +224,30 @@ def create_eval_set(
         raise InvalidInput(
             "labels_mismatch", f"{len(images)} images but {len(labels)} labels: give one each"
         )
+    if questions and len(questions) != len(images):
+        raise InvalidInput(
+            "questions_mismatch",
+            f"{len(images)} images but {len(questions)} questions: give one each (empty: none)",
+        )
+    asked = questions or [None] * len(images)
     items = []
-    for position, (data, raw_label) in enumerate(zip(images, labels, strict=True)):
+    for position, (data, raw_label, raw_question) in enumerate(
+        zip(images, labels, asked, strict=True)
+    ):
         label = clean_text(raw_label, f"labels[{position}]", "empty_label", max_label_length)
+        question = (
+            None
+            if raw_question is None
+            else clean_text(
+                raw_question, f"questions[{position}]", "empty_question", MAX_TEXT_LENGTH, True
+            )
+        )
         decode_image(data, limits, f"images[{position}]")
-        items.append(EvalSetItem(position=position, image_sha256=blobs.put(data), label=label))
+        items.append(
+            EvalSetItem(
+                position=position, image_sha256=blobs.put(data), label=label, question=question
+            )
+        )
     if max_drop is not None and kind != "control":
         raise InvalidInput("max_drop_needs_control", "max_drop applies to control sets only")
     eval_set = EvalSet(model_id=model_id, name=name, kind=kind, max_drop=max_drop)
@@ -235,12 +256,24 @@ def create_eval_set(
 
 @dataclass
 class LoadedEvalSet:
-    """An evaluation set with its images decoded (what the worker evaluates on)."""
+    """An evaluation set with its images decoded (what the worker evaluates on); where an
+    item has a question, its label is that question's right answer."""
 
     name: str
     kind: str
     images: list[Image.Image]
     labels: list[str]
+    questions: list[str | None] = field(default_factory=list)
+
+    def examples(self) -> list[ImageExample]:
+        """The items as examples: labelled, or question/answer where a question is set."""
+        questions = self.questions or [None] * len(self.images)
+        return [
+            ImageExample(image=image, label=label)
+            if question is None
+            else ImageExample(image=image, question=question, answer=label)
+            for image, label, question in zip(self.images, self.labels, questions, strict=True)
+        ]
 
 
 def load_eval_sets(
@@ -256,6 +289,7 @@ def load_eval_sets(
                 kind=eval_set.kind,
                 images=[load_stored_image(blobs, item.image_sha256) for item in items],
                 labels=[item.label for item in items],
+                questions=[item.question for item in items],
             )
         )
     return loaded

@@ -172,3 +172,41 @@ def test_eval_sets_register_and_list(
     )
     assert target_limit.status_code == 422
     assert error_code(target_limit) == "max_drop_needs_control"
+
+
+def test_eval_sets_may_hold_questions_whose_right_answers_are_the_labels(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    import base64
+
+    url = f"/v1/models/{model['id']}/eval-sets"
+    shoe = {"sandal", "sneaker", "ankle boot"}
+    names = [fashion.class_names[label] for label in fashion.labels[:6]]
+    files = [
+        ("images", (f"{i}.png", to_png(image), "image/png"))
+        for i, image in enumerate(fashion.images[:6])
+    ]
+    answers = ["yes" if name in shoe else "no" for name in names]
+    questions = ["Is it a shoe?"] * 3 + [""] * 3  # empty: no question (a labelled item)
+    labels = answers[:3] + names[3:]
+    form = client.post(
+        url, files=files, data={"name": "qa", "labels": labels, "questions": questions}
+    )
+    assert form.status_code == 201, form.text
+    assert (form.json()["size"], form.json()["question_examples"]) == (6, 3)
+    examples = [
+        {
+            "image_base64": base64.b64encode(to_png(image)).decode(),
+            "label": answer,
+            "question": "Is it a shoe?",
+        }
+        for image, answer in zip(fashion.images[:6], answers, strict=True)
+    ]
+    json_form = client.post(url, json={"name": "qa-json", "examples": examples})
+    assert json_form.status_code == 201, json_form.text
+    assert json_form.json()["question_examples"] == 6
+    mismatch = client.post(
+        url, files=files, data={"name": "bad", "labels": labels, "questions": questions[:2]}
+    )
+    assert mismatch.status_code == 422 and error_code(mismatch) == "questions_mismatch"
+    assert [s["name"] for s in client.get(url).json()] == ["qa", "qa-json"]

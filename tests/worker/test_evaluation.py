@@ -86,3 +86,38 @@ def test_with_nothing_to_measure_ti_is_none_and_the_auto_gate_holds_the_version_
     assert (evaluation.ti, evaluation.ti_source, evaluation.cc) == (None, "none", None)
     assert not gate_verdict("auto", evaluation.ti, evaluation.cc, threshold=1.0).activated
     assert gate_verdict("always", evaluation.ti, evaluation.cc, threshold=1.0).activated
+
+
+def test_question_items_are_matched_among_the_statements_of_their_own_question(
+    tiny_model_dir: Path,
+) -> None:
+    from workers.engine.accuracy import zero_shot_predictions
+    from workers.pipeline.evaluation import set_hits, split_control_sets
+
+    images = load_dataset("fashion-mnist", "test", limit_per_class=2, seed=0)
+    names = [images.class_names[label] for label in images.labels]
+    shoe = {"sandal", "sneaker", "ankle boot"}
+    questions: list[str | None] = [None] * 10 + ["Is it a shoe?"] * 10
+    labels = names[:10] + ["yes" if name in shoe else "no" for name in names[10:]]
+    mixed = LoadedEvalSet("m", "control", list(images.images), labels, questions)
+    model = load_dual_encoder(tiny_model_dir)
+
+    hits = set_hits(model, mixed, TEMPLATE)
+
+    # Labelled items: among the labels of the labelled items only (never "yes" / "no").
+    label_names = sorted(set(names[:10]))
+    predicted = zero_shot_predictions(model, images.images[:10], label_names, TEMPLATE)
+    assert hits[:10] == [
+        label_names[int(p)] == n for p, n in zip(predicted, names[:10], strict=True)
+    ]
+    # Question items: between the two statements their question's answers make.
+    statements = ["it is a shoe.", "it is not a shoe."]
+    predicted = zero_shot_predictions(model, images.images[10:], statements, "{}")
+    expected = ["it is a shoe." if label == "yes" else "it is not a shoe." for label in labels[10:]]
+    assert hits[10:] == [statements[int(p)] == e for p, e in zip(predicted, expected, strict=True)]
+
+    # Anchors keep the question: a question item trains through its statement.
+    [measured], anchors = split_control_sets([mixed])
+    assert measured.questions == questions[0::2]
+    assert [anchor.question for anchor in anchors] == questions[1::2]
+    assert anchors[-1].caption(TEMPLATE) in statements

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from service.db.tables import VersionEvaluation, VersionSetAccuracy
-from service.modelling.captions import WHAT_IS_SHOWN_QUESTION, answer_key
+from service.modelling.captions import LABEL_SLOT, answer_key
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.vlm import VisionLanguageModel
@@ -118,24 +118,37 @@ def split_control_sets(
                 kind=eval_set.kind,
                 images=eval_set.images[0::2],
                 labels=eval_set.labels[0::2],
+                questions=eval_set.questions[0::2],
             )
         )
-        anchors += [
-            ImageExample(image=image, label=label)
-            for image, label in zip(eval_set.images[1::2], eval_set.labels[1::2], strict=True)
-        ]
+        anchors += eval_set.examples()[1::2]
     return measured, anchors
 
 
 def set_hits(model: DualEncoder, eval_set: LoadedEvalSet, template: str) -> list[bool]:
-    """Whether each image of one evaluation set gets its own label, zero-shot over the set's
-    own label set."""
-    class_names = sorted(set(eval_set.labels))
-    predictions = zero_shot_predictions(model, eval_set.images, class_names, template)
-    return [
-        class_names[int(prediction)] == label
-        for prediction, label in zip(predictions, eval_set.labels, strict=True)
-    ]
+    """Whether each item of one evaluation set matches its own caption best, zero-shot:
+    labelled items among the set's labels (through the template), question/answer items
+    among the statements of the set's answers to the same question."""
+    examples = eval_set.examples()
+    groups: dict[str | None, list[int]] = {}
+    for index, example in enumerate(examples):
+        groups.setdefault(example.question, []).append(index)
+    hits = [False] * len(examples)
+    for question, indices in groups.items():
+        if question is None:
+            class_names = sorted({eval_set.labels[i] for i in indices})
+            own = [class_names.index(eval_set.labels[i]) for i in indices]
+            candidates, group_template = class_names, template
+        else:
+            captions = [examples[i].caption(template) for i in indices]
+            candidates, group_template = sorted(set(captions)), LABEL_SLOT
+            own = [candidates.index(caption) for caption in captions]
+        predictions = zero_shot_predictions(
+            model, [examples[i].image for i in indices], candidates, group_template
+        )
+        for index, prediction, right in zip(indices, predictions.tolist(), own, strict=True):
+            hits[index] = prediction == right
+    return hits
 
 
 def _percent(hits: Sequence[bool]) -> float:
@@ -178,14 +191,7 @@ def measure_answers(generator: VisionLanguageModel, plan: EvaluationPlan) -> Acc
     """Every accuracy of ``plan`` by the generated answers (see the module docstring)."""
     target = _percent(answer_hits(generator, plan.held_out)) if plan.held_out else None
 
-    def hits(eval_set: LoadedEvalSet) -> list[bool]:
-        examples = [
-            ImageExample(image=image, question=WHAT_IS_SHOWN_QUESTION, answer=label)
-            for image, label in zip(eval_set.images, eval_set.labels, strict=True)
-        ]
-        return answer_hits(generator, examples)
-
-    return _with_sets(plan, target, hits)
+    return _with_sets(plan, target, lambda s: answer_hits(generator, s.examples()))
 
 
 def _with_sets(
@@ -197,10 +203,9 @@ def _with_sets(
         # One pass over the set: the corrected labels' accuracy is a subset of its hits.
         hits = hits_of(eval_set)
         sets[eval_set.name] = _percent(hits)
+        taught = [example.taught_label() for example in eval_set.examples()]
         on_corrected = [
-            hit
-            for hit, label in zip(hits, eval_set.labels, strict=True)
-            if label in plan.corrected_labels
+            hit for hit, label in zip(hits, taught, strict=True) if label in plan.corrected_labels
         ]
         if eval_set.kind == "target" and on_corrected:
             corrected[eval_set.name] = _percent(on_corrected)

@@ -50,9 +50,9 @@ from service.jobs.lifecycle import (
 )
 from service.jobs.statuses import JobEventType, JobStatus
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.vlm import VisionLanguageModel
 from service.modelling.examples import ImageExample
 from service.modelling.snapshots import SnapshotIntegrityError, deserialize_state, serialize_state
+from service.modelling.vlm import VisionLanguageModel
 from service.outbox.dispatcher import dispatch_pending
 from service.registry import repository as registry_repository
 from service.registry.service import load_eval_sets
@@ -338,7 +338,8 @@ def _load(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInput
     own_labels = {example.label for example in trained + held_out if example.label is not None}
     # The model's other known labels are negatives: a one-class correction still has
     # something to be contrasted against, and the target accuracy asks "which known class".
-    negatives = sorted({label for s in eval_sets for label in s.labels} - own_labels)
+    known = {e.label for s in eval_sets for e in s.examples() if e.label is not None}
+    negatives = sorted(known - own_labels)
     measured_sets, anchors = split_control_sets(eval_sets)
     anchors += replayed
     plan = build_plan(trained, held_out, negatives, measured_sets, job.hyperparameters.template)
