@@ -388,6 +388,61 @@ def classify(
 
 
 @app.command()
+def ask(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="an image")],
+    question: Annotated[str, typer.Argument(help="the question about the image")],
+    version: Annotated[
+        str | None, typer.Option(help="answer with this version (number or id), not the active")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(help="most tokens in the answer")] = 32,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="generative model name or id")
+    ] = None,
+) -> None:
+    """Ask a generative (llava) model a question about an image; streams the answer."""
+    import base64
+    import mimetypes
+
+    client = _client(url, api_key)
+    models = [m for m in _check(client.get("/v1/models")) if m.get("generative")]
+    target = _resolve_model(client, model) if model else (models or [None])[0]
+    if target is None:
+        raise typer.BadParameter("no generative model is registered")
+    mime = mimetypes.guess_type(image.name)[0] or "image/png"
+    picture = f"data:{mime};base64," + base64.b64encode(image.read_bytes()).decode()
+    body: dict[str, Any] = {
+        "model": target["name"],
+        "max_tokens": max_tokens,
+        "stream": True,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": picture}},
+                    {"type": "text", "text": question},
+                ],
+            }
+        ],
+    }
+    if version is not None:
+        body["version_id"] = _find_version(client, target, version)["id"]
+    number = None
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        if response.status_code >= 400:
+            response.read()
+            _check(response)
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line.removeprefix("data: "))
+            number = chunk["version_number"]
+            typer.echo(chunk["choices"][0]["delta"].get("content", ""), nl=False)
+    typer.echo(f"\n({target['name']} version {number})")
+
+
+@app.command()
 def jobs(
     job_id: Annotated[
         str | None, typer.Argument(help="one job (default: the model's jobs)")

@@ -164,3 +164,34 @@ def test_walk_through_commands(
     assert [d["action"] for d in deployments] == ["initial", "activate", "rollback"]
     history = _vlmc(server, "deployments")
     assert history.exit_code == 0 and "regression on cats" in history.output, history.output
+
+
+def test_ask_streams_the_answer_of_the_generative_model(
+    cli: CliRunner,
+    client: TestClient,
+    model: dict[str, Any],
+    api_vlm_dir: Path,
+    api_model_dir: Path,
+    fashion: Any,
+    tmp_path: Path,
+) -> None:
+    registered = client.post(
+        "/v1/models",
+        json={"name": "tiny-vlm", "base_path": str(api_vlm_dir), "pair_path": str(api_model_dir)},
+    )
+    assert registered.status_code == 201, registered.text
+    image = tmp_path / "shoe.png"
+    fashion.images[0].convert("RGB").save(image)
+    asked = cli.invoke(app, ["ask", str(image), "What is in the picture?", "--max-tokens", "8"])
+    assert asked.exit_code == 0, asked.output
+    from tests.api.test_chat_completions import ask
+
+    [reference] = [
+        choice["message"]["content"]
+        for choice in client.post(
+            "/v1/chat/completions", json=ask(fashion.images[0].convert("RGB"))
+        ).json()["choices"]
+    ]
+    assert asked.output == f"{reference}\n(tiny-vlm version 1)\n"
+    dual_only = cli.invoke(app, ["ask", str(image), "What?", "--model", model["name"]])
+    assert dual_only.exit_code == 1 and "not_generative" in dual_only.output
