@@ -9,6 +9,9 @@
   ``ADMIN_KEY``, model roots: pytest's base temporary directory (where model fixtures live).
 - ``api_model_dir``: a tiny random dual encoder (session-scoped, built once).
 - ``to_png(image) -> bytes`` (a plain function): a PIL image as PNG bytes, for uploads.
+
+Tests marked ``gpu`` are skipped when torch finds no CUDA device (the default CPU run), so
+``pytest -m gpu`` on a GPU machine runs exactly them.
 """
 
 from __future__ import annotations
@@ -55,6 +58,19 @@ def create_postgres_database() -> tuple[str, str]:
 
 def drop_postgres_database(name: str) -> None:
     _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu)")
+    for item in gpu_items:
+        item.add_marker(skip)
 
 
 @pytest.fixture

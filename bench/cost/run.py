@@ -1,10 +1,17 @@
-"""Cost of one update per method on a ViT-B/16-shaped image encoder (random weights).
+"""Cost of one update per method on a ViT-shaped image encoder (random weights).
 
 Every method runs in its own fresh process (so peak memory is its own), rounds interleave the
 methods (so machine noise hits all of them alike), and ratios against full-ft come from the
-same run. Writes bench/results/cost.md and cost.json.
+same run. Shapes: ``vit-b16`` (ViT-B/16 at 224 px, the default) and ``vit-l14-336`` (CLIP
+ViT-L/14 at 336 px: LLaVA-1.5's vision tower). Writes bench/results/cost.md and cost.json on
+CPU with the default shape; other runs write cost-<gpu->-<shape>[-fp32].md/.json beside them.
 
     python -m bench.cost.run [--rounds 2] [--steps 4] [--batch-size 8]
+    python -m bench.cost.run --shape vit-l14-336 --device cuda [--mixed-precision auto]
+
+On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` during the update and step times
+are taken after ``torch.cuda.synchronize``; ``--mixed-precision`` is the worker's setting of
+the same name (``auto``: bfloat16 autocast on CUDA; ``off``: float32).
 """
 
 from __future__ import annotations
@@ -23,13 +30,32 @@ from tqdm import tqdm
 
 from service.modelling.factory import (
     VIT_B16_VISION,
+    VIT_L14_336_VISION,
     VisionShape,
     build_dual_encoder,
     save_model_directory,
 )
+from workers.engine.precision import MIXED_PRECISION_MODES
 
 METHODS = ["full-ft", "lorsu", "lorsu-rand", "lorsu-aah", "lora", "spu"]
 RESULTS = Path(__file__).resolve().parents[1] / "results"
+# name: (shape, title, projection dim of the dual encoder around it)
+SHAPES: dict[str, tuple[VisionShape, str, int]] = {
+    "vit-b16": (VIT_B16_VISION, "ViT-B/16-shaped image encoder", 512),
+    "vit-l14-336": (
+        VIT_L14_336_VISION,
+        "LLaVA-1.5-shaped vision tower: CLIP ViT-L/14 at 336 px",
+        768,
+    ),
+}
+SMALL_VISION = VisionShape(
+    image_size=64,
+    patch_size=16,
+    hidden_size=128,
+    intermediate_size=512,
+    num_layers=2,
+    num_heads=4,
+)
 TARGETS = {  # LoRSU / full-ft, from the update-engine issue
     "optimizer_state_bytes": 0.15,
     "seconds_per_step": 0.85,
@@ -37,8 +63,10 @@ TARGETS = {  # LoRSU / full-ft, from the update-engine issue
 }
 
 
-def build_model(directory: Path, vision: VisionShape) -> Path:
-    model, tokenizer = build_dual_encoder(vision=vision, text="tiny", projection_dim=512, seed=0)
+def build_model(directory: Path, vision: VisionShape, projection_dim: int = 512) -> Path:
+    model, tokenizer = build_dual_encoder(
+        vision=vision, text="tiny", projection_dim=projection_dim, seed=0
+    )
     return save_model_directory(model, tokenizer, directory, image_size=vision.image_size)
 
 
@@ -57,9 +85,17 @@ def run_one(model_dir: Path, method: str, args: argparse.Namespace) -> dict:
         str(args.steps),
         "--threads",
         str(args.threads),
+        "--device",
+        args.device,
+        "--mixed-precision",
+        args.mixed_precision,
     ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode != 0:
+        raise RuntimeError(
+            f"{method} failed (exit {finished.returncode}):\n{finished.stderr[-4000:]}"
+        )
+    line = next(line for line in finished.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
 
 
@@ -79,19 +115,74 @@ def summarise(runs: list[dict]) -> dict[str, dict]:
     return summary
 
 
-def render(summary: dict[str, dict], args: argparse.Namespace, seconds: float) -> str:
+def command_of(args: argparse.Namespace) -> str:
+    """The command line that reproduces a run (options at their defaults left out)."""
+    parts = ["python -m bench.cost.run"]
+    if args.small:
+        parts.append("--small")
+    elif args.shape != "vit-b16":
+        parts.append(f"--shape {args.shape}")
+    if args.device != "cpu":
+        parts.append(f"--device {args.device} --mixed-precision {args.mixed_precision}")
+    parts.append(
+        f"--rounds {args.rounds} --steps {args.steps} --batch-size {args.batch_size} "
+        f"--threads {args.threads}"
+    )
+    return " ".join(parts)
+
+
+def results_stem(args: argparse.Namespace) -> str:
+    """cost (CPU, ViT-B/16), cost-small, cost-<shape>, cost-gpu-<shape>[-fp32]."""
+    parts = ["cost"]
+    if args.device != "cpu":
+        parts.append("gpu")
+    if args.small:
+        parts.append("small")
+    elif args.shape != "vit-b16" or args.device != "cpu":
+        parts.append(args.shape)
+    if args.device != "cpu" and args.mixed_precision == "off":
+        parts.append("fp32")
+    return "-".join(parts)
+
+
+def machine_line(runs: list[dict], args: argparse.Namespace) -> str:
+    first = runs[0]
+    if args.device == "cpu":
+        return f"Machine: {platform.machine()}, {args.threads} torch threads, CPU"
+    precisions = sorted({run["mixed_precision"] for run in runs})
+    return (
+        f"Machine: {first['device_name']} ({args.device}), CUDA {first['cuda']}, "
+        f"torch {first['torch']}, transformers {first['transformers']}; "
+        f"autocast {'/'.join(precisions)} (--mixed-precision {args.mixed_precision}), "
+        f"TF32 matmul {'on' if first['tf32_matmul'] else 'off'}"
+    )
+
+
+def render(
+    summary: dict[str, dict], args: argparse.Namespace, seconds: float, runs: list[dict]
+) -> str:
     full = summary["full-ft"]
+    title = "tiny smoke-run encoder" if args.small else SHAPES[args.shape][1]
+    if args.device == "cpu":
+        peak = (
+            "Peak memory = peak resident memory of the method's own process during the update "
+            "(model weights included)."
+        )
+    else:
+        peak = (
+            "Peak memory = torch.cuda.max_memory_allocated of the method's own process during "
+            "the update (the allocator's peak, model weights included); step times are taken "
+            "after torch.cuda.synchronize."
+        )
     lines = [
-        "# Update cost per method (ViT-B/16-shaped image encoder, random weights)",
+        f"# Update cost per method ({title}, random weights)",
         "",
-        f"Command: `python -m bench.cost.run --rounds {args.rounds} --steps {args.steps} "
-        f"--batch-size {args.batch_size} --threads {args.threads}`  ",
-        f"Machine: {platform.machine()}, {args.threads} torch threads, CPU; "
+        f"Command: `{command_of(args)}`  ",
+        f"{machine_line(runs, args)}; "
         f"batch {args.batch_size}; "
         f"median over {args.rounds} interleaved rounds x {args.steps - 1} steady steps; "
         f"benchmark wall time {seconds / 60:.1f} min.  ",
-        "Peak memory = peak resident memory of the method's own process during the update "
-        "(model weights included). Ratios are against full-ft in the same run.",
+        f"{peak} Ratios are against full-ft in the same run.",
         "",
         "| method | s/step | x full-ft | peak memory | x full-ft | importance pass s "
         "| trainable params | optimizer state | x full-ft | delta | x full snapshot |",
@@ -132,35 +223,42 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--small", action="store_true", help="a tiny encoder, for a smoke run")
-    args = parser.parse_args()
-    vision = (
-        VisionShape(
-            image_size=64,
-            patch_size=16,
-            hidden_size=128,
-            intermediate_size=512,
-            num_layers=2,
-            num_heads=4,
-        )
-        if args.small
-        else VIT_B16_VISION
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="vit-b16")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=MIXED_PRECISION_MODES,
+        default="auto",
+        help="autocast of the training passes (the worker's setting; CUDA only)",
     )
+    args = parser.parse_args()
+    vision, _, projection_dim = SHAPES[args.shape]
+    if args.small:
+        vision = SMALL_VISION
     started = time.perf_counter()
     runs: list[dict] = []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = results_stem(args)
+    # Every finished run is kept here at once, so a run cut short leaves what it measured.
+    partial = RESULTS / f"{stem}.partial.json"
     with tempfile.TemporaryDirectory() as scratch:
-        model_dir = build_model(Path(scratch) / "vit-b16", vision)
+        model_dir = build_model(Path(scratch) / args.shape, vision, projection_dim)
         jobs = [(round_, method) for round_ in range(args.rounds) for method in METHODS]
         for _, method in tqdm(jobs, desc="cost benchmark", unit="run"):
             runs.append(run_one(model_dir, method, args))
+            partial.write_text(json.dumps({"command": command_of(args), "runs": runs}, indent=2))
     summary = summarise(runs)
     seconds = time.perf_counter() - started
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "-small" if args.small else ""
-    (RESULTS / f"cost{suffix}.json").write_text(
-        json.dumps({"summary": summary, "runs": runs}, indent=2)
+    report = render(summary, args, seconds, runs)
+    (RESULTS / f"{stem}.json").write_text(
+        json.dumps(
+            {"command": command_of(args), "summary": summary, "runs": runs},
+            indent=2,
+        )
     )
-    (RESULTS / f"cost{suffix}.md").write_text(render(summary, args, seconds))
-    print(render(summary, args, seconds))
+    (RESULTS / f"{stem}.md").write_text(report)
+    partial.unlink(missing_ok=True)
+    print(report)
 
 
 if __name__ == "__main__":

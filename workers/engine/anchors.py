@@ -15,7 +15,7 @@ budgeted stop compares with its budget.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -75,8 +75,11 @@ class AnchorTerm:
         distillation_weight: float,
         rehearsal_weight: float,
         batch_size: int,
+        image_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.model = model
+        # How the loss computes the anchors' features (the update's autocast, if any).
+        self.image_features = image_features or model.image_features
         self.anchors = anchors
         self.distillation_weight = distillation_weight
         self.rehearsal_weight = rehearsal_weight
@@ -90,7 +93,7 @@ class AnchorTerm:
         """The weighted anchor terms on a random anchor batch (seeded)."""
         chosen = torch.randperm(self.anchors.size, generator=generator)[: self.batch_size]
         chosen = chosen.to(self.anchors.pixels.device)
-        features = self.model.image_features(self.anchors.pixels[chosen])
+        features = self.image_features(self.anchors.pixels[chosen])
         total = features.new_zeros(())
         if self.distillation_weight > 0:
             similarity = F.normalize(features, dim=-1) * self.anchors.parent_embeddings[chosen]

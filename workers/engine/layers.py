@@ -106,6 +106,10 @@ class _SparseEntryLinearFunction(torch.autograd.Function):
     Autograd would keep the dense weight copy of every such layer from the forward pass to
     the backward pass; this function keeps only the input and rebuilds the copy (and the
     dense weight gradient it gathers the entries' gradients from) transiently in backward.
+
+    Under autocast the forward's ``F.linear`` runs in the autocast dtype, so ``grad_output``
+    arrives in it: backward computes in that dtype too (as autocast's own linear does) and
+    hands each gradient back in its input's dtype. Without autocast every cast is a no-op.
     """
 
     @staticmethod
@@ -123,19 +127,22 @@ class _SparseEntryLinearFunction(torch.autograd.Function):
         x, values, bias, base_weight, flat_indices = inputs
         ctx.save_for_backward(x, values, base_weight, flat_indices)
         ctx.has_bias = bias is not None
+        ctx.bias_dtype = None if bias is None else bias.dtype
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, values, base_weight, flat_indices = ctx.saved_tensors
+        dtype = grad_output.dtype
         grad_x = grad_values = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = grad_output @ _weight_with_entries(base_weight, flat_indices, values)
+            weight = _weight_with_entries(base_weight, flat_indices, values).to(dtype)
+            grad_x = (grad_output @ weight).to(x.dtype)
         rows = grad_output.reshape(-1, grad_output.shape[-1])
         if ctx.needs_input_grad[1]:
-            dense = rows.T @ x.reshape(-1, x.shape[-1])
-            grad_values = dense.reshape(-1)[flat_indices]
+            dense = rows.T @ x.reshape(-1, x.shape[-1]).to(dtype)
+            grad_values = dense.reshape(-1)[flat_indices].to(values.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = rows.sum(dim=0)
+            grad_bias = rows.sum(dim=0).to(ctx.bias_dtype)
         return grad_x, grad_values, grad_bias, None, None
 
 

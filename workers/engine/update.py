@@ -20,6 +20,7 @@ from workers.engine.method import UpdateContext
 from workers.engine.method_builder import create_method
 from workers.engine.methods.catalogue import DEFAULT_METHOD, declaration_of, resolve_hyperparameters
 from workers.engine.methods.hyperparameters import CommonHyperparameters, HyperparameterError
+from workers.engine.precision import autocast_dtype, autocast_to, precision_name
 from workers.engine.trainer import Budget, ProgressCallback, train
 from workers.engine.training_data import TrainingData
 
@@ -48,6 +49,8 @@ class UpdateReport:
     anchors: int = 0
     # Mean 1 - cos between the anchors' embeddings after the update and the parent's.
     anchor_drift: float | None = None
+    # Autocast of the training forward passes: "off" or "bf16" (workers/engine/precision.py).
+    mixed_precision: str = "off"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +76,7 @@ def run_update(
     on_progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     anchors: Sequence[ImageExample] = (),
+    mixed_precision: str = "off",
 ) -> UpdateOutcome:
     """Fine-tune the image encoder of ``model`` on ``examples`` and merge the update in place.
 
@@ -84,6 +88,8 @@ def run_update(
     (a mapping) that are resolved here against ``model``; either way they are checked.
     ``anchors``: labelled control images the anchor terms and the drift budget use (never
     the images CC is measured on); ignored unless the hyperparameters ask for them.
+    ``mixed_precision``: "off", "bf16" or "auto" (CUDA only; see workers/engine/precision.py):
+    parameters, optimizer state and merged weights stay float32 either way.
     """
     hp = checked_hyperparameters(model, method, hyperparameters)
     batch = build_captioned_batch(examples, hp.template, negative_labels)
@@ -91,6 +97,7 @@ def run_update(
     if device is not None:
         model.to(device)
     torch_device = model.device
+    amp_dtype = autocast_dtype(mixed_precision, torch_device)
     original_state = model.image_encoder_state()
     update_method = create_method(method, hp)
     torch.manual_seed(seed)
@@ -107,10 +114,20 @@ def run_update(
 
             same_answer = torch.tensor(batch.same_answer_pairs(), device=torch_device)
 
+            def features_of(pixels: torch.Tensor) -> torch.Tensor:
+                # The encoder's forward (and so its backward) in the autocast dtype, if any;
+                # the loss on top of it in float32.
+                with autocast_to(torch_device, amp_dtype):
+                    features = model.image_features(pixels)
+                return features.float()
+
             def loss_of(pixels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-                features = model.image_features(pixels)
                 return class_level_contrastive_loss(
-                    features, caption_embeddings, targets, logit_scale, same_answer[targets]
+                    features_of(pixels),
+                    caption_embeddings,
+                    targets,
+                    logit_scale,
+                    same_answer[targets],
                 )
 
             anchor_term = (
@@ -120,6 +137,7 @@ def run_update(
                     hp.anchor_distillation,
                     hp.anchor_rehearsal,
                     hp.anchor_batch_size,
+                    image_features=features_of,
                 )
                 if anchors and hp.uses_anchors()
                 else None
@@ -173,6 +191,7 @@ def run_update(
         stop_reason=result.stop_reason,
         anchors=anchor_term.anchors.size if anchor_term is not None else 0,
         anchor_drift=drift,
+        mixed_precision=precision_name(amp_dtype),
     )
     return UpdateOutcome(report=report, carried_state=update_method.carried_state())
 

@@ -254,6 +254,7 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
             on_progress=progress.on_progress,
             should_cancel=progress.should_cancel,
             anchors=inputs.anchors,
+            mixed_precision=context.worker_settings.mixed_precision,
         )
     except UpdateCancelled:
         return _finish_cancelled(context, job, "cancelled during training")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,11 @@ class WorkerSettings(BaseSettings):
     state_cache_size: int = Field(default=2, ge=1)
     # "json" for structured logs (one object per line), "text" for humans.
     log_format: str = "json"
+    # Autocast of an update's training forward/backward passes (workers/engine/precision.py):
+    # "auto" = bfloat16 on a CUDA device that supports it (VLMC_DEVICE=cuda), float32 on CPU;
+    # "bf16" asks for it on CUDA; "off" trains in float32 everywhere. Parameters, optimizer
+    # state and the merged weights (what a version stores) are float32 in every mode.
+    mixed_precision: Literal["auto", "bf16", "off"] = "auto"
 
 
 @lru_cache(maxsize=1)
