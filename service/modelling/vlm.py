@@ -111,6 +111,8 @@ class VisionLanguageModel:
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
+        # Batched prompts are padded on the left, so every answer starts at the same column.
+        self.tokenizer.padding_side = "left"
         self.preprocessor = preprocessor
         self.encoder = encoder
         config = model.config
@@ -132,7 +134,6 @@ class VisionLanguageModel:
 
     def _inputs(self, images: list[Image.Image], questions: list[str]) -> dict[str, torch.Tensor]:
         prompts = [llava_prompt(question, self.image_tokens) for question in questions]
-        self.tokenizer.padding_side = "left"
         tokens = self.tokenizer(prompts, return_tensors="pt", padding=True)
         pixels = self.preprocessor(images).to(self.device)
         return {
