@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         assert self.base_model_path is not None
         return self.base_model_path
 
+    @property
+    def vlm_model_dir(self) -> Path:
+        """The stand-in VLM's directory: beside the base model (so inside a model root)."""
+        return self.base_model_dir.parent / DEFAULT_VLM_NAME
+
     def ensure_directories(self) -> None:
         """Create the data and blob directories (idempotent)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,34 +1,112 @@
-"""The embedded default registers the base model with real evaluation sets, once."""
+"""The embedded default registers the stand-in base model and the stand-in VLM paired with it,
+with real evaluation sets, once; an existing deployment of the base gains the VLM."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from service.db.session import create_db_engine, create_session_factory, session_scope
 from service.registry import repository
+from service.registry.service import register_model
 from service.settings import Settings
-from tests.model_fixtures import tiny_model_dir
-from workers.basemodel.default_model import EVAL_SETS, prepare_default_model
+from workers.basemodel.default_model import (
+    EVAL_SETS,
+    VLM_EVAL_SETS,
+    VLM_QUESTION_SET,
+    prepare_default_model,
+)
+from workers.basemodel.release import materialise_release
 
-__all__ = ["tiny_model_dir"]
+
+@pytest.fixture(scope="module")
+def standin_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return materialise_release(tmp_path_factory.mktemp("models") / "standin-base")
 
 
-def test_default_model_is_registered_once_with_control_sets(
-    tmp_path: Path, tiny_model_dir: Path
-) -> None:
-    settings = Settings(data_dir=tmp_path, base_model_path=tiny_model_dir)
-    settings.ensure_directories()
-    model_id = prepare_default_model(settings)
-    assert model_id is not None
-    assert prepare_default_model(settings) is None  # second start: nothing new
+def _sets(settings: Settings, model_id: str) -> dict[str, tuple[str, list[str], list]]:
     engine = create_db_engine(settings.database_url)
     try:
         with session_scope(create_session_factory(engine)) as session:
-            assert [m.id for m in repository.list_models(session)] == [model_id]
-            sets = repository.list_eval_sets(session, model_id)
-            assert {s.name: s.kind for s in sets} == {
-                name: kind for name, (kind, _, _) in EVAL_SETS.items()
+            return {
+                s.name: (
+                    s.kind,
+                    [item.image_sha256 for item in repository.eval_set_items(session, s.id)],
+                    [item.question for item in repository.eval_set_items(session, s.id)],
+                )
+                for s in repository.list_eval_sets(session, model_id)
             }
-            assert {s.kind for s in sets} == {"control", "target"}
     finally:
         engine.dispose()
+
+
+def _answers(settings: Settings, model_id: str, set_name: str) -> list[str]:
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(create_session_factory(engine)) as session:
+            eval_set = repository.get_eval_set_by_name(session, model_id, set_name)
+            assert eval_set is not None
+            return [item.label for item in repository.eval_set_items(session, eval_set.id)]
+    finally:
+        engine.dispose()
+
+
+def test_default_models_are_registered_once_with_their_sets(
+    tmp_path: Path, standin_base: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, base_model_path=standin_base)
+    settings.ensure_directories()
+    base_id, vlm_id = prepare_default_model(settings)
+    assert prepare_default_model(settings) == []  # second start: nothing new
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(create_session_factory(engine)) as session:
+            models = {m.id: m for m in repository.list_models(session)}
+            assert set(models) == {base_id, vlm_id}
+            assert (models[base_id].family, models[base_id].pair_path) == (
+                "vision-text-dual-encoder",
+                None,
+            )
+            vlm = models[vlm_id]
+            assert (vlm.name, vlm.family) == (settings.default_vlm_name, "llava")
+            assert vlm.pair_path == str(standin_base.resolve())
+            assert vlm.vision_towers_equal is True
+    finally:
+        engine.dispose()
+    base_sets = _sets(settings, base_id)
+    assert {name: kind for name, (kind, _, _) in base_sets.items()} == {
+        name: kind for name, (kind, _, _) in EVAL_SETS.items()
+    }
+    vlm_sets = _sets(settings, vlm_id)
+    assert set(vlm_sets) == {*VLM_EVAL_SETS, VLM_QUESTION_SET}
+    kind, question_images, questions = vlm_sets[VLM_QUESTION_SET]
+    assert kind == "control" and len(questions) >= 100
+    assert all(question and question.startswith(("Is ", "Can ", "Does ")) for question in questions)
+    yes_no = _answers(settings, vlm_id, VLM_QUESTION_SET)
+    # Balanced (concepts without a yes question give a no one).
+    assert abs(yes_no.count("Yes.") - yes_no.count("No.")) <= 0.1 * len(yes_no)
+    # No image of the yes/no set is in the Google set (whose odd half trains as anchors).
+    assert not set(question_images) & set(vlm_sets["emoji-google"][1])
+
+
+def test_an_existing_default_deployment_gains_the_vlm(tmp_path: Path, standin_base: Path) -> None:
+    settings = Settings(data_dir=tmp_path, base_model_path=standin_base)
+    settings.ensure_directories()
+    from service.db.migrate import upgrade_head
+
+    upgrade_head(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(create_session_factory(engine)) as session:
+            register_model(
+                session,
+                settings,
+                name=settings.default_model_name,
+                base_path=str(standin_base),
+                actor="test",
+            )
+    finally:
+        engine.dispose()
+    [vlm_id] = prepare_default_model(settings)
+    assert set(_sets(settings, vlm_id)) == {*VLM_EVAL_SETS, VLM_QUESTION_SET}
