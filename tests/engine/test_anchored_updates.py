@@ -95,3 +95,53 @@ def test_anchors_are_never_the_images_cc_is_measured_on() -> None:
     assert [s.images for s in measured] == [images[0::2], images[:2]]
     assert [a.image for a in anchors] == images[1::2]
     assert not {id(a.image) for a in anchors} & {id(i) for i in measured[0].images}
+
+
+def test_question_answer_anchors_train_through_their_statements(
+    model: DualEncoder, correction: list[ImageExample], anchors: list[ImageExample]
+) -> None:
+    from workers.engine.anchors import prepare_anchors
+
+    template = "a photo of a {}."
+    shoe = {"sandal", "sneaker", "ankle boot"}
+    asked = [
+        ImageExample(
+            image=anchor.image,
+            question="Is it a shoe?",
+            answer="Yes." if anchor.label in shoe else "No.",
+        )
+        for anchor in anchors[:6]
+    ]
+    named = [
+        ImageExample(image=anchors[0].image, question="What is in the picture?", answer="A bag.")
+    ]
+    mixed = [*anchors[6:], *asked, *named]
+    prepared = prepare_anchors(model, mixed, template)
+    labels = sorted({str(a.label) for a in anchors[6:]} | {"bag"})
+    statements = sorted(
+        {"it is a shoe." if a.answer == "Yes." else "it is not a shoe." for a in asked}
+    )
+    classes = sorted([*labels, *statements])
+    # One class per label (the named answer joins the label "bag"), one per statement.
+    assert prepared.caption_embeddings.shape[0] == len(classes)
+    expected = [
+        model.encode_texts([f"a photo of a {c}." if c in labels else c])[0] for c in classes
+    ]
+    assert all(
+        (prepared.caption_embeddings[i] - e).abs().max() < 1e-5 for i, e in enumerate(expected)
+    )
+    own = (
+        [str(a.label) for a in anchors[6:]]
+        + ["it is a shoe." if a.answer == "Yes." else "it is not a shoe." for a in asked]
+        + ["bag"]
+    )
+    assert prepared.targets.tolist() == [classes.index(c) for c in own]
+    report = run_update(
+        model,
+        correction,
+        method="lorsu",
+        hyperparameters={**FAST, "anchor_distillation": 1.0, "anchor_rehearsal": 1.0},
+        seed=0,
+        anchors=mixed,
+    )
+    assert report.report.anchors == len(mixed)

@@ -47,9 +47,11 @@ def prepare_anchors(
     model: DualEncoder, anchors: Sequence[ImageExample], template: str, batch_size: int = 64
 ) -> AnchorSet:
     """Encode the anchors once with the parent weights (before any update)."""
-    if any(anchor.label is None for anchor in anchors):
-        raise InvalidExample("every anchor needs a label")
-    labels = sorted({str(anchor.label) for anchor in anchors})
+    if any(anchor.label is None and anchor.answer is None for anchor in anchors):
+        raise InvalidExample("every anchor needs a label or a question and its answer")
+    classes = dict(_anchor_class(anchor, template) for anchor in anchors)
+    keys = [_anchor_class(anchor, template)[0] for anchor in anchors]
+    ordered = sorted(classes)
     pixels = model.pixel_values([anchor.image for anchor in anchors])
     parent = torch.cat(
         [
@@ -59,10 +61,23 @@ def prepare_anchors(
     )
     return AnchorSet(
         pixels=pixels,
-        targets=torch.tensor([labels.index(str(a.label)) for a in anchors], device=pixels.device),
-        caption_embeddings=model.encode_texts([caption_for_label(x, template) for x in labels]),
+        targets=torch.tensor([ordered.index(key) for key in keys], device=pixels.device),
+        caption_embeddings=model.encode_texts([classes[key] for key in ordered]),
         parent_embeddings=parent,
     )
+
+
+def _anchor_class(anchor: ImageExample, template: str) -> tuple[str, str]:
+    """``(class key, caption)`` of an anchor: a label is its own class (its label caption); a
+    question/answer anchor joins the class of the label it names ("What is in the picture?" /
+    "A cat."), or else is the class of its statement ("it is an animal.")."""
+    if anchor.label is not None:
+        return anchor.label, caption_for_label(anchor.label, template)
+    taught = anchor.taught_label()
+    if taught is not None:
+        return taught, caption_for_label(taught, template)
+    caption = anchor.caption(template)
+    return caption, caption
 
 
 class AnchorTerm:
