@@ -11,8 +11,19 @@ import pytest
 from bench.continual.protocol import anchor_concepts, measured_concepts, session_examples
 from bench.vlm.measure import embed_captions, measure
 from bench.vlm.models import ModelPaths, given_models
-from bench.vlm.protocol import VlmSetting, qa_corrections, scenario_data
-from bench.vlm.results import ANSWERS, CLIP, CONTROLS, CORRECTED, NEVER_CORRECTED, VlmRun, load_runs
+from bench.vlm.protocol import WHAT_ONLY, VlmSetting, qa_corrections, scenario_data
+from bench.vlm.results import (
+    ANSWERS,
+    CLIP,
+    CLIP_EMBEDDING,
+    CONTROLS,
+    CORRECTED,
+    DRIFT_KINDS,
+    LANGUAGE_MODEL_INPUT,
+    NEVER_CORRECTED,
+    VlmRun,
+    load_runs,
+)
 from bench.vlm.run import main
 from bench.vlm.runner import run_method
 from service.modelling.captions import WHAT_IS_SHOWN_QUESTION
@@ -60,6 +71,11 @@ def test_corrections_ask_each_image_its_concepts_questions() -> None:
     assert [(c.question, c.answer) for c in corrections] == expected
     assert {c.question for c in corrections} >= {WHAT_IS_SHOWN_QUESTION, "Is it an animal?"}
     assert all(c.label is None for c in corrections)
+    what_only = qa_corrections(labelled, WHAT_ONLY)
+    assert [(c.question, c.answer) for c in what_only] == [
+        pair for pair in expected if pair[0] == WHAT_IS_SHOWN_QUESTION
+    ]
+    assert len(what_only) == len(labelled)
     # OpenMoji train renderings; the measured ones are test renderings, never trained on.
     measured = {image.tobytes() for image in data.target.images}
     assert not any(e.image.tobytes() in measured for e in labelled)
@@ -89,6 +105,8 @@ def test_before_is_the_same_for_every_method_and_after_differs(runs: list[VlmRun
     assert (before.answers, before.clip) == (other.answers, other.clip)
     # The tower moved: in CLIP space some match flips (the pair's tower *is* the VLM's).
     assert before.clip != after.clip
+    assert before.drift == {} and after.drift[CORRECTED][CLIP_EMBEDDING] > 0
+    assert after.drift[CORRECTED][LANGUAGE_MODEL_INPUT] > 0
     for run in runs:
         assert [s.session for s in run.sessions] == [0, 1, 2]
         assert [len(s.corrected_so_far) for s in run.sessions] == [0, 10, 20]
@@ -111,8 +129,14 @@ def test_measurement_counts_every_question_and_repeats_exactly(models: ModelPath
     data = scenario_data(SMALL)
     vlm = load_vision_language_model(models.vlm, models.pair)
     captions = embed_captions(vlm.encoder, data)
-    first, again = measure(vlm, data, captions), measure(vlm, data, captions)
+    (first, features), (again, _) = measure(vlm, data, captions), measure(vlm, data, captions)
     assert first.answers == again.answers and first.clip == again.clip
+    # Against itself nothing drifted; the drift covers every group and feature kind.
+    same, _ = measure(vlm, data, captions, base=features)
+    assert set(same.drift) == {CORRECTED, NEVER_CORRECTED, CONTROLS}
+    for kinds in same.drift.values():
+        assert set(kinds) == set(DRIFT_KINDS)
+        assert all(abs(value) < 1e-5 for value in kinds.values())
     target = first.answers["emoji-openmoji"]
     assert sum(hits.counts()[1] for hits in target.values()) == len(data.target.questions)
     assert target["what"].total == dict.fromkeys(data.target.concepts, 1)
@@ -127,9 +151,9 @@ def test_saved_runs_load_back_equal(runs: list[VlmRun], tmp_path: Path) -> None:
 def test_command_runs_resumes_and_reports(models: ModelPaths, tmp_path: Path) -> None:
     args = [
         "--vlm", str(models.vlm), "--pair", str(models.pair), "--out", str(tmp_path),
-        "--methods", "lora", "--seeds", "0,1", "--sessions", "1", "--shots", "1",
-        "--target-renderings", "1", "--control-concepts", "10", "--workers", "1", "--threads", "1",
-        "--no-every-session",
+        "--methods", "lora", "--what-only-methods", "lora", "--seeds", "0,1",
+        "--sessions", "1", "--shots", "1", "--target-renderings", "1", "--control-concepts", "10",
+        "--workers", "1", "--threads", "1", "--no-every-session",
         "--set", "*.anchor_distillation=0", "--set", "*.anchor_rehearsal=0",
         "--set", "*.max_steps=2",
     ]  # fmt: skip
@@ -138,19 +162,24 @@ def test_command_runs_resumes_and_reports(models: ModelPaths, tmp_path: Path) ->
     assert [path.stem for path in saved] == [
         "vlm-openmoji__lora__seed0",
         "vlm-openmoji__lora__seed1",
+        "vlm-openmoji__lora__what-only__seed0",
+        "vlm-openmoji__lora__what-only__seed1",
     ]
     written = {path: path.stat().st_mtime_ns for path in saved}
     info = json.loads((tmp_path / "run_info.json").read_text())
-    assert (info["ran"], info["reused"]) == (2, 0)
+    assert (info["ran"], info["reused"]) == (4, 0)
     report = (tmp_path / "report.md").read_text()
-    assert "| lora | 2 |" in report and "What is in the picture?" in report
+    assert "| lora | 2 |" in report and "| lora (what-only) | 2 |" in report
+    what_only = VlmRun.load(saved[2])
+    # One rendering of each of 10 concepts, asked only what it shows.
+    assert what_only.corrections == "what-only" and what_only.sessions[1].examples == 10
     # A second call reuses both runs; another setting would not.
     main(args)
     assert {path: path.stat().st_mtime_ns for path in saved} == written
     info = json.loads((tmp_path / "run_info.json").read_text())
-    assert (info["ran"], info["reused"], info["invocations"]) == (0, 2, 2)
+    assert (info["ran"], info["reused"], info["invocations"]) == (0, 4, 2)
     # Another setting makes the saved runs stale: they are replaced, not mixed in.
-    main([*args, "--seeds", "0", "--shots", "2"])
+    main([*args, "--seeds", "0", "--shots", "2", "--what-only-methods"])
     assert [path.stem for path in sorted((tmp_path / "runs").glob("*.json"))] == [
         "vlm-openmoji__lora__seed0"
     ]

@@ -5,23 +5,38 @@ Answers: greedy generation through the serving path, scored by the service's own
 the same images): "What is in the picture?" is right when the concept's caption is the
 nearest of all concept names' captions; a yes/no question when the statement of its right
 answer is nearer than the statement of the other one (``qa_statement``: "it is an animal."
-against "it is not an animal.").
+against "it is not an animal."). Also how far the images' features moved since before any
+update: the CLIP embedding the loss trains, and the tower features the language model reads.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from bench.vlm.protocol import QUESTION_KINDS, WHAT, YES_KIND, QuestionSet, ScenarioData
-from bench.vlm.results import ConceptHits, Measurement
+from bench.vlm.results import (
+    CLIP_EMBEDDING,
+    CONTROLS,
+    CORRECTED,
+    DRIFT_KINDS,
+    LANGUAGE_MODEL_INPUT,
+    NEVER_CORRECTED,
+    ConceptHits,
+    Measurement,
+)
 from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, caption_for_label, qa_statement
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.vlm import VisionLanguageModel
 from workers.basemodel.vlm.questions import NO, YES
 from workers.pipeline.evaluation import answer_hits
+
+_BATCH = 64
 
 
 def _empty() -> dict[str, ConceptHits]:
@@ -61,14 +76,46 @@ def embed_captions(encoder: DualEncoder, data: ScenarioData) -> Captions:
     )
 
 
+@dataclass(frozen=True)
+class TowerFeatures:
+    """Per image: its CLIP embedding (normalised; what the loss trains) and the features the
+    language model reads (the tower's hidden state at the VLM's feature layer, patch tokens
+    only as LLaVA's "default" strategy takes them, before the projector)."""
+
+    clip: torch.Tensor  # (images, dim)
+    language: torch.Tensor  # (images, tokens, width)
+
+
 @torch.no_grad()
+def tower_features(vlm: VisionLanguageModel, images: list[Image.Image]) -> TowerFeatures:
+    config = vlm.model.config
+    layer = int(config.vision_feature_layer)
+    skip = 1 if config.vision_feature_select_strategy == "default" else 0
+    clip, language = [], []
+    for start in range(0, len(images), _BATCH):
+        pixels = vlm.encoder.pixel_values(images[start : start + _BATCH])
+        clip.append(F.normalize(vlm.encoder.image_features(pixels), dim=-1).cpu())
+        hidden = vlm.model.model.vision_tower(pixels, output_hidden_states=True).hidden_states
+        language.append(hidden[layer][:, skip:].float().cpu())
+    return TowerFeatures(torch.cat(clip), torch.cat(language))
+
+
+def drift(before: TowerFeatures, after: TowerFeatures, rows: list[int]) -> dict[str, float]:
+    """Mean 1 - cos from ``before`` to ``after`` over ``rows`` (the language-model input: over
+    their patch tokens too), per feature kind."""
+    index = torch.tensor(rows)
+    clip = 1.0 - (before.clip[index] * after.clip[index]).sum(dim=-1)
+    language = 1.0 - F.cosine_similarity(before.language[index], after.language[index], dim=-1)
+    return {CLIP_EMBEDDING: float(clip.mean()), LANGUAGE_MODEL_INPUT: float(language.mean())}
+
+
 def clip_accuracy(
-    encoder: DualEncoder, questions: QuestionSet, concept_names: list[str], captions: Captions
+    embeddings: torch.Tensor, questions: QuestionSet, concept_names: list[str], captions: Captions
 ) -> dict[str, ConceptHits]:
-    """Right CLIP-space matches per question kind and concept (see the module docstring)."""
-    images = encoder.encode_images(questions.images).cpu()
-    named = (images @ captions.names.T).argmax(dim=1).tolist()
-    similarity = images @ captions.statements.T
+    """Right CLIP-space matches per question kind and concept (see the module docstring),
+    from the set's image ``embeddings``."""
+    named = (embeddings @ captions.names.T).argmax(dim=1).tolist()
+    similarity = embeddings @ captions.statements.T
     by_kind = _empty()
     for asked in questions.questions:
         concept = questions.concepts[asked.image]
@@ -82,12 +129,43 @@ def clip_accuracy(
     return by_kind
 
 
-def measure(vlm: VisionLanguageModel, data: ScenarioData, captions: Captions) -> Measurement:
-    """Every question set of ``data`` scored both ways with the VLM's current tower."""
+def _group_rows(data: ScenarioData) -> dict[str, dict[str, list[int]]]:
+    """group -> set name -> the rows (images) of that group in the set."""
+    corrected = {data.concept_names[c] for session in data.sessions for c in session}
+    transfer = set(data.transfer)
+    target = data.target
+    return {
+        CORRECTED: {target.name: [i for i, c in enumerate(target.concepts) if c in corrected]},
+        NEVER_CORRECTED: {target.name: [i for i, c in enumerate(target.concepts) if c in transfer]},
+        CONTROLS: {name: list(range(len(s.images))) for name, s in data.controls.items()},
+    }
+
+
+def measure(
+    vlm: VisionLanguageModel,
+    data: ScenarioData,
+    captions: Captions,
+    base: dict[str, TowerFeatures] | None = None,
+) -> tuple[Measurement, dict[str, TowerFeatures]]:
+    """Every question set of ``data`` scored both ways with the VLM's current tower, with the
+    features' drift from ``base`` (the features before any update; none when None), and the
+    current features."""
     started = time.perf_counter()
     sets = [data.target, *data.controls.values()]
-    return Measurement(
+    features = {s.name: tower_features(vlm, s.images) for s in sets}
+    drifts: dict[str, dict[str, float]] = {}
+    if base is not None:
+        for group, rows_of in _group_rows(data).items():
+            # Controls: the mean over the control sets, as their accuracy is.
+            per_set = [drift(base[name], features[name], rows) for name, rows in rows_of.items()]
+            drifts[group] = {k: statistics.fmean(d[k] for d in per_set) for k in DRIFT_KINDS}
+    measurement = Measurement(
         answers={s.name: answer_accuracy(vlm, s) for s in sets},
-        clip={s.name: clip_accuracy(vlm.encoder, s, data.concept_names, captions) for s in sets},
+        clip={
+            s.name: clip_accuracy(features[s.name].clip, s, data.concept_names, captions)
+            for s in sets
+        },
         seconds=time.perf_counter() - started,
+        drift=drifts,
     )
+    return measurement, features

@@ -40,6 +40,11 @@ TARGET_RENDERINGS = 10
 # Question kinds, reported apart: a model that always says "Yes." shows as such.
 WHAT, YES_KIND, NO_KIND = "what", "yes", "no"
 QUESTION_KINDS = (WHAT, YES_KIND, NO_KIND)
+# Which of its concept's questions each correction image is asked: all of them (the
+# scenario), or only "What is in the picture?" (a control: its statement is the label caption,
+# so these corrections train exactly what the continual benchmark's label corrections train).
+ALL_QUESTIONS, WHAT_ONLY = "all", "what-only"
+CORRECTIONS = (ALL_QUESTIONS, WHAT_ONLY)
 
 
 @dataclass(frozen=True)
@@ -81,13 +86,18 @@ def question_kind(question: str, answer: str) -> str:
     return YES_KIND if answer == YES else NO_KIND
 
 
-def qa_corrections(labelled: list[ImageExample]) -> list[ImageExample]:
-    """Every labelled correction image asked each of its concept's questions, as
-    question/answer corrections (what the user of a VLM would submit)."""
+def qa_corrections(
+    labelled: list[ImageExample], questions: str = ALL_QUESTIONS
+) -> list[ImageExample]:
+    """Every labelled correction image asked its concept's questions (all, or only what it
+    shows), as question/answer corrections (what the user of a VLM would submit)."""
+    if questions not in CORRECTIONS:
+        raise ValueError(f"questions must be one of {CORRECTIONS}, got {questions!r}")
     return [
         ImageExample(image=example.image, question=question, answer=answer)
         for example in labelled
         for question, answer in question_answers(str(example.label))
+        if questions == ALL_QUESTIONS or question == WHAT_QUESTION
     ]
 
 

@@ -22,6 +22,7 @@ from bench.vlm.results import (
     CLIP,
     CONTROLS,
     CORRECTED,
+    DRIFT_KINDS,
     GROUPS,
     KIND_GROUPS,
     VlmRun,
@@ -31,10 +32,10 @@ from bench.vlm.results import (
 
 
 def by_method(runs: Sequence[VlmRun]) -> dict[str, list[VlmRun]]:
-    """method -> its runs over seeds, in the report's method order."""
+    """method (and corrections variant) -> its runs over seeds, in the report's order."""
     grouped: dict[str, list[VlmRun]] = defaultdict(list)
     for run in runs:
-        grouped[run.method].append(run)
+        grouped[run.label].append(run)
     return {method: grouped[method] for method in ordered_methods(list(grouped))}
 
 
@@ -100,6 +101,26 @@ def control_styles_table(runs: Sequence[VlmRun]) -> str:
     return "\n".join(lines)
 
 
+def drift_table(runs: Sequence[VlmRun]) -> str:
+    """How far the images' features moved by the end (mean 1 - cos against the VLM before any
+    update, x 1000), per group: the CLIP embedding the loss trains and the language model's
+    input. Mean ± std over seeds."""
+    header = ["method"] + [f"{group}: {kind}" for group in GROUPS for kind in DRIFT_KINDS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, method_runs in by_method(runs).items():
+        cells = [method]
+        for group in GROUPS:
+            for kind in DRIFT_KINDS:
+                values = []
+                for run in method_runs:
+                    measurement = run.sessions[-1].measurement
+                    assert measurement is not None
+                    values.append(1000.0 * measurement.drift[group][kind])
+                cells.append(spread(values).plain())
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _style_accuracy(session: VlmSession, style: str, kinds: str) -> float:
     assert session.measurement is not None
     return session.measurement.control_accuracies(ANSWERS, KIND_GROUPS[kinds])[style]
@@ -144,6 +165,13 @@ def tables(runs: Sequence[VlmRun]) -> str:
 ### CLIP space, same images (reference): yes/no (the right answer's statement nearer)
 
 {before_after_table(runs, CLIP, "yes/no")}
+
+### Feature drift by the end (mean 1 - cos against before any update, x 1000)
+
+The CLIP embedding is what the loss trains; the language-model input is the tower's hidden
+state the VLM reads (its `vision_feature_layer`, patch tokens), which the answers depend on.
+
+{drift_table(runs)}
 
 ### Generated answers per control style (before -> after)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.continual.protocol import STYLE_SHIFT_TARGET
-from bench.vlm.protocol import NO_KIND, WHAT, YES_KIND
+from bench.vlm.protocol import ALL_QUESTIONS, NO_KIND, WHAT, YES_KIND
 
 # How the same images are scored: by the VLM's generated answers, or in the CLIP space of
 # the pair sharing its vision tower (for reference).
@@ -23,6 +23,11 @@ ANSWERS, CLIP = "answers", "clip"
 # the controls (mean over the two training styles).
 CORRECTED, NEVER_CORRECTED, CONTROLS = "corrected", "never corrected", "controls"
 GROUPS = (CORRECTED, NEVER_CORRECTED, CONTROLS)
+# How far an image's features moved from the VLM's before any update: its CLIP embedding (what
+# the loss trains) and the features the language model reads (the tower's hidden state at the
+# VLM's feature layer, patch tokens).
+CLIP_EMBEDDING, LANGUAGE_MODEL_INPUT = "CLIP embedding", "language-model input"
+DRIFT_KINDS = (CLIP_EMBEDDING, LANGUAGE_MODEL_INPUT)
 # Question kinds as the report shows them.
 KIND_GROUPS: dict[str, tuple[str, ...]] = {
     "what": (WHAT,),
@@ -66,6 +71,8 @@ class Measurement:
     answers: dict[str, dict[str, ConceptHits]]
     clip: dict[str, dict[str, ConceptHits]]
     seconds: float = 0.0
+    # group -> feature kind (DRIFT_KINDS) -> mean 1 - cos against the VLM before any update
+    drift: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def accuracy(
         self,
@@ -113,9 +120,15 @@ class VlmSession:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def run_key(method: str, seed: int) -> str:
+def run_label(method: str, corrections: str = ALL_QUESTIONS) -> str:
+    """How the report names a method run with these corrections."""
+    return method if corrections == ALL_QUESTIONS else f"{method} ({corrections})"
+
+
+def run_key(method: str, seed: int, corrections: str = ALL_QUESTIONS) -> str:
     """The file stem a run is saved under."""
-    return f"vlm-openmoji__{method}__seed{seed}"
+    variant = "" if corrections == ALL_QUESTIONS else f"__{corrections}"
+    return f"vlm-openmoji__{method}{variant}__seed{seed}"
 
 
 @dataclass
@@ -131,10 +144,15 @@ class VlmRun:
     sessions: list[VlmSession]
     transfer: list[str]
     seconds: float = 0.0
+    corrections: str = ALL_QUESTIONS  # which questions the corrections ask (protocol)
 
     @property
     def key(self) -> str:
-        return run_key(self.method, self.seed)
+        return run_key(self.method, self.seed, self.corrections)
+
+    @property
+    def label(self) -> str:
+        return run_label(self.method, self.corrections)
 
     @property
     def corrected(self) -> list[str]:
@@ -187,6 +205,7 @@ def _session(data: dict[str, Any]) -> VlmSession:
             answers=_hits(measured["answers"]),
             clip=_hits(measured["clip"]),
             seconds=measured["seconds"],
+            drift=measured.get("drift", {}),
         )
     return VlmSession(**data, measurement=measurement)
 

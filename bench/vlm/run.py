@@ -31,7 +31,7 @@ from tqdm import tqdm
 from bench.continual.protocol import SESSIONS
 from bench.continual.run import hyperparameters_for, machine_description, parse_overrides
 from bench.vlm.models import DEFAULT_CACHE, ModelPaths, given_models, materialise_models
-from bench.vlm.protocol import TARGET_RENDERINGS, VlmSetting
+from bench.vlm.protocol import ALL_QUESTIONS, TARGET_RENDERINGS, WHAT_ONLY, VlmSetting
 from bench.vlm.report import models_description, write_report
 from bench.vlm.results import VlmRun, run_key
 from bench.vlm.runner import run_method
@@ -40,6 +40,8 @@ from workers.basemodel.builder import torch_threads
 from workers.engine.methods.catalogue import method_names, resolve_hyperparameters
 
 DEFAULT_METHODS = ("lorsu", "lorsu-rand", "lora", "spu", "full-ft", "codyra", "keeplora")
+# The control rows: the same methods trained on the "what" questions alone.
+WHAT_ONLY_METHODS = ("lorsu", "full-ft")
 DEFAULT_OUT = Path("bench/results/vlm")
 QUICK_OUT = Path("var/bench/vlm-quick")
 INFO_FILE = "run_info.json"
@@ -52,13 +54,22 @@ class Job:
     method: str
     seed: int
     hyperparameters: dict[str, Any]
+    corrections: str = ALL_QUESTIONS
 
 
 def _run(
     models: ModelPaths, setting: VlmSetting, job: Job, every_session: bool, threads: int
 ) -> VlmRun:
     with torch_threads(threads):
-        return run_method(models, setting, job.method, job.seed, job.hyperparameters, every_session)
+        return run_method(
+            models,
+            setting,
+            job.method,
+            job.seed,
+            job.hyperparameters,
+            every_session,
+            job.corrections,
+        )
 
 
 def reusable(path: Path, models: ModelPaths, setting: VlmSetting, resolved: dict[str, Any]) -> bool:
@@ -115,6 +126,13 @@ def _list(value: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="VLM scenario of the continual benchmark.")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    parser.add_argument(
+        "--what-only-methods",
+        nargs="*",
+        default=list(WHAT_ONLY_METHODS),
+        help='also run these with only the "What is in the picture?" corrections (a control '
+        "whose captions are the label corrections'); none: leave the control out",
+    )
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated")
     parser.add_argument("--quick", action="store_true", help="lorsu, seed 0, 1 session")
     parser.add_argument("--shots", type=int, default=5, help="renderings per corrected concept")
@@ -151,8 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     methods = [method for item in args.methods for method in _list(item)]
     seeds = [int(seed) for seed in _list(args.seeds)]
+    what_only = [method for item in args.what_only_methods for method in _list(item)]
     if args.quick:
-        methods, seeds, args.sessions = ["lorsu"], [0], 1
+        methods, seeds, args.sessions, what_only = ["lorsu"], [0], 1, []
     out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     info_path = out / INFO_FILE
     command = "python -m bench.vlm.run " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -160,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         print(write_report(out, info))
         return
-    unknown = set(methods) - set(method_names())
+    unknown = set(methods + what_only) - set(method_names())
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}")
     if (args.vlm is None) != (args.pair is None):
@@ -176,14 +195,16 @@ def main(argv: list[str] | None = None) -> None:
         if run.vlm_weights_sha256 != models.weights_sha256 or run.setting != setting.describe():
             saved.unlink()
     jobs, reused = [], 0
-    for method in methods:
+    variants = [(m, ALL_QUESTIONS) for m in methods] + [(m, WHAT_ONLY) for m in what_only]
+    for method, corrections in variants:
         hyperparameters = hyperparameters_for(method, overrides)
         resolved = resolve_hyperparameters(method, hyperparameters, architecture).model_dump()
         for seed in seeds:
-            if reusable(runs_dir / f"{run_key(method, seed)}.json", models, setting, resolved):
+            path = runs_dir / f"{run_key(method, seed, corrections)}.json"
+            if reusable(path, models, setting, resolved):
                 reused += 1
             else:
-                jobs.append(Job(method, seed, hyperparameters))
+                jobs.append(Job(method, seed, hyperparameters, corrections))
     started = time.perf_counter()
     run_jobs(models, setting, jobs, runs_dir, args.workers, args.every_session, args.threads)
     seconds = time.perf_counter() - started

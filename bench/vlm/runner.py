@@ -17,7 +17,13 @@ from typing import Any
 from bench.continual.protocol import anchor_examples, session_examples
 from bench.vlm.measure import embed_captions, measure
 from bench.vlm.models import ModelPaths
-from bench.vlm.protocol import ScenarioData, VlmSetting, qa_corrections, scenario_data
+from bench.vlm.protocol import (
+    ALL_QUESTIONS,
+    ScenarioData,
+    VlmSetting,
+    qa_corrections,
+    scenario_data,
+)
 from bench.vlm.results import VlmRun, VlmSession
 from service.modelling.examples import ImageExample
 from service.modelling.vlm import load_vision_language_model
@@ -36,11 +42,13 @@ def run_method(
     seed: int,
     hyperparameters: Mapping[str, Any] | None = None,
     measure_every_session: bool = True,
+    corrections: str = ALL_QUESTIONS,
 ) -> VlmRun:
     """Apply the setting's sessions in order, each from the previous merged tower, measuring
     before the first and after each session (only after the last when
-    ``measure_every_session`` is off). The concepts' other names are negative captions, as
-    the service passes a model's other known labels."""
+    ``measure_every_session`` is off). ``corrections``: which of its concept's questions
+    each correction image is asked (``protocol.CORRECTIONS``). The concepts' other names are
+    negative captions, as the service passes a model's other known labels."""
     started = time.perf_counter()
     vlm = load_vision_language_model(models.vlm, models.pair)
     architecture = vlm.encoder.architecture
@@ -48,13 +56,14 @@ def run_method(
     data: ScenarioData = _data(setting)
     anchors = list(_anchors()) if resolved.uses_anchors() else []
     captions = embed_captions(vlm.encoder, data)
-    sessions = [VlmSession(0, [], measure(vlm, data, captions))]
+    before, base = measure(vlm, data, captions)
+    sessions = [VlmSession(0, [], before)]
     replayed: list[ImageExample] = []
     corrected: list[str] = []
     for index, classes in enumerate(data.sessions, start=1):
         own = {data.concept_names[c] for c in classes}
         corrected = corrected + [data.concept_names[c] for c in classes]
-        examples = qa_corrections(session_examples(setting.continual, classes, seed))
+        examples = qa_corrections(session_examples(setting.continual, classes, seed), corrections)
         outcome = run_update(
             vlm.encoder,
             examples,
@@ -74,7 +83,9 @@ def run_method(
             VlmSession(
                 session=index,
                 corrected_so_far=corrected,
-                measurement=measure(vlm, data, captions) if measure_every_session or last else None,
+                measurement=(
+                    measure(vlm, data, captions, base)[0] if measure_every_session or last else None
+                ),
                 train_seconds=report.train_seconds,
                 steps=report.steps,
                 examples=report.examples,
@@ -95,4 +106,5 @@ def run_method(
         sessions=sessions,
         transfer=data.transfer,
         seconds=time.perf_counter() - started,
+        corrections=corrections,
     )
