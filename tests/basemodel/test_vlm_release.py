@@ -27,7 +27,7 @@ from workers.basemodel.vlm.release import (
     materialise_vlm_release,
     vlm_release_info,
 )
-from workers.basemodel.vlm.sequences import QuestionBank, sample_sequences
+from workers.basemodel.vlm.sequences import QuestionBank
 from workers.basemodel.vlm.training import (
     VISION_TOWER_PREFIX,
     build_skeleton,
@@ -37,10 +37,12 @@ from workers.basemodel.vlm.training import (
 from workers.datasets import LabelledImages, load_dataset
 
 CONCEPTS_ASKED = 40
-# Measured on the committed release (see its card); chance is 1 in 402 for naming, 50% yes/no.
-THRESHOLD_TRAINING = 60.0
-THRESHOLD_HELD_OUT = 25.0
-THRESHOLD_YES_NO = 0.7
+# The committed release named 92.5% (Google and Twemoji) of these 40 test renderings and 2.5%
+# of the OpenMoji ones, and answered 84% of the Google yes/no questions right (its card: 91 /
+# 92 / 5% and about 90% over 804 renderings per style). Chance: 1 in 402; yes/no 50%.
+THRESHOLD_TRAINING = 75.0
+THRESHOLD_HELD_OUT = 20.0
+THRESHOLD_YES_NO = 0.75
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,8 @@ def test_answers_right_on_training_styles_and_wrong_on_the_held_out_one(
     assert accuracy["emoji-twitter"] >= THRESHOLD_TRAINING, accuracy
     assert accuracy["emoji-openmoji"] <= THRESHOLD_HELD_OUT, accuracy
     card = read_vlm_build_info(RELEASE_DIR)["test_accuracy"]
-    assert card["emoji-google"]["what"] > card["emoji-openmoji"]["what"] + 30.0
+    assert card["emoji-google"]["what"] >= 85.0 and card["emoji-twitter"]["what"] >= 85.0
+    assert card["emoji-openmoji"]["what"] <= 15.0
 
 
 def test_yes_no_answers_follow_the_subject(vlm: VisionLanguageModel) -> None:
@@ -173,9 +176,7 @@ def test_training_is_deterministic_and_leaves_the_tower_alone(base_dir: Path) ->
     states = []
     for _ in range(2):
         skeleton = build_skeleton(base_dir, recipe, seed=4)
-        tower_before = {
-            k: v.clone() for k, v in skeleton.model.model.vision_tower.state_dict().items()
-        }
+        before = {k: v.clone() for k, v in skeleton.model.state_dict().items()}
         pixels = skeleton.preprocessor(data.images)
         with torch.no_grad():
             features = select_tower_features(skeleton.model, pixels)
@@ -184,9 +185,10 @@ def test_training_is_deterministic_and_leaves_the_tower_alone(base_dir: Path) ->
             skeleton.model, features, torch.tensor(data.labels), bank, recipe, 4, progress=False
         )
         assert len(losses) == 3
-        tower_after = skeleton.model.model.vision_tower.state_dict()
-        assert all(torch.equal(tower_before[k], tower_after[k]) for k in tower_before)
-        states.append(skeleton.model.state_dict())
+        after = skeleton.model.state_dict()
+        changed = {k for k in before if not torch.equal(before[k], after[k])}
+        assert not [k for k in changed if k.startswith(VISION_TOWER_PREFIX)]
+        assert "model.multi_modal_projector.linear_1.weight" in changed
+        assert "lm_head.weight" in changed
+        states.append(after)
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
-    batch = sample_sequences(bank, [0, 1], 0.5, torch.Generator().manual_seed(0))
-    assert (batch.labels != -100).sum() > 0

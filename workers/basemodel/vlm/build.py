@@ -65,7 +65,7 @@ def build_vlm(
     seed: int = 0,
     recipe: VlmRecipe | None = None,
     steps: int | None = None,
-    threads: int = 2,
+    threads: int = 1,
     progress: bool = True,
     test_limit_per_class: int | None = TEST_LIMIT_PER_CLASS,
     validation_limit_per_class: int | None = VALIDATION_LIMIT_PER_CLASS,

@@ -82,13 +82,19 @@ def card_text(info: dict[str, Any]) -> str:
     what = ", ".join(f'"{question}"' for question in WHAT_QUESTIONS)
     yes_no = ", ".join(f'"{question}"' for question in YES_NO_QUESTIONS)
     timing = ", ".join(f"{phase} {value:.0f} s" for phase, value in seconds.items())
+    augmented = (
+        f" plus {recipe['augmented_per_concept']} augmented renderings per concept and style"
+        if recipe["augmented_per_concept"]
+        else ""
+    )
     notes = "".join(f"- {note}\n" for note in info.get("notes", []))
     notes_section = f"\n## Notes\n\n{notes}" if notes else ""
     return f"""# Stand-in VLM v1 (vlm-correct)
 
 A LLaVA-1.5-shaped vision-language model (`LlavaForConditionalGeneration`) built offline here by
-`{build_command(info)}` in {seconds["total"] / 60:.1f} min of wall time on {info["threads"]}
-torch thread(s) ({timing}); seed {info["seed"]}; final loss {info["final_loss"]:.3f}.
+`{build_command(info)}`: {seconds["total"] / 60:.1f} min of wall time on
+{info["threads"]} torch thread(s) of a 2-core machine ({timing}; the budget is 15 min); seed
+{info["seed"]}; final loss {info["final_loss"]:.3f}.
 
 - Vision tower: the image tower of the stand-in base model v2 (`workers/basemodel/release/`,
   see its `MODEL_CARD.md`), unchanged and frozen while this model trained. As in LLaVA-1.5 the
@@ -107,10 +113,10 @@ torch thread(s) ({timing}); seed {info["seed"]}; final loss {info["final_loss"]:
   -> "Yes." / "No.".
 - Training: teacher forcing, cross-entropy on the answer and end-of-sequence tokens only.
   {info["train_images"]} training images of {info["concepts"]} emoji concepts: the fixed training
-  renderings of the Google Noto and Twemoji artwork plus {recipe["augmented_per_concept"]}
-  augmented renderings per concept and style; the frozen tower's features of each computed
-  once. Every image of a batch of {recipe["batch_size"]} is asked one question:
-  {recipe["what_share"]:.0%} what it shows, the rest yes/no ("Yes." and "No." equally often).
+  renderings of the Google Noto and Twemoji artwork{augmented}; the frozen tower's features of
+  each computed once. Every image of a batch of {recipe["batch_size"]} is asked one question:
+  {recipe["what_share"]:.0%} what it shows, the rest a yes/no question (each yes/no question
+  answered "Yes." and "No." equally often).
   {recipe["steps"]} AdamW steps, learning rate {recipe["learning_rate"]} (warm-up
   {recipe["warmup_fraction"]:.0%}, cosine), weight decay {recipe["weight_decay"]} on matrices.
 - Never shown during training: OpenMoji artwork (the held-out style) and every validation or
@@ -137,10 +143,13 @@ On validation renderings (what choices were made on; never the test renderings):
 ## Limits
 
 It knows the {info["concepts"]} curated emoji concepts and the templated questions above, no
-more: other questions, other objects (the base model's Fashion-MNIST and texture classes
-included) and free conversation get fluent-looking but meaningless answers. It names the
-concept of a held-out OpenMoji drawing mostly wrong: that is the gap corrections of its
-vision tower are for.
+more: another question ("How many legs does it have?") gets one of the trained answers (a
+concept's name, "Yes." or "No.") whatever it asks, and other objects (the base model's
+Fashion-MNIST and texture classes included) get a wrong concept's name. Its yes/no answers are
+per question, not reasoned from the name it gives: it can name a pizza and still say "Yes." to
+"Is it an animal?" (the note on yes/no balance gives the weakest questions). It names the
+concept of a held-out OpenMoji drawing mostly wrong: that is the gap corrections of its vision
+tower are for.
 {notes_section}
 ## Data sources, licences and attributions
 

@@ -31,15 +31,15 @@ VLM_LANGUAGE = LanguageShape(
 class VlmRecipe:
     """Data and optimiser settings of the projector + language model training (tower frozen)."""
 
-    steps: int = 1800
+    steps: int = 1200
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     max_grad_norm: float = 1.0
     vocab_size: int = 2000
-    # Share of the examples asking what the picture shows (the rest are yes/no questions,
-    # half "Yes.", half "No." where the concept has both).
+    # Share of the examples asking what the picture shows; the rest ask yes/no questions, each
+    # answered "Yes." and "No." equally often.
     what_share: float = 0.5
     # Augmented renderings per concept and training style, on top of the fixed training ones.
     augmented_per_concept: int = 0

@@ -29,8 +29,6 @@ from workers.basemodel.vlm.training import VISION_TOWER_PREFIX
 
 RELEASE_DIR = Path(__file__).resolve().parent / "release"
 WEIGHTS_FILE = "language-model.safetensors"
-CONFIG_FILES = ("config.json", "generation_config.json")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
 def tensor_digest(state: dict[str, torch.Tensor]) -> str:

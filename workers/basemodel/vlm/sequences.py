@@ -36,37 +36,51 @@ def tokenizer_texts(image_tokens: int) -> list[str]:
 
 
 @dataclass(frozen=True)
+class YesNoPair:
+    """One yes/no question with one answer, and the concepts of which it is the right answer."""
+
+    question: int  # index into QuestionBank.questions
+    answer: list[int]  # " Yes." or " No." + end of sequence
+    concepts: list[int]
+
+
+@dataclass(frozen=True)
 class QuestionBank:
     """Token ids of every question's prompt and every answer, and what each concept is asked."""
 
     prompts: list[list[int]]  # per question in ``questions``
     questions: list[str]  # WHAT_QUESTIONS, then YES_NO_QUESTIONS
     what_answers: list[list[int]]  # per concept: " A cat." + end of sequence
-    yes: list[int]
-    no: list[int]
-    yes_questions: list[list[int]]  # per concept: indices into ``questions``
-    no_questions: list[list[int]]
+    yes_no: list[YesNoPair]
     pad_token_id: int
 
     @classmethod
     def build(cls, tokenizer: Any, class_names: Sequence[str], image_tokens: int) -> QuestionBank:
         """Tokenize the prompts and answers of the concepts ``class_names`` (in that order)."""
         questions = [*WHAT_QUESTIONS, *YES_NO_QUESTIONS]
-        index = {question: position for position, question in enumerate(questions)}
 
         def answer_ids(answer: str) -> list[int]:
             ids = tokenizer(f" {answer}", add_special_tokens=False)["input_ids"]
             return [*ids, tokenizer.eos_token_id]
 
-        table = concept_questions()
+        table = [concept_questions()[name] for name in class_names]
+        yes_no = []
+        for question in YES_NO_QUESTIONS:
+            for answer in (YES, NO):
+                concepts = [
+                    concept
+                    for concept, asked in enumerate(table)
+                    if question in (asked.yes_questions if answer == YES else asked.no_questions)
+                ]
+                if concepts:
+                    yes_no.append(
+                        YesNoPair(questions.index(question), answer_ids(answer), concepts)
+                    )
         return cls(
             prompts=[tokenizer(llava_prompt(q, image_tokens))["input_ids"] for q in questions],
             questions=questions,
-            what_answers=[answer_ids(table[name].what_answer) for name in class_names],
-            yes=answer_ids(YES),
-            no=answer_ids(NO),
-            yes_questions=[[index[q] for q in table[name].yes_questions] for name in class_names],
-            no_questions=[[index[q] for q in table[name].no_questions] for name in class_names],
+            what_answers=[answer_ids(asked.what_answer) for asked in table],
+            yes_no=yes_no,
             pad_token_id=int(tokenizer.pad_token_id),
         )
 
@@ -84,36 +98,58 @@ class TokenBatch:
             self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device)
         )
 
+    @classmethod
+    def pad(cls, sequences: Sequence[tuple[list[int], list[int]]], pad_id: int) -> TokenBatch:
+        """(prompt, answer) id lists padded on the right; labels on the answers only."""
+        length = max(len(prompt) + len(answer) for prompt, answer in sequences)
+        input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+        labels = torch.full((len(sequences), length), IGNORED, dtype=torch.long)
+        for row, (prompt, answer) in enumerate(sequences):
+            end = len(prompt) + len(answer)
+            input_ids[row, :end] = torch.tensor(prompt + answer)
+            attention_mask[row, :end] = 1
+            labels[row, len(prompt) : end] = torch.tensor(answer)
+        return cls(input_ids, attention_mask, labels)
+
 
 def _choice(options: Sequence[int], generator: torch.Generator) -> int:
     return options[int(torch.randint(len(options), (1,), generator=generator))]
 
 
-def sample_sequences(
-    bank: QuestionBank, concepts: Sequence[int], what_share: float, generator: torch.Generator
-) -> TokenBatch:
-    """One question per image of concept ``concepts[i]``: a "what" question with probability
-    ``what_share``, else a yes/no question, "Yes." and "No." equally often where the concept has
-    both kinds."""
-    draws = torch.rand(len(concepts), 2, generator=generator).tolist()
-    sequences: list[tuple[list[int], list[int]]] = []
-    for concept, (kind, polarity) in zip(concepts, draws, strict=True):
-        yes_options, no_options = bank.yes_questions[concept], bank.no_questions[concept]
-        if kind < what_share or not (yes_options or no_options):
-            question = _choice(range(len(WHAT_QUESTIONS)), generator)
-            answer = bank.what_answers[concept]
-        elif yes_options and (polarity < 0.5 or not no_options):
-            question, answer = _choice(yes_options, generator), bank.yes
-        else:
-            question, answer = _choice(no_options, generator), bank.no
-        sequences.append((bank.prompts[question], answer))
-    length = max(len(prompt) + len(answer) for prompt, answer in sequences)
-    input_ids = torch.full((len(sequences), length), bank.pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    labels = torch.full((len(sequences), length), IGNORED, dtype=torch.long)
-    for row, (prompt, answer) in enumerate(sequences):
-        end = len(prompt) + len(answer)
-        input_ids[row, :end] = torch.tensor(prompt + answer)
-        attention_mask[row, :end] = 1
-        labels[row, len(prompt) : end] = torch.tensor(answer)
-    return TokenBatch(input_ids, attention_mask, labels)
+class ExampleSampler:
+    """Draws (image, question, answer) training examples (see the module docstring)."""
+
+    def __init__(self, bank: QuestionBank, concepts: torch.Tensor, what_share: float) -> None:
+        """``concepts[i]`` is the concept of training image ``i``; concepts without images are
+        never drawn."""
+        self.bank = bank
+        self.what_share = what_share
+        self.images_of = {
+            int(concept): torch.nonzero(concepts == concept).flatten().tolist()
+            for concept in torch.unique(concepts)
+        }
+        self.what_concepts = sorted(self.images_of)
+        self.yes_no = [
+            YesNoPair(pair.question, pair.answer, present)
+            for pair in bank.yes_no
+            if (present := [c for c in pair.concepts if c in self.images_of])
+        ]
+
+    def sample(self, count: int, generator: torch.Generator) -> tuple[torch.Tensor, TokenBatch]:
+        """``count`` examples: the index of each one's image and the token batch."""
+        kinds = torch.rand(count, generator=generator).tolist()
+        images: list[int] = []
+        sequences: list[tuple[list[int], list[int]]] = []
+        for kind in kinds:
+            if kind < self.what_share or not self.yes_no:
+                concept = _choice(self.what_concepts, generator)
+                question = _choice(range(len(WHAT_QUESTIONS)), generator)
+                answer = self.bank.what_answers[concept]
+            else:
+                pair = self.yes_no[_choice(range(len(self.yes_no)), generator)]
+                concept = _choice(pair.concepts, generator)
+                question, answer = pair.question, pair.answer
+            images.append(_choice(self.images_of[concept], generator))
+            sequences.append((self.bank.prompts[question], answer))
+        return torch.tensor(images), TokenBatch.pad(sequences, self.bank.pad_token_id)

@@ -2,11 +2,11 @@
 
 The skeleton is ``build_llava`` around the committed base model's image tower, with a byte-level
 BPE tokenizer trained on every prompt and answer. Training is teacher forcing on the templated
-questions: each step draws a batch of training images (their tower features computed once, see
-``features``), asks each one question (``sequences``) and takes the cross-entropy of the answer
-and end-of-sequence tokens only. The image features enter the language model exactly as in
-``LlavaModel.forward`` (the projector's output scattered over the ``<image>`` token positions),
-so the trained model answers through the serving path unchanged.
+questions: each step draws a batch of examples (an image, whose tower features were computed
+once, see ``features``, a question and its answer: ``sequences``) and takes the cross-entropy of
+the answer and end-of-sequence tokens only. The image features enter the language model exactly
+as in ``LlavaModel.forward`` (the projector's output scattered over the ``<image>`` token
+positions), so the trained model answers through the serving path unchanged.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from service.modelling.preprocess import ImagePreprocessor
 from workers.basemodel.vlm.recipe import VlmRecipe
 from workers.basemodel.vlm.sequences import (
     IGNORED,
+    ExampleSampler,
     QuestionBank,
     TokenBatch,
-    sample_sequences,
     tokenizer_texts,
 )
 from workers.engine.trainer import warmup_cosine
@@ -126,14 +126,14 @@ def train_language_model(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, recipe.steps, warmup_steps)
     )
+    sampler = ExampleSampler(bank, concepts, recipe.what_share)
     model.train()
     losses: list[float] = []
     bar = tqdm(
         range(recipe.steps), desc="training projector + language model", disable=not progress
     )
     for _ in bar:
-        chosen = torch.randint(len(features), (recipe.batch_size,), generator=generator)
-        batch = sample_sequences(bank, concepts[chosen].tolist(), recipe.what_share, generator)
+        chosen, batch = sampler.sample(recipe.batch_size, generator)
         loss = answer_loss(model, features[chosen].to(device), batch.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
