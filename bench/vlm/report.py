@@ -17,6 +17,7 @@ from bench.continual.protocol import (
 )
 from bench.continual.report import ordered_methods, spread
 from bench.vlm.models import ModelPaths
+from bench.vlm.protocol import WHAT_ONLY
 from bench.vlm.results import (
     ANSWERS,
     CLIP,
@@ -177,7 +178,7 @@ state the VLM reads (its `vision_feature_layer`, patch tokens), which the answer
 
 {control_styles_table(runs)}
 
-### Generated answers session by session ("What is in the picture?")
+### Generated answers per measured session ("What is in the picture?")
 
 {sessions_table(runs, ANSWERS, "what")}
 
@@ -247,8 +248,10 @@ def models_description(models: ModelPaths, committed: bool) -> str:
 
 def _protocol(runs: Sequence[VlmRun], info: dict[str, Any]) -> str:
     setting = runs[0].setting
-    examples = sorted({s.examples for run in runs for s in run.sessions[1:]})
-    per_session = f"{examples[0]}" if len(examples) == 1 else f"{examples[0]}-{examples[-1]}"
+    examples: dict[str, set[int]] = defaultdict(set)
+    for run in runs:
+        examples[run.corrections] |= {session.examples for session in run.sessions[1:]}
+    per_session = "; ".join(f"{name}: {_range(sizes)}" for name, sizes in sorted(examples.items()))
     measured_when = "every session" if len(runs[0].measured()) > 2 else "the last session"
     controls = setting.get("control_concepts")
     control_concepts = (
@@ -281,8 +284,11 @@ def _protocol(runs: Sequence[VlmRun], info: dict[str, Any]) -> str:
         f"**Corrections**: {setting['shots']} OpenMoji `train` renderings per corrected concept "
         "(drawn by the seed), each asked the VLM's own questions "
         '(`workers/basemodel/vlm/questions.py: question_answers`: "What is in the picture?" '
-        '-> "A <name>.", the concept\'s yes question, one of its no questions): '
-        f"{per_session} question/answer examples per session.",
+        '-> "A <name>.", the concept\'s yes question, one of its no questions). '
+        f"Question/answer examples per session: {per_session}. The rows marked "
+        f"({WHAT_ONLY}) are a control: the same images asked only what they show, whose "
+        "statement is the label caption, so they train exactly what the continual "
+        "benchmark's label corrections train.",
         "**Training**: the CLIP loss alone, through `run_update` on the pair whose image "
         "encoder is the VLM's tower (class-level contrastive loss on the `qa_statement` "
         f"captions, the other concept names as negative captions), at {defaults}, "
@@ -300,6 +306,11 @@ def _protocol(runs: Sequence[VlmRun], info: dict[str, Any]) -> str:
         f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}).",
     ]
     return "\n".join(f"- {bullet}" for bullet in bullets)
+
+
+def _range(values: set[int]) -> str:
+    ordered = sorted(values)
+    return f"{ordered[0]}" if len(ordered) == 1 else f"{ordered[0]}-{ordered[-1]}"
 
 
 def write_report(out: Path, info: dict[str, Any]) -> Path:

@@ -178,9 +178,20 @@ class VlmRun:
         )
 
     def save(self, directory: Path) -> Path:
+        """One JSON file per run; hits as ``{concept: [right, asked]}`` (compact: a run holds
+        tens of thousands of them)."""
         directory.mkdir(parents=True, exist_ok=True)
+        data = asdict(self)
+        for session in data["sessions"]:
+            measured = session["measurement"]
+            if measured is not None:
+                for source in (ANSWERS, CLIP):
+                    measured[source] = {
+                        name: {kind: _pairs(hits) for kind, hits in by_kind.items()}
+                        for name, by_kind in measured[source].items()
+                    }
         path = directory / f"{self.key}.json"
-        path.write_text(json.dumps(asdict(self), indent=1))
+        path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
         return path
 
     @classmethod
@@ -190,9 +201,19 @@ class VlmRun:
         return cls(**data)
 
 
-def _hits(data: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, ConceptHits]]:
+def _pairs(hits: dict[str, dict[str, int]]) -> dict[str, list[int]]:
+    return {concept: [hits["correct"][concept], asked] for concept, asked in hits["total"].items()}
+
+
+def _hits(data: dict[str, dict[str, dict[str, list[int]]]]) -> dict[str, dict[str, ConceptHits]]:
     return {
-        name: {kind: ConceptHits(**hits) for kind, hits in by_kind.items()}
+        name: {
+            kind: ConceptHits(
+                correct={concept: pair[0] for concept, pair in pairs.items()},
+                total={concept: pair[1] for concept, pair in pairs.items()},
+            )
+            for kind, pairs in by_kind.items()
+        }
         for name, by_kind in data.items()
     }
 
