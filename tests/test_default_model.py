@@ -110,3 +110,14 @@ def test_an_existing_default_deployment_gains_the_vlm(tmp_path: Path, standin_ba
         engine.dispose()
     [vlm_id] = prepare_default_model(settings)
     assert set(_sets(settings, vlm_id)) == {*VLM_EVAL_SETS, VLM_QUESTION_SET}
+
+
+def test_another_base_model_gets_no_default_vlm(tmp_path: Path) -> None:
+    from service.modelling.factory import build_tiny_dual_encoder
+
+    base = build_tiny_dual_encoder(tmp_path / "models" / "tiny-base")
+    settings = Settings(data_dir=tmp_path / "data", base_model_path=base)
+    settings.ensure_directories()
+    [base_id] = prepare_default_model(settings)
+    assert not settings.vlm_model_dir.exists()
+    assert _sets(settings, base_id)

@@ -28,7 +28,7 @@ from service.storage.blobs import FilesystemBlobStore
 from workers.basemodel.builder import is_built
 from workers.basemodel.release import materialise_release
 from workers.basemodel.vlm.questions import WHAT_QUESTIONS, question_answers
-from workers.basemodel.vlm.release import materialise_vlm_release
+from workers.basemodel.vlm.release import materialise_vlm_release, trained_on
 from workers.datasets import load_dataset
 
 # Evaluation sets of the stand-in model, each within the per-request example limit (256):
@@ -103,7 +103,12 @@ def prepare_default_model(settings: Settings) -> list[str]:
     if not is_built(base_dir):
         print(f"Assembling the stand-in base model into {base_dir} (committed weights)...")
         materialise_release(base_dir)
-    if not is_built(vlm_dir):
+    # The VLM was trained around the committed base's tower: with another base model
+    # (VLMC_BASE_MODEL_PATH) there is no default VLM.
+    with_vlm = is_built(vlm_dir) or trained_on(base_dir)
+    if not with_vlm:
+        print(f"No default VLM: {base_dir} is not the base model the stand-in VLM was built on.")
+    elif not is_built(vlm_dir):
         print(f"Assembling the stand-in VLM into {vlm_dir} (committed weights)...")
         materialise_vlm_release(vlm_dir, base_dir)
     upgrade_head(settings.database_url)
@@ -116,7 +121,11 @@ def prepare_default_model(settings: Settings) -> list[str]:
             if not names:
                 registered.append(_register_base(session, settings, blobs))
                 names.add(settings.default_model_name)
-            if settings.default_model_name in names and settings.default_vlm_name not in names:
+            if (
+                with_vlm
+                and settings.default_model_name in names
+                and settings.default_vlm_name not in names
+            ):
                 registered.append(_register_vlm(session, settings, blobs))
         return registered
     finally:

@@ -103,6 +103,13 @@ def assemble_vlm(release_dir: Path, tower_state: dict[str, torch.Tensor]) -> Any
     return model.eval()
 
 
+def trained_on(base_dir: Path, release_dir: Path = RELEASE_DIR) -> bool:
+    """Whether ``base_dir``'s image tower is the one the release was trained around."""
+    return tensor_digest(base_tower_state(Path(base_dir))) == vlm_release_info(release_dir).get(
+        "base_tower_sha256"
+    )
+
+
 def materialise_vlm_release(out_dir: Path, base_dir: Path, release_dir: Path = RELEASE_DIR) -> Path:
     """Join the release with the image tower of ``base_dir`` (a materialised base dual encoder)
     into a loadable LLaVA directory ``out_dir`` (replaced if present)."""
