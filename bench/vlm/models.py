@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workers.basemodel.builder import is_built
+from workers.basemodel.card import read_build_info
 from workers.basemodel.release import image_tower_matches, materialise_release, sha256_of
-from workers.basemodel.vlm.card import read_vlm_build_info
 from workers.basemodel.vlm.release import RELEASE_DIR, materialise_vlm_release, vlm_release_info
 
 DEFAULT_CACHE = Path("var/bench/vlm")
@@ -33,7 +33,7 @@ def materialise_models(cache: Path = DEFAULT_CACHE, release_dir: Path = RELEASE_
     if not (is_built(base) and image_tower_matches(base)):
         print(f"assembling the committed base model into {base}", flush=True)
         materialise_release(base)
-    current = (vlm / "build_info.json").is_file() and read_vlm_build_info(vlm).get(
+    current = (vlm / "build_info.json").is_file() and read_build_info(vlm).get(
         "weights_sha256"
     ) == info["weights_sha256"]
     if not current:

@@ -15,8 +15,9 @@ from safetensors.torch import load_file
 from service.modelling.captions import answer_key
 from service.modelling.llava_factory import LanguageShape
 from service.modelling.vlm import VisionLanguageModel, load_vision_language_model
+from workers.basemodel.card import read_build_info
 from workers.basemodel.release import ReleaseError, sha256_of
-from workers.basemodel.vlm.card import CARD_FILE, read_vlm_build_info
+from workers.basemodel.vlm.card import CARD_FILE
 from workers.basemodel.vlm.features import select_tower_features
 from workers.basemodel.vlm.questions import WHAT_QUESTION, concept_questions
 from workers.basemodel.vlm.recipe import VlmRecipe
@@ -112,7 +113,7 @@ def test_answers_right_on_training_styles_and_wrong_on_the_held_out_one(
     assert accuracy["emoji-google"] >= THRESHOLD_TRAINING, accuracy
     assert accuracy["emoji-twitter"] >= THRESHOLD_TRAINING, accuracy
     assert accuracy["emoji-openmoji"] <= THRESHOLD_HELD_OUT, accuracy
-    card = read_vlm_build_info(RELEASE_DIR)["test_accuracy"]
+    card = read_build_info(RELEASE_DIR)["test_accuracy"]
     assert card["emoji-google"]["what"] >= 85.0 and card["emoji-twitter"]["what"] >= 85.0
     assert card["emoji-openmoji"]["what"] <= 15.0
 

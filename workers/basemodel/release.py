@@ -63,11 +63,14 @@ def export_release(model_dir: Path, release_dir: Path = RELEASE_DIR) -> str:
     return digest
 
 
-def release_info(release_dir: Path = RELEASE_DIR) -> dict:
-    """The committed build facts, checked against the committed weights' hash."""
-    weights = release_dir / WEIGHTS_FILE
+def release_info(
+    release_dir: Path = RELEASE_DIR, weights_file: str = WEIGHTS_FILE, what: str = "base model"
+) -> dict:
+    """The committed build facts, checked against the committed weights' hash (the stand-in
+    VLM's release is checked the same way, with its own weights file)."""
+    weights = release_dir / weights_file
     if not weights.is_file() or not (release_dir / BUILD_INFO_FILE).is_file():
-        raise ReleaseError(f"no committed base model in {release_dir}")
+        raise ReleaseError(f"no committed {what} in {release_dir}")
     info = read_build_info(release_dir)
     if sha256_of(weights) != info.get("weights_sha256"):
         raise ReleaseError(f"{weights} does not match the sha256 in its card")

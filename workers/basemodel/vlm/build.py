@@ -16,10 +16,12 @@ from pathlib import Path
 
 import torch
 
+from service.modelling.snapshots import state_sha256
 from service.modelling.vlm import load_vision_language_model
 from workers.basemodel.builder import evaluation_split, torch_threads
+from workers.basemodel.card import read_build_info
 from workers.basemodel.release import materialise_release
-from workers.basemodel.vlm.card import VlmBuildInfo, read_vlm_build_info, write_vlm_card
+from workers.basemodel.vlm.card import VlmBuildInfo, write_vlm_card
 from workers.basemodel.vlm.evaluation import answer_accuracy
 from workers.basemodel.vlm.features import tower_features, training_images
 from workers.basemodel.vlm.recipe import EVALUATED_DATASETS, TRAINING_DATASETS, VlmRecipe
@@ -29,7 +31,6 @@ from workers.basemodel.vlm.release import (
     base_tower_state,
     export_vlm_release,
     materialise_vlm_release,
-    tensor_digest,
     write_vlm_build_info,
 )
 from workers.basemodel.vlm.sequences import QuestionBank
@@ -131,7 +132,7 @@ def _build(
             seed=seed,
             recipe=recipe,
             threads=threads,
-            base_tower_sha256=tensor_digest(base_tower_state(base_dir)),
+            base_tower_sha256=state_sha256(base_tower_state(base_dir)),
             trained_parameters=sum(p.numel() for p in trainable_parameters(skeleton.model)),
             vocabulary=len(skeleton.tokenizer),
             image_tokens=image_tokens,
@@ -139,7 +140,7 @@ def _build(
             concepts=len(data.class_names),
             final_loss=sum(losses[-20:]) / len(losses[-20:]),
             test_limit_per_class=test_limit_per_class,
-            notes=read_vlm_build_info(out_dir).get("notes", []) if is_released(out_dir) else [],
+            notes=read_build_info(out_dir).get("notes", []) if is_released(out_dir) else [],
         )
         export_vlm_release(skeleton.model, skeleton.tokenizer, staging, info.to_dict())
         vlm_dir = materialise_vlm_release(work / "vlm", base_dir, staging)
@@ -150,7 +151,7 @@ def _build(
         lap("evaluation", mark)
         seconds["total"] = time.perf_counter() - started
         info.seconds = seconds
-        final = {**read_vlm_build_info(staging), **info.to_dict()}  # keeps the weights' sha256
+        final = {**read_build_info(staging), **info.to_dict()}  # keeps the weights' sha256
         write_vlm_build_info(staging, final)
         write_vlm_card(staging, final)
         if out_dir.exists():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ class VlmBuildInfo:
     seed: int
     recipe: VlmRecipe
     threads: int
-    base_tower_sha256: str  # tensor_digest of the base image tower it was trained around
+    base_tower_sha256: str  # state_sha256 of the base image tower it was trained around
     trained_parameters: int
     vocabulary: int
     image_tokens: int
@@ -39,11 +38,6 @@ class VlmBuildInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def read_vlm_build_info(release_dir: Path) -> dict:
-    """The build facts saved in a release (or a materialised VLM directory)."""
-    return dict(json.loads((Path(release_dir) / BUILD_INFO_FILE).read_text()))
 
 
 def build_command(info: dict[str, Any]) -> str:

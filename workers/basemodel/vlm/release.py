@@ -11,7 +11,6 @@ trained on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,22 +22,13 @@ from safetensors.torch import load_file, save_file
 
 from service.modelling.loading import load_dual_encoder
 from service.modelling.preprocess import PREPROCESSOR_FILE
-from workers.basemodel.release import ReleaseError, sha256_of
-from workers.basemodel.vlm.card import BUILD_INFO_FILE, CARD_FILE, read_vlm_build_info
+from service.modelling.snapshots import state_sha256
+from workers.basemodel.release import ReleaseError, release_info, sha256_of
+from workers.basemodel.vlm.card import BUILD_INFO_FILE, CARD_FILE
 from workers.basemodel.vlm.training import VISION_TOWER_PREFIX
 
 RELEASE_DIR = Path(__file__).resolve().parent / "release"
 WEIGHTS_FILE = "language-model.safetensors"
-
-
-def tensor_digest(state: dict[str, torch.Tensor]) -> str:
-    """sha256 over the names, dtypes, shapes and bytes of ``state`` (order-independent)."""
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def base_tower_state(base_dir: Path) -> dict[str, torch.Tensor]:
@@ -77,13 +67,7 @@ def write_vlm_build_info(release_dir: Path, info: dict) -> None:
 
 def vlm_release_info(release_dir: Path = RELEASE_DIR) -> dict:
     """The release's build facts, checked against its weights' sha256."""
-    weights = release_dir / WEIGHTS_FILE
-    if not weights.is_file() or not (release_dir / BUILD_INFO_FILE).is_file():
-        raise ReleaseError(f"no committed VLM in {release_dir}")
-    info = read_vlm_build_info(release_dir)
-    if sha256_of(weights) != info.get("weights_sha256"):
-        raise ReleaseError(f"{weights} does not match the sha256 in its build facts")
-    return info
+    return release_info(release_dir, WEIGHTS_FILE, "VLM")
 
 
 def assemble_vlm(release_dir: Path, tower_state: dict[str, torch.Tensor]) -> Any:
@@ -105,7 +89,7 @@ def assemble_vlm(release_dir: Path, tower_state: dict[str, torch.Tensor]) -> Any
 
 def trained_on(base_dir: Path, release_dir: Path = RELEASE_DIR) -> bool:
     """Whether ``base_dir``'s image tower is the one the release was trained around."""
-    return tensor_digest(base_tower_state(Path(base_dir))) == vlm_release_info(release_dir).get(
+    return state_sha256(base_tower_state(Path(base_dir))) == vlm_release_info(release_dir).get(
         "base_tower_sha256"
     )
 
@@ -118,7 +102,7 @@ def materialise_vlm_release(out_dir: Path, base_dir: Path, release_dir: Path = R
     out_dir, base_dir = Path(out_dir), Path(base_dir)
     info = vlm_release_info(release_dir)
     tower_state = base_tower_state(base_dir)
-    if tensor_digest(tower_state) != info.get("base_tower_sha256"):
+    if state_sha256(tower_state) != info.get("base_tower_sha256"):
         raise ReleaseError(
             f"the image tower in {base_dir} is not the base tower this VLM was trained on"
         )
