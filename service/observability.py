@@ -23,3 +23,13 @@ INFERENCE_IN_FLIGHT = Gauge(
 INFERENCE_SHED = Counter(
     "vlmc_inference_shed_total", "classify/embed requests answered 503 server_busy"
 )
+INFERENCE_BATCH_SIZE = Histogram(
+    "vlmc_inference_batch_items",
+    "Items (images, or chat prompts) per batched forward pass",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+TEXT_EMBEDDING_LOOKUPS = Counter(
+    "vlmc_text_embedding_lookups_total",
+    "Texts looked up in the per-model text-embedding cache, by result (hit or miss)",
+    ["result"],
+)

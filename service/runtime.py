@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from service.outbox.broker import Broker
     from service.outbox.dispatcher import OutboxLoop
     from service.serving.admission import InferenceAdmission
+    from service.serving.batching import Batcher
     from service.serving.cache import ModelCache
 
 
@@ -34,6 +35,7 @@ class Runtime:
     blobs: BlobStore
     broker: Broker
     cache: ModelCache | None = field(default=None)
+    batcher: Batcher | None = field(default=None)
     admission: InferenceAdmission | None = field(default=None)
     outbox_loop: OutboxLoop | None = field(default=None)
 
@@ -47,6 +49,9 @@ class Runtime:
         if self.outbox_loop is not None:
             self.outbox_loop.stop()
             self.outbox_loop = None
+        if self.batcher is not None:
+            self.batcher.close()
+            self.batcher = None
         self.broker.close()
         self.engine.dispose()
 
@@ -55,6 +60,7 @@ def build_runtime(settings: Settings, with_cache: bool = True) -> Runtime:
     """Create engine, session factory, blob store, broker producer and (optionally) the cache."""
     from service.outbox.broker import Broker
     from service.serving.admission import InferenceAdmission
+    from service.serving.batching import Batcher
     from service.serving.cache import ModelCache
 
     settings.ensure_directories()
@@ -67,7 +73,13 @@ def build_runtime(settings: Settings, with_cache: bool = True) -> Runtime:
         broker=Broker(settings.broker_url),
     )
     if with_cache:
-        runtime.cache = ModelCache(runtime.blobs, settings.device, settings.serving_cache_size)
+        runtime.cache = ModelCache(
+            runtime.blobs,
+            settings.device,
+            settings.serving_cache_size,
+            text_cache_size=settings.text_embedding_cache_size,
+        )
+        runtime.batcher = Batcher(settings.max_batch_size, settings.max_batch_wait_s)
         runtime.admission = InferenceAdmission(
             settings.max_concurrent_inference, settings.inference_wait_s
         )

@@ -68,14 +68,22 @@ class Settings(BaseSettings):
     readyz_requires_worker: bool = False
     # Outbox dispatcher loop in the API process (seconds between sweeps).
     outbox_interval_s: float = Field(default=2.0, gt=0)
-    # Serving cache: how many (model, version) encoders stay loaded.
+    # Serving cache: how many (model, version) encoders stay loaded; text embeddings cached
+    # per model (every version of a model shares them: updates never change the text tower).
     serving_cache_size: int = Field(default=4, ge=1)
-    # Admission control (service/serving/admission.py): forward passes at a time per API
-    # process, and how long a request may wait for one before it is answered 503 server_busy.
+    text_embedding_cache_size: int = Field(default=4096, ge=1)
+    # Dynamic batching (service/serving/batching.py): images (or chat prompts) per forward
+    # pass, and how long a batch may wait for requests that are on their way (never when
+    # none is).
+    max_batch_size: int = Field(default=64, ge=1)
+    max_batch_wait_s: float = Field(default=0.002, ge=0)
     # Chat completions (generative models): images per request and completion tokens.
     max_chat_images: int = Field(default=1, ge=1)
     chat_max_tokens: int = Field(default=256, ge=1)
-    max_concurrent_inference: int = Field(default=4, ge=1)
+    # Admission control (service/serving/admission.py): inference requests in progress per
+    # API process (their forward passes are batched), and how long a request may wait for a
+    # slot before it is answered 503 server_busy.
+    max_concurrent_inference: int = Field(default=64, ge=1)
     inference_wait_s: float = Field(default=1.0, ge=0)
     # Load shedding (service/api/load_shedding.py): requests in flight per API process before
     # new ones are answered 503 server_overloaded (health and metrics are exempt). About

@@ -17,7 +17,9 @@ from bench.continual.protocol import (
     session_examples,
 )
 from bench.continual.results import RunResult, SessionResult, SetAccuracy
-from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, caption_for_label
+from service.modelling.captions import (
+    captions_for_labels,
+)
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
@@ -43,9 +45,7 @@ def prepare(model: DualEncoder, images: LabelledImages) -> PreparedSet:
     return PreparedSet(
         pixels=model.pixel_values(list(images.images)),
         labels=torch.tensor(images.labels),
-        caption_embeddings=model.encode_texts(
-            [caption_for_label(name, DEFAULT_CAPTION_TEMPLATE) for name in images.class_names]
-        ),
+        caption_embeddings=model.encode_texts(captions_for_labels(images.class_names)),
     )
 
 

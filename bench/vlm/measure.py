@@ -30,7 +30,10 @@ from bench.vlm.results import (
     ConceptHits,
     Measurement,
 )
-from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, caption_for_label, qa_statement
+from service.modelling.captions import (
+    captions_for_labels,
+    qa_statement,
+)
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.vlm import VisionLanguageModel
 from workers.basemodel.vlm.questions import NO, YES
@@ -67,7 +70,7 @@ class Captions:
 def embed_captions(encoder: DualEncoder, data: ScenarioData) -> Captions:
     sets = [data.target, *data.controls.values()]
     questions = sorted({q.question for s in sets for q in s.questions if q.kind != WHAT})
-    names = [caption_for_label(name, DEFAULT_CAPTION_TEMPLATE) for name in data.concept_names]
+    names = captions_for_labels(data.concept_names)
     statements = [qa_statement(question, answer) for question in questions for answer in (YES, NO)]
     return Captions(
         names=encoder.encode_texts(names).cpu(),

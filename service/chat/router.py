@@ -15,7 +15,7 @@ from service.chat.service import (
     resolve_generator,
     stream_events,
 )
-from service.serving.router import InferenceSlot, serving_cache
+from service.serving.router import InferenceSlot, serving_batcher, serving_cache
 
 router = APIRouter(prefix="/v1/chat", tags=["inference"])
 
@@ -66,4 +66,4 @@ def chat_completions(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return complete(loaded, generator, turn, body.model)
+    return complete(loaded, generator, serving_batcher(runtime), turn, body.model)

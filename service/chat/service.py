@@ -31,9 +31,10 @@ from service.chat.schemas import (
 )
 from service.errors import InvalidInput, NotFound
 from service.images import ImageLimits, decode_image
-from service.modelling.vlm import VisionLanguageModel
+from service.modelling.vlm import Answer, VisionLanguageModel
 from service.observability import INFERENCE_LATENCY
 from service.registry import repository as registry_repository
+from service.serving.batching import Batcher
 from service.serving.cache import LoadedVersion, ModelCache
 from service.serving.service import resolve_encoder
 from service.settings import Settings
@@ -134,13 +135,33 @@ def check_context(generator: VisionLanguageModel, turn: ChatTurn) -> int:
 
 
 def complete(
-    loaded: LoadedVersion, generator: VisionLanguageModel, turn: ChatTurn, model_name: str
+    loaded: LoadedVersion,
+    generator: VisionLanguageModel,
+    batcher: Batcher,
+    turn: ChatTurn,
+    model_name: str,
 ) -> ChatCompletion:
-    """The whole answer at once."""
+    """The whole answer at once, generated in one batch with concurrent requests to the same
+    version that ask for the same sampling and whose prompts have as many tokens (so no row is
+    padded and each answer is the one the request would get alone)."""
     started = time.perf_counter()
-    [answer] = generator.answer(
-        [turn.image], [turn.question], max_tokens=turn.max_tokens, temperature=turn.temperature
+
+    def answer_all(items: list[tuple[Image.Image, str]]) -> list[Answer]:
+        return generator.answer(
+            [image for image, _ in items],
+            [question for _, question in items],
+            max_tokens=turn.max_tokens,
+            temperature=turn.temperature,
+        )
+
+    key = (
+        *loaded.batch_key,
+        "chat",
+        turn.max_tokens,
+        turn.temperature,
+        generator.prompt_tokens(turn.question),
     )
+    [answer] = batcher.run(key, answer_all, [(turn.image, turn.question)])
     INFERENCE_LATENCY.labels(operation="chat").observe(time.perf_counter() - started)
     return ChatCompletion(
         id=_completion_id(),

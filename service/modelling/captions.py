@@ -17,6 +17,10 @@ def caption_for_label(label: str, template: str = DEFAULT_CAPTION_TEMPLATE) -> s
     return template.format(label)
 
 
+def captions_for_labels(labels: list[str], template: str = DEFAULT_CAPTION_TEMPLATE) -> list[str]:
+    return [caption_for_label(label, template) for label in labels]
+
+
 def has_label_slot(template: str) -> bool:
     return LABEL_SLOT in template
 

@@ -8,9 +8,13 @@ VLM's vision tower). Everything that updates or evaluates in CLIP space uses ``e
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from torch import nn
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.loading import ModelLoadError, detect_family, load_dual_encoder
@@ -23,6 +27,34 @@ class LoadedCheckpoint:
 
     encoder: DualEncoder
     generator: VisionLanguageModel | None = None
+
+    def with_own_image_encoder(self) -> LoadedCheckpoint:
+        """A checkpoint whose image encoder is a copy of this one's and whose every other
+        module (text tower, projector, language model) *is* this one's, not a copy: what each
+        loaded version of a model needs, since versions differ only in the image encoder.
+        Loading a version's state into the copy leaves this checkpoint untouched."""
+        encoder = self.encoder
+        own = {
+            name: copy.deepcopy(getattr(encoder.model, name))
+            for name in encoder.image_encoder_children
+            if hasattr(encoder.model, name)
+        }
+        if self.generator is None:
+            return LoadedCheckpoint(encoder.with_model(_sharing_shell(encoder.model, own)))
+        # llava: the pair's ``vision_model`` is the VLM's ``model.vision_tower`` (one module).
+        tower = own["vision_model"]
+        vlm: Any = self.generator.model
+        shell = _sharing_shell(vlm, {"model": _sharing_shell(vlm.model, {"vision_tower": tower})})
+        pair = encoder.with_model(_sharing_shell(encoder.model, own))
+        return LoadedCheckpoint(pair, self.generator.with_model(shell, pair))
+
+
+def _sharing_shell(module: nn.Module, children: dict[str, nn.Module]) -> nn.Module:
+    """A shallow copy of ``module`` with ``children`` replaced: its parameters, buffers and
+    every other child are the original's objects (shared, not copied)."""
+    shell = copy.copy(module)
+    shell._modules = {**module._modules, **children}
+    return shell
 
 
 def checkpoint_family(path: Path | str) -> str:

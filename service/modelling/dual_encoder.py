@@ -131,6 +131,20 @@ class DualEncoder:
         self.model.to(device)
         return self
 
+    def with_model(self, model: nn.Module) -> DualEncoder:
+        """The same encoder (tokenizer, preprocessor, image-encoder children) around ``model``
+        (a structurally identical model, e.g. one whose image encoder is a copy)."""
+        encoder = DualEncoder(
+            model,
+            self.tokenizer,
+            self.preprocessor,
+            self.family,
+            self.num_heads,
+            self.max_text_length,
+        )
+        encoder.image_encoder_children = self.image_encoder_children
+        return encoder
+
     def share_image_encoder(self, vision_model: nn.Module, children: tuple[str, ...]) -> None:
         """Use another model's vision tower (the same module, not a copy) as this encoder's
         ``vision_model``; only ``children`` count as the image encoder from now on (a VLM's

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, caption_for_label
+from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, captions_for_labels
 from service.modelling.dual_encoder import DualEncoder
 
 
@@ -17,9 +17,16 @@ def class_probabilities(
     template: str = DEFAULT_CAPTION_TEMPLATE,
 ) -> torch.Tensor:
     """Softmax over ``labels`` for each image, shape ``(len(images), len(labels))``."""
-    text = model.encode_texts([caption_for_label(label, template) for label in labels])
+    text = model.encode_texts(captions_for_labels(labels, template))
     image = model.encode_images(images)
-    logits = model.logit_scale * image @ text.T
+    return probabilities_from_embeddings(image, text, model.logit_scale)
+
+
+def probabilities_from_embeddings(
+    image: torch.Tensor, text: torch.Tensor, logit_scale: float
+) -> torch.Tensor:
+    """Softmax over the texts for each image, from normalised embeddings (on the CPU)."""
+    logits = logit_scale * image @ text.to(image.device).T
     return logits.softmax(dim=-1).cpu()
 
 

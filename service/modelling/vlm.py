@@ -132,6 +132,11 @@ class VisionLanguageModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def with_model(self, model: Any, encoder: DualEncoder) -> VisionLanguageModel:
+        """The same VLM (tokenizer, preprocessor) around ``model`` and its paired ``encoder``
+        (structurally identical, e.g. sharing everything but a copied vision tower)."""
+        return VisionLanguageModel(model, self.tokenizer, self.preprocessor, encoder)
+
     def _inputs(self, images: list[Image.Image], questions: list[str]) -> dict[str, torch.Tensor]:
         prompts = [llava_prompt(question, self.image_tokens) for question in questions]
         tokens = self.tokenizer(prompts, return_tensors="pt", padding=True)

@@ -7,6 +7,12 @@ successful, hash-verified load switches. A failed load keeps the old version ser
 not retried for ``RETRY_AFTER_FAILURE_S`` seconds. Pinned requests (``version_id``) load that
 version on demand. Least recently used entries beyond the capacity are dropped, never the one
 a model is serving.
+
+Versions differ only in the image encoder, so each model's checkpoint is loaded once (its
+*base*) and every loaded version holds a copy of the image encoder only, sharing the base's
+text tower (and, for generative models, projector and language model); caption embeddings are
+cached per model (``service/serving/text_embeddings.py``). A model's base is dropped with its
+last loaded version.
 """
 
 from __future__ import annotations
@@ -17,13 +23,17 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.tables import Model, Version
 from service.errors import Conflict, Unavailable
-from service.modelling.checkpoints import load_checkpoint
+from service.modelling.checkpoints import LoadedCheckpoint, load_checkpoint
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.snapshots import state_sha256
 from service.modelling.vlm import VisionLanguageModel
+from service.serving.text_embeddings import TextEmbeddings
 from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
 from service.versions.state_chain import version_state
@@ -34,6 +44,18 @@ RETRY_AFTER_FAILURE_S = 30.0
 
 
 @dataclass(frozen=True)
+class ModelBase:
+    """A model's checkpoint as registered (its version 1 weights), loaded once per process,
+    and its text embeddings."""
+
+    checkpoint: LoadedCheckpoint
+    texts: TextEmbeddings
+    # state_sha256 of the checkpoint's image encoder: a version with this content hash is
+    # served by the base itself (no copy).
+    image_encoder_sha256: str
+
+
+@dataclass(frozen=True)
 class LoadedVersion:
     """An encoder holding one version's weights."""
 
@@ -41,17 +63,35 @@ class LoadedVersion:
     version_id: str
     version_number: int
     encoder: DualEncoder
+    # The model's text embeddings (the same object for every version of the model).
+    texts: TextEmbeddings
     # Generative (llava) models: the VLM, sharing its vision tower with ``encoder``.
     generator: VisionLanguageModel | None = None
+
+    @property
+    def batch_key(self) -> tuple[str, str]:
+        """Requests with the same key may share a forward pass."""
+        return (self.model_id, self.version_id)
+
+    @torch.no_grad()
+    def embed_pixels(self, pixels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """L2-normalised image embeddings (on the CPU) of preprocessed images, in one batch."""
+        batch = torch.stack(pixels).to(self.encoder.device)
+        embeddings = F.normalize(self.encoder.image_features(batch), dim=-1).cpu()
+        return list(embeddings.unbind())
 
 
 class ModelCache:
     """Thread-safe cache of loaded versions (see the module docstring)."""
 
-    def __init__(self, blobs: BlobStore, device: str, capacity: int) -> None:
+    def __init__(
+        self, blobs: BlobStore, device: str, capacity: int, text_cache_size: int = 4096
+    ) -> None:
         self._blobs = blobs
         self._device = device
         self._capacity = capacity
+        self._text_cache_size = text_cache_size
+        self._bases: dict[str, ModelBase] = {}
         self._entries: OrderedDict[tuple[str, str], LoadedVersion] = OrderedDict()
         self._serving: dict[str, str] = {}
         self._failures: dict[tuple[str, str], tuple[float, str]] = {}
@@ -145,13 +185,39 @@ class ModelCache:
             raise LookupError(f"active version {version_id} does not exist")
         return version
 
+    def _base(self, model: Model) -> ModelBase:
+        """The model's base (loaded on first use; callers hold the model's load lock)."""
+        with self._lock:
+            base = self._bases.get(model.id)
+        if base is None:
+            checkpoint = load_checkpoint(model.base_path, model.pair_path, device=self._device)
+            base = ModelBase(
+                checkpoint,
+                TextEmbeddings(checkpoint.encoder, self._text_cache_size),
+                state_sha256(checkpoint.encoder.image_encoder_state()),
+            )
+            with self._lock:
+                self._bases[model.id] = base
+        return base
+
     def _load(self, session: Session, model: Model, version: Version) -> LoadedVersion:
         started = time.perf_counter()
-        checkpoint = load_checkpoint(model.base_path, model.pair_path, device=self._device)
-        encoder = checkpoint.encoder
-        state = version_state(session, self._blobs, version, encoder.image_encoder_state())
-        encoder.load_image_encoder_state(state)
-        loaded = LoadedVersion(model.id, version.id, version.number, encoder, checkpoint.generator)
+        base = self._base(model)
+        checkpoint = base.checkpoint
+        if version.content_sha256 != base.image_encoder_sha256:
+            state = version_state(
+                session, self._blobs, version, base.checkpoint.encoder.image_encoder_state()
+            )
+            checkpoint = base.checkpoint.with_own_image_encoder()
+            checkpoint.encoder.load_image_encoder_state(state)
+        loaded = LoadedVersion(
+            model.id,
+            version.id,
+            version.number,
+            checkpoint.encoder,
+            base.texts,
+            checkpoint.generator,
+        )
         with self._lock:
             self._entries[(model.id, version.id)] = loaded
             self._entries.move_to_end((model.id, version.id))
@@ -172,6 +238,12 @@ class ModelCache:
                 break
             if key not in serving:
                 del self._entries[key]
+        # A base goes with its model's last loaded version (not while that model loads one).
+        kept = {model_id for model_id, _ in self._entries}
+        for model_id in list(self._bases):
+            load_lock = self._load_locks.get(model_id)
+            if model_id not in kept and not (load_lock is not None and load_lock.locked()):
+                del self._bases[model_id]
 
     def _get(self, model_id: str, version_id: str) -> LoadedVersion | None:
         with self._lock:

@@ -12,6 +12,7 @@ from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
 from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
 from service.errors import Unavailable
 from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
+from service.serving.batching import Batcher
 from service.serving.cache import ModelCache
 from service.serving.schemas import ClassifyJson, ClassifyOut, EmbedJson, EmbedOut
 from service.serving.service import classify_images, embed
@@ -40,6 +41,12 @@ def serving_cache(runtime: RuntimeDep) -> ModelCache:
     if runtime.cache is None:
         raise Unavailable("serving_disabled", "this process does not serve inference")
     return runtime.cache
+
+
+def serving_batcher(runtime: RuntimeDep) -> Batcher:
+    if runtime.batcher is None:
+        raise Unavailable("serving_disabled", "this process does not serve inference")
+    return runtime.batcher
 
 
 async def _inference_slot(runtime: RuntimeDep) -> AsyncIterator[None]:
@@ -106,6 +113,7 @@ def classify_endpoint(
     return classify_images(
         session,
         serving_cache(runtime),
+        serving_batcher(runtime),
         runtime.settings,
         model_id=model_id,
         images=images,
@@ -147,6 +155,7 @@ def embed_endpoint(
     return embed(
         session,
         serving_cache(runtime),
+        serving_batcher(runtime),
         runtime.settings,
         model_id=model_id,
         images=images,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 
+import torch
 from PIL import Image
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput
 from service.images import ImageLimits, decode_image
-from service.modelling.captions import has_label_slot
-from service.modelling.inference import classify, embed_images, embed_texts
+from service.modelling.captions import captions_for_labels, has_label_slot
+from service.modelling.inference import probabilities_from_embeddings
 from service.observability import INFERENCE_LATENCY
 from service.registry.service import get_model
+from service.serving.batching import Batcher
 from service.serving.cache import LoadedVersion, ModelCache
 from service.serving.schemas import ClassifyOut, EmbedOut, Prediction
 from service.settings import Settings
@@ -51,9 +53,19 @@ def decode_images(images: list[bytes], settings: Settings) -> list[Image.Image]:
     return [decode_image(data, limits, f"images[{i}]") for i, data in enumerate(images)]
 
 
+def image_embeddings(
+    batcher: Batcher, loaded: LoadedVersion, images: list[Image.Image]
+) -> torch.Tensor:
+    """Normalised embeddings of ``images`` by ``loaded``, computed in a forward pass shared
+    with concurrent requests for the same version (``service/serving/batching.py``)."""
+    pixels = list(loaded.encoder.preprocessor(images).unbind())
+    return torch.stack(batcher.run(loaded.batch_key, loaded.embed_pixels, pixels))
+
+
 def classify_images(
     session: Session,
     cache: ModelCache,
+    batcher: Batcher,
     settings: Settings,
     *,
     model_id: str,
@@ -82,10 +94,13 @@ def classify_images(
     check_characters(template, "template")
     if not has_label_slot(template):
         raise InvalidInput("invalid_template", "template must contain '{}' where the label goes")
-    decoded = decode_images(images, settings)
-    loaded = resolve_encoder(session, cache, model_id, version_id)
-    started = time.perf_counter()
-    probabilities = classify(loaded.encoder, decoded, cleaned, template)
+    with batcher.expect():
+        decoded = decode_images(images, settings)
+        loaded = resolve_encoder(session, cache, model_id, version_id)
+        started = time.perf_counter()
+        text = loaded.texts.embed(captions_for_labels(cleaned, template))
+    image = image_embeddings(batcher, loaded, decoded)
+    probabilities = probabilities_from_embeddings(image, text, loaded.encoder.logit_scale).tolist()
     INFERENCE_LATENCY.labels(operation="classify").observe(time.perf_counter() - started)
     return ClassifyOut(
         model_id=model_id,
@@ -105,6 +120,7 @@ def classify_images(
 def embed(
     session: Session,
     cache: ModelCache,
+    batcher: Batcher,
     settings: Settings,
     *,
     model_id: str,
@@ -120,16 +136,17 @@ def embed(
         clean_text(t, f"texts[{i}]", "empty_text", MAX_TEXT_LENGTH, multiline=True)
         for i, t in enumerate(texts)
     ]
-    decoded = decode_images(images, settings)
-    loaded = resolve_encoder(session, cache, model_id, version_id)
-    started = time.perf_counter()
-    image_embeddings = embed_images(loaded.encoder, decoded) if decoded else []
-    text_embeddings = embed_texts(loaded.encoder, cleaned) if cleaned else []
+    with batcher.expect():
+        decoded = decode_images(images, settings)
+        loaded = resolve_encoder(session, cache, model_id, version_id)
+        started = time.perf_counter()
+        texts_out = loaded.texts.embed(cleaned).cpu().tolist() if cleaned else []
+    images_out = image_embeddings(batcher, loaded, decoded).tolist() if decoded else []
     INFERENCE_LATENCY.labels(operation="embed").observe(time.perf_counter() - started)
     return EmbedOut(
         model_id=model_id,
         version_id=loaded.version_id,
         version_number=loaded.version_number,
-        image_embeddings=image_embeddings,
-        text_embeddings=text_embeddings,
+        image_embeddings=images_out,
+        text_embeddings=texts_out,
     )

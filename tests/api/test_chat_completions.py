@@ -294,3 +294,33 @@ def test_answers_follow_the_active_version_and_a_rollback_gives_the_same_answers
     after = [client.post("/v1/chat/completions", json=ask(image)).json() for image in images]
     assert [a["version_id"] for a in after] == [b["version_id"] for b in before]
     assert [a["choices"][0] for a in after] == [b["choices"][0] for b in before]
+
+
+def test_concurrent_completions_are_batched_and_answer_what_they_answer_alone(
+    client: TestClient, vlm: dict[str, Any], fashion: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.observability import INFERENCE_BATCH_SIZE
+
+    def batches() -> float:
+        samples = {s.name: s.value for s in INFERENCE_BATCH_SIZE.collect()[0].samples}
+        return samples["vlmc_inference_batch_items_count"]
+
+    # Questions of one token count batch together; another length runs in its own batch.
+    questions = ["What is in the picture?", "What is in the image??", "Is it a shoe?"]
+    requests = [
+        ask(image, question) for image in fashion.images[:8] for question in questions[:2]
+    ] + [ask(fashion.images[0], questions[2])]
+
+    def complete(body: dict) -> str:
+        response = client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200, response.text
+        return str(response.json()["choices"][0]["message"]["content"])
+
+    alone = [complete(body) for body in requests]
+    before = batches()
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        together = list(pool.map(complete, requests))
+    assert together == alone
+    assert batches() - before < len(requests)

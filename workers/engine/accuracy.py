@@ -10,7 +10,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from PIL import Image
 
-from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, caption_for_label
+from service.modelling.captions import (
+    DEFAULT_CAPTION_TEMPLATE,
+    captions_for_labels,
+)
 from service.modelling.dual_encoder import DualEncoder
 
 
@@ -23,7 +26,7 @@ def zero_shot_predictions(
     batch_size: int = 128,
 ) -> torch.Tensor:
     """Index of the best-matching class caption for each image."""
-    captions = model.encode_texts([caption_for_label(name, template) for name in class_names])
+    captions = model.encode_texts(captions_for_labels(class_names, template))
     predictions = [
         (model.encode_images(list(images[start : start + batch_size])) @ captions.T).argmax(dim=1)
         for start in range(0, len(images), batch_size)
