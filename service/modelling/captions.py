@@ -7,6 +7,7 @@ sentences. Torch-free: the API and the method declarations import it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 DEFAULT_CAPTION_TEMPLATE = "a photo of a {}."
 LABEL_SLOT = "{}"
@@ -17,7 +18,9 @@ def caption_for_label(label: str, template: str = DEFAULT_CAPTION_TEMPLATE) -> s
     return template.format(label)
 
 
-def captions_for_labels(labels: list[str], template: str = DEFAULT_CAPTION_TEMPLATE) -> list[str]:
+def captions_for_labels(
+    labels: Sequence[str], template: str = DEFAULT_CAPTION_TEMPLATE
+) -> list[str]:
     return [caption_for_label(label, template) for label in labels]
 
 
