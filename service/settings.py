@@ -87,8 +87,9 @@ class Settings(BaseSettings):
     inference_wait_s: float = Field(default=1.0, ge=0)
     # Load shedding (service/api/load_shedding.py): requests in flight per API process before
     # new ones are answered 503 server_overloaded (health and metrics are exempt). About
-    # capacity x acceptable latency: ~100 req/s x 0.3 s on 2 cores (bench/results/load.md).
-    max_in_flight_requests: int = Field(default=32, ge=1)
+    # capacity x acceptable latency: with batched classify, several hundred req/s x 0.3 s on
+    # 2 cores (bench/results/serving.md; before batching ~100 req/s, bench/results/load.md).
+    max_in_flight_requests: int = Field(default=128, ge=1)
 
     @field_validator("model_roots", mode="before")
     @classmethod

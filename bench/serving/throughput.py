@@ -1,0 +1,167 @@
+"""Classify throughput of the service over HTTP against the bare model, in one run.
+
+The bare model does a request's work with no service around it: preprocessing, the image
+forward pass and the three candidate captions through the text tower, at batch 1, 4, 16 and
+64 (images/s). The service (one uvicorn process on the embedded default, the stand-in base
+model registered) answers closed-loop clients - each sends one image with three labels again
+as soon as its previous answer arrives - at 1, 4, 16 and 64 clients (requests/s, p50, p99,
+failures). Client, server and bare model share this machine's cores; the client is the cheap
+asyncio one of ``bench/load/traffic.py``, and the bare model runs with the server's torch
+threads.
+
+    python -m bench.serving.throughput [--seconds 8] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+from PIL import Image
+
+from bench.load.processes import free_port, start_api, stop_process, wait_until
+from bench.load.traffic import Request, run_clients
+from service.modelling.dual_encoder import DualEncoder
+from service.modelling.inference import classify
+from service.modelling.loading import load_dual_encoder
+from service.settings import Settings
+from workers.basemodel.release import materialise_release
+from workers.datasets import load_dataset
+
+ADMIN_KEY = "vlmc_bench_admin_key_0123456789"
+CONCURRENCY = (1, 4, 16, 64)
+LABELS = ["cat", "dog", "cow"]
+
+
+def sample_image() -> Image.Image:
+    """A real emoji rendering (Google style), the kind of image the stand-in model knows."""
+    data = load_dataset("emoji-google", "test", limit_per_class=1, seed=0)
+    return data.images[0]
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def bare_model_rates(
+    encoder: DualEncoder, image: Image.Image, batch_sizes: tuple[int, ...], seconds: float
+) -> list[dict[str, Any]]:
+    """Images/s of the bare model classifying ``batch`` copies of ``image`` at a time."""
+    rows = []
+    for batch in batch_sizes:
+        images = [image] * batch
+        classify(encoder, images, LABELS)  # warm-up
+        latencies = []
+        until = time.perf_counter() + seconds
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            classify(encoder, images, LABELS)
+            latencies.append(time.perf_counter() - started)
+        latencies.sort()
+        total = sum(latencies)
+        rows.append(
+            {
+                "batch": batch,
+                "images_per_s": round(batch * len(latencies) / total, 1),
+                "batch_p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
+                "batches": len(latencies),
+            }
+        )
+    return rows
+
+
+@contextmanager
+def running_service(root: Path, model_dir: Path, threads: int) -> Iterator[tuple[str, str]]:
+    """One API process on the embedded default with the stand-in model registered:
+    ``(base_url, model_id)``."""
+    settings = Settings(data_dir=root / "data", admin_api_key=ADMIN_KEY, model_roots=[root])
+    port = free_port()
+    process = start_api(settings, port, root / "api.log", OMP_NUM_THREADS=str(threads))
+    url = f"http://127.0.0.1:{port}"
+    client = httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=120
+    )
+
+    def healthy() -> bool:
+        try:
+            return client.get("/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(healthy, timeout=120, what="the API", processes=(process,))
+        response = client.post("/v1/models", json={"name": "standin", "base_path": str(model_dir)})
+        response.raise_for_status()
+        yield url, str(response.json()["id"])
+    finally:
+        client.close()
+        stop_process(process)
+
+
+def service_rates(
+    url: str, model_id: str, png: bytes, concurrency: tuple[int, ...], seconds: float
+) -> list[dict[str, Any]]:
+    body = {"images": [base64.b64encode(png).decode()], "labels": LABELS}
+    request = Request("classify", "POST", f"/v1/models/{model_id}/classify", body)
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    run_clients(url, auth, request, clients=4, duration=2.0)  # warm-up: loads the version
+    return [run_clients(url, auth, request, clients, seconds) for clients in concurrency]
+
+
+def measure(seconds: float = 8.0, threads: int = 2) -> dict[str, Any]:
+    """The bare-model and service rows of one run, and the ratios the targets are about."""
+    torch.set_num_threads(threads)
+    image = sample_image()
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as directory:
+        root = Path(directory)
+        model_dir = materialise_release(root / "standin")
+        bare = bare_model_rates(load_dual_encoder(model_dir), image, CONCURRENCY, seconds)
+        with running_service(root, model_dir, threads) as (url, model_id):
+            service = service_rates(url, model_id, png_bytes(image), CONCURRENCY, seconds)
+    bare_by_batch = {row["batch"]: row["images_per_s"] for row in bare}
+    for row in service:
+        row["x_bare_same_batch"] = round(row["requests_per_s"] / bare_by_batch[row["clients"]], 3)
+    return {"threads": threads, "seconds": seconds, "bare": bare, "service": service}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    bare = {row["batch"]: row for row in result["bare"]}
+    lines = [
+        "| clients / batch | service req/s | p50 ms | p99 ms | failed | bare images/s "
+        "| bare batch p50 ms | service x bare |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["service"]:
+        reference = bare[row["clients"]]
+        lines.append(
+            f"| {row['clients']} | {row['requests_per_s']} | {row['p50_ms']} | {row['p99_ms']} "
+            f"| {row['errors']} | {reference['images_per_s']} | {reference['batch_p50_ms']} "
+            f"| {row['x_bare_same_batch']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="per row")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (both sides)")
+    args = parser.parse_args(argv)
+    result = measure(args.seconds, args.threads)
+    print(markdown(result))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
