@@ -2,8 +2,10 @@
 
 ``create_app(settings)`` builds the app; at start-up (lifespan) it applies the migrations,
 builds the runtime (database, blob store, broker producer, model cache), seeds the admin key
-(printing a generated one once) and starts the outbox loop. No training code is imported
-here or anywhere under ``service/`` (a test checks ``workers.engine`` stays unimported).
+(printing a generated one once) and starts the outbox loop and the pointer watch (which keeps
+this process's active pointers and loaded versions in step with every replica's moves). No
+training code is imported here or anywhere under ``service/`` (a test checks
+``workers.engine`` stays unimported).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from service.observability import REQUEST_LATENCY, REQUESTS
 from service.outbox.dispatcher import OutboxLoop
 from service.registry.router import router as models_router
 from service.runtime import Runtime, build_runtime
+from service.serving.pointer_watch import PointerWatch
 from service.serving.router import router as serving_router
 from service.settings import Settings, get_settings
+from service.versions.announcements import publish_after_commit, redis_publisher
 from service.versions.router import router as versions_router
 
 logger = logging.getLogger(__name__)
@@ -61,7 +65,23 @@ def start_runtime(settings: Settings, run_outbox: bool = True) -> Runtime:
             runtime.session_factory, runtime.broker, settings.outbox_interval_s
         )
         runtime.outbox_loop.start()
+    if runtime.cache is not None:
+        start_pointer_watch(runtime)
     return runtime
+
+
+def start_pointer_watch(runtime: Runtime) -> None:
+    """Follow the active pointers (service/serving/pointer_watch.py) and announce this
+    process's own moves after commit where the database does not (Redis, or in process)."""
+    assert runtime.cache is not None
+    settings = runtime.settings
+    watch = PointerWatch(runtime.cache, runtime.session_factory, settings)
+    if settings.pointer_channel == "redis":
+        publish_after_commit(runtime.session_factory, redis_publisher(settings.broker_url))
+    elif settings.pointer_channel == "in_process":
+        publish_after_commit(runtime.session_factory, watch.notify)
+    watch.start()
+    runtime.pointer_watch = watch
 
 
 def create_app(settings: Settings | None = None, run_outbox: bool = True) -> FastAPI:

@@ -112,6 +112,7 @@ def classify_endpoint(
         labels=labels,
         version_id=version_id,
         template=template,
+        models=runtime.models,
     )
 
 
@@ -152,4 +153,5 @@ def embed_endpoint(
         images=images,
         texts=texts,
         version_id=version_id,
+        models=runtime.models,
     )

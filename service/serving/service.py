@@ -12,6 +12,7 @@ from service.images import ImageLimits, decode_image
 from service.modelling.captions import has_label_slot
 from service.modelling.inference import classify, embed_images, embed_texts
 from service.observability import INFERENCE_LATENCY
+from service.registry.lookup import ModelLookup
 from service.registry.service import get_model
 from service.serving.cache import LoadedVersion, ModelCache
 from service.serving.schemas import ClassifyOut, EmbedOut, Prediction
@@ -28,10 +29,18 @@ from service.versions.service import get_version
 
 
 def resolve_encoder(
-    session: Session, cache: ModelCache, model_id: str, version_id: str | None
+    session: Session,
+    cache: ModelCache,
+    model_id: str,
+    version_id: str | None,
+    models: ModelLookup | None = None,
 ) -> LoadedVersion:
-    """The loaded version for a request: the pinned one, or the model's active version."""
-    model = get_model(session, model_id)
+    """The loaded version for a request: the pinned one, or the model's active version.
+
+    With ``models`` (the API process's recently read rows) and a cache following the watched
+    pointers, a request for the loaded active version runs no query at all.
+    """
+    model = models.get(session, model_id) if models is not None else get_model(session, model_id)
     try:
         if version_id is not None:
             check_identifier(version_id, "version_id")
@@ -61,6 +70,7 @@ def classify_images(
     labels: list[str],
     version_id: str | None,
     template: str,
+    models: ModelLookup | None = None,
 ) -> ClassifyOut:
     """Probabilities over ``labels`` for each image, and the version that answered."""
     if not images:
@@ -83,7 +93,7 @@ def classify_images(
     if not has_label_slot(template):
         raise InvalidInput("invalid_template", "template must contain '{}' where the label goes")
     decoded = decode_images(images, settings)
-    loaded = resolve_encoder(session, cache, model_id, version_id)
+    loaded = resolve_encoder(session, cache, model_id, version_id, models)
     started = time.perf_counter()
     probabilities = classify(loaded.encoder, decoded, cleaned, template)
     INFERENCE_LATENCY.labels(operation="classify").observe(time.perf_counter() - started)
@@ -111,6 +121,7 @@ def embed(
     images: list[bytes],
     texts: list[str],
     version_id: str | None,
+    models: ModelLookup | None = None,
 ) -> EmbedOut:
     """L2-normalised embeddings of images and/or texts from the answering version."""
     if not images and not texts:
@@ -121,7 +132,7 @@ def embed(
         for i, t in enumerate(texts)
     ]
     decoded = decode_images(images, settings)
-    loaded = resolve_encoder(session, cache, model_id, version_id)
+    loaded = resolve_encoder(session, cache, model_id, version_id, models)
     started = time.perf_counter()
     image_embeddings = embed_images(loaded.encoder, decoded) if decoded else []
     text_embeddings = embed_texts(loaded.encoder, cleaned) if cleaned else []
