@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.errors import error_response, install_error_handlers
 from service.api.load_shedding import LoadSheddingMiddleware
@@ -51,15 +52,7 @@ def start_runtime(settings: Settings, run_outbox: bool = True) -> Runtime:
     settings.ensure_directories()
     upgrade_head(settings.database_url)
     runtime = build_runtime(settings)
-    with session_scope(runtime.session_factory) as session:
-        generated = seed_admin_key(session, settings.admin_api_key)
-    if generated:
-        # Shown exactly once: only its hash is stored.
-        print(
-            f"\n  Generated admin API key (store it now, it is not shown again):\n  {generated}\n",
-            file=sys.stderr,
-            flush=True,
-        )
+    seed_and_show_admin_key(runtime.session_factory, settings)
     if run_outbox:
         runtime.outbox_loop = OutboxLoop(
             runtime.session_factory, runtime.broker, settings.outbox_interval_s
@@ -82,6 +75,19 @@ def start_pointer_watch(runtime: Runtime) -> None:
         publish_after_commit(runtime.session_factory, watch.notify)
     watch.start()
     runtime.pointer_watch = watch
+
+
+def seed_and_show_admin_key(session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """Make sure an admin key exists; print a generated one (shown exactly once: only its
+    hash is stored)."""
+    with session_scope(session_factory) as session:
+        generated = seed_admin_key(session, settings.admin_api_key)
+    if generated:
+        print(
+            f"\n  Generated admin API key (store it now, it is not shown again):\n  {generated}\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def create_app(settings: Settings | None = None, run_outbox: bool = True) -> FastAPI:
