@@ -2,8 +2,10 @@
 
 ``create_app(settings)`` builds the app; at start-up (lifespan) it applies the migrations,
 builds the runtime (database, blob store, broker producer, model cache), seeds the admin key
-(printing a generated one once) and starts the outbox loop. No training code is imported
-here or anywhere under ``service/`` (a test checks ``workers.engine`` stays unimported).
+(printing a generated one once) and starts the outbox loop and the pointer watch (which keeps
+this process's active pointers and loaded versions in step with every replica's moves). No
+training code is imported here or anywhere under ``service/`` (a test checks
+``workers.engine`` stays unimported).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.errors import error_response, install_error_handlers
 from service.api.load_shedding import LoadSheddingMiddleware
@@ -31,8 +34,10 @@ from service.observability import REQUEST_LATENCY, REQUESTS
 from service.outbox.dispatcher import OutboxLoop
 from service.registry.router import router as models_router
 from service.runtime import Runtime, build_runtime
+from service.serving.pointer_watch import PointerWatch
 from service.serving.router import router as serving_router
 from service.settings import Settings, get_settings
+from service.versions.announcements import publish_after_commit, redis_publisher
 from service.versions.router import router as versions_router
 
 logger = logging.getLogger(__name__)
@@ -47,21 +52,42 @@ def start_runtime(settings: Settings, run_outbox: bool = True) -> Runtime:
     settings.ensure_directories()
     upgrade_head(settings.database_url)
     runtime = build_runtime(settings)
-    with session_scope(runtime.session_factory) as session:
-        generated = seed_admin_key(session, settings.admin_api_key)
-    if generated:
-        # Shown exactly once: only its hash is stored.
-        print(
-            f"\n  Generated admin API key (store it now, it is not shown again):\n  {generated}\n",
-            file=sys.stderr,
-            flush=True,
-        )
+    seed_and_show_admin_key(runtime.session_factory, settings)
     if run_outbox:
         runtime.outbox_loop = OutboxLoop(
             runtime.session_factory, runtime.broker, settings.outbox_interval_s
         )
         runtime.outbox_loop.start()
+    if runtime.cache is not None:
+        start_pointer_watch(runtime)
     return runtime
+
+
+def start_pointer_watch(runtime: Runtime) -> None:
+    """Follow the active pointers (service/serving/pointer_watch.py) and announce this
+    process's own moves after commit where the database does not (Redis, or in process)."""
+    assert runtime.cache is not None
+    settings = runtime.settings
+    watch = PointerWatch(runtime.cache, runtime.session_factory, settings)
+    if settings.pointer_channel == "redis":
+        publish_after_commit(runtime.session_factory, redis_publisher(settings.broker_url))
+    elif settings.pointer_channel == "in_process":
+        publish_after_commit(runtime.session_factory, watch.notify)
+    watch.start()
+    runtime.pointer_watch = watch
+
+
+def seed_and_show_admin_key(session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """Make sure an admin key exists; print a generated one (shown exactly once: only its
+    hash is stored)."""
+    with session_scope(session_factory) as session:
+        generated = seed_admin_key(session, settings.admin_api_key)
+    if generated:
+        print(
+            f"\n  Generated admin API key (store it now, it is not shown again):\n  {generated}\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def create_app(settings: Settings | None = None, run_outbox: bool = True) -> FastAPI:

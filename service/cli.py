@@ -73,8 +73,14 @@ def serve(
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="start an embedded worker process")
     ] = True,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="API processes (uvicorn workers)")
+    ] = 1,
 ) -> None:
-    """Migrate, ensure the base model, start the API (and an embedded worker)."""
+    """Migrate, ensure the base model, start the API (and an embedded worker).
+
+    With ``--workers N`` uvicorn runs N API processes on the port, each with its own serving
+    cache; they learn each other's pointer moves (README, "Several API processes")."""
     import uvicorn
     from transformers.utils import logging as transformers_logging
 
@@ -89,7 +95,10 @@ def serve(
     ensure_default_model()
     process = _worker_process() if worker else None
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        if workers == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        else:
+            _serve_processes(settings, host, port, workers)
     finally:
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -97,6 +106,29 @@ def serve(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _serve_processes(settings: Any, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from service.app import seed_and_show_admin_key
+    from service.db.session import create_db_engine, create_session_factory
+
+    # Seeded once here, so N processes starting together do not each generate a key.
+    engine = create_db_engine(settings.database_url)
+    try:
+        seed_and_show_admin_key(create_session_factory(engine), settings)
+    finally:
+        engine.dispose()
+    # Each process builds the app from the same environment (VLMC_*).
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 def _worker_command(concurrency: int = 1, loglevel: str = "INFO") -> list[str]:

@@ -1,4 +1,5 @@
-"""What a running API process holds: settings, database, blob store, broker producer, cache.
+"""What a running API process holds: settings, database, blob store, broker producer, cache,
+and the request path's in-memory lookups (API keys, model rows, active pointers).
 
 Built once per API process by the app factory (``service/app.py``, with ``build_runtime``)
 and reachable from requests through ``service/api/deps.py``. Workers hold their own
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.auth.key_cache import KeyCache
 from service.db.session import create_db_engine, create_session_factory
+from service.registry.lookup import ModelLookup
 from service.settings import Settings
 from service.storage.blobs import BlobStore, FilesystemBlobStore
 
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from service.serving.admission import InferenceAdmission
     from service.serving.batching import Batcher
     from service.serving.cache import ModelCache
+    from service.serving.pointer_watch import PointerWatch
 
 
 @dataclass
@@ -38,20 +42,40 @@ class Runtime:
     batcher: Batcher | None = field(default=None)
     admission: InferenceAdmission | None = field(default=None)
     outbox_loop: OutboxLoop | None = field(default=None)
+    # Recently read API keys and model rows (TTL ``lookup_cache_ttl_s``; 0 here: off).
+    keys: KeyCache = field(default_factory=lambda: KeyCache(0.0))
+    models: ModelLookup = field(default_factory=lambda: ModelLookup(0.0))
+    # Keeps the cache's active pointers fresh (started with the app, service/app.py).
+    pointer_watch: PointerWatch | None = field(default=None)
 
     def notify_outbox(self) -> None:
         """Ask the outbox loop (when running) to send newly committed messages now."""
         if self.outbox_loop is not None:
             self.outbox_loop.wake()
 
+    def pointer_moved(self, model_id: str, version_id: str) -> None:
+        """This process committed a pointer move: answer with it from the next request on."""
+        if self.pointer_watch is not None:
+            self.pointer_watch.moved(model_id, version_id)
+
+    def load_active(self, model_id: str) -> None:
+        """Load a model's active version beside the one serving, then switch (run after a
+        move, in the background, so the first request after it does not pay for the load)."""
+        if self.pointer_watch is not None:
+            self.pointer_watch.refresh(model_id)
+
     def close(self) -> None:
-        """Stop the outbox loop and release connections (database pool, broker)."""
+        """Stop the outbox loop and the pointer watch, release connections (database pool,
+        broker)."""
         if self.outbox_loop is not None:
             self.outbox_loop.stop()
             self.outbox_loop = None
         if self.batcher is not None:
             self.batcher.close()
             self.batcher = None
+        if self.pointer_watch is not None:
+            self.pointer_watch.stop()
+            self.pointer_watch = None
         self.broker.close()
         self.engine.dispose()
 
@@ -71,6 +95,8 @@ def build_runtime(settings: Settings, with_cache: bool = True) -> Runtime:
         session_factory=create_session_factory(engine),
         blobs=FilesystemBlobStore(settings.blobs_path),
         broker=Broker(settings.broker_url),
+        keys=KeyCache(settings.lookup_cache_ttl_s),
+        models=ModelLookup(settings.lookup_cache_ttl_s),
     )
     if with_cache:
         runtime.cache = ModelCache(

@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     # none is).
     max_batch_size: int = Field(default=64, ge=1)
     max_batch_wait_s: float = Field(default=0.002, ge=0)
+    # Request path (per API process): API keys and model rows are served from memory for this
+    # long after they were read. A key revoked through another replica stops working here
+    # within this many seconds (at once on the replica that revoked it); 0: read every time.
+    lookup_cache_ttl_s: float = Field(default=5.0, ge=0)
+    # Active pointers (service/serving/pointer_watch.py): every API process re-reads all of
+    # them this often, whatever it was told. Empty: 1 s in the embedded default (where a
+    # worker's gate activation reaches the API no other way), 5 s when the database is
+    # PostgreSQL (LISTEN/NOTIFY) or the broker is Redis (pub/sub), which announce each move.
+    pointer_recheck_s: float | None = Field(default=None, gt=0)
     # Chat completions (generative models): images per request and completion tokens.
     max_chat_images: int = Field(default=1, ge=1)
     chat_max_tokens: int = Field(default=256, ge=1)
@@ -114,7 +123,26 @@ class Settings(BaseSettings):
         self.model_roots = list(
             dict.fromkeys(root.expanduser().resolve() for root in self.model_roots)
         )
+        if self.pointer_recheck_s is None:
+            self.pointer_recheck_s = 1.0 if self.pointer_channel == "in_process" else 5.0
         return self
+
+    @property
+    def pointer_channel(self) -> Literal["postgres", "redis", "in_process"]:
+        """How pointer moves reach the other processes: PostgreSQL LISTEN/NOTIFY when the
+        database is PostgreSQL, else Redis pub/sub when the broker is Redis, else only within
+        the process that moved it (other processes see it at their next re-check)."""
+        if self.database_url.startswith("postgresql"):
+            return "postgres"
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return "redis"
+        return "in_process"
+
+    @property
+    def pointer_recheck_interval(self) -> float:
+        """Seconds between full re-reads of the active pointers (always set after validation)."""
+        assert self.pointer_recheck_s is not None
+        return self.pointer_recheck_s
 
     @property
     def blobs_path(self) -> Path:

@@ -1,0 +1,1 @@
+"""Serving benchmarks: what an API replica does while versions change under it."""

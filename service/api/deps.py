@@ -73,17 +73,19 @@ ResourceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern
 def get_principal(
     request: Request,
     session: SessionDep,
+    runtime: RuntimeDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """The caller, from ``Authorization: Bearer <key>`` (401 when missing, unknown, revoked or
-    expired).
+    expired). A key read within ``VLMC_LOOKUP_CACHE_TTL_S`` is not read again
+    (``service/auth/key_cache.py``: a revocation through another replica takes up to that long).
 
     The key lookup (and the once-a-minute ``last_used_at`` write) ends its transaction here,
     so the pooled connection is not held while the request waits on something else (a body
     upload, an inference slot). The principal is a plain value, and the handler's own queries
     start a new transaction.
     """
-    principal = authenticate(session, request.headers.get("authorization"))
+    principal = authenticate(session, request.headers.get("authorization"), runtime.keys)
     try:
         session.commit()
     except DBAPIError as error:

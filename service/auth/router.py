@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from service.api.deps import AdminPrincipal, ResourceId, SessionDep
+from service.api.deps import AdminPrincipal, ResourceId, RuntimeDep, SessionDep
 from service.api.openapi import conflict
 from service.auth import repository
 from service.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
@@ -49,8 +49,12 @@ def list_api_keys(session: SessionDep, _: AdminPrincipal) -> list[ApiKeyOut]:
     response_model=ApiKeyOut,
     responses=conflict("last_admin_key: the last active admin key cannot be revoked"),
 )
-def revoke_api_key(key_id: ResourceId, session: SessionDep, _: AdminPrincipal) -> ApiKeyOut:
-    """Revoke a key (revoking a revoked key changes nothing)."""
+def revoke_api_key(
+    key_id: ResourceId, session: SessionDep, runtime: RuntimeDep, _: AdminPrincipal
+) -> ApiKeyOut:
+    """Revoke a key (revoking a revoked key changes nothing). It stops working at once on
+    this API process, and within ``VLMC_LOOKUP_CACHE_TTL_S`` seconds on the others."""
     key = revoke_key(session, key_id)
     session.commit()
+    runtime.keys.forget(key.id)
     return ApiKeyOut.model_validate(key, from_attributes=True)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.auth import repository
+from service.auth.key_cache import KeyCache
 from service.auth.keys import display_prefix, generate_key, hash_key
 from service.db.base import utcnow
 from service.db.tables import ApiKey
@@ -64,30 +65,47 @@ class Forbidden(ServiceError):
     status_code = 403
 
 
-def authenticate(session: Session, authorization: str | None) -> Principal:
+def authenticate(
+    session: Session, authorization: str | None, cache: KeyCache | None = None
+) -> Principal:
     """The principal for an ``Authorization: Bearer <key>`` header, or 401.
 
-    Records the use in ``last_used_at`` (at most once a minute) without committing.
+    With ``cache``, a key read less than ``cache.ttl`` seconds ago is not read again (no
+    query): a key revoked through another API process stops working within that time
+    (``service/auth/key_cache.py``). A key read from the database has its use recorded in
+    ``last_used_at`` (at most once a minute) without committing.
     """
     if not authorization:
         raise Unauthenticated("missing_api_key", "send 'Authorization: Bearer <api key>'")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("invalid_api_key", "the Authorization header must be 'Bearer <key>'")
-    key = repository.get_by_hash(session, hash_key(token.strip()))
+    digest = hash_key(token.strip())
+    cached = cache.get(digest) if cache is not None else None
+    if cached is not None:
+        _check_expiry(cached.expires_at, utcnow())
+        return cached.principal
+    key = repository.get_by_hash(session, digest)
     if key is None or key.revoked_at is not None:
         raise Unauthenticated("invalid_api_key", "unknown or revoked API key")
     now = utcnow()
-    if key.expires_at is not None and key.expires_at <= now:
-        raise Unauthenticated("expired_api_key", "this API key has expired")
+    _check_expiry(key.expires_at, now)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         repository.touch(session, key.id, now)
-    return Principal(
+    principal = Principal(
         key_id=key.id,
         name=key.name,
         scopes=frozenset(key.scopes),
         model_ids=frozenset(key.model_ids) if key.model_ids is not None else None,
     )
+    if cache is not None:
+        cache.put(digest, principal, key.expires_at)
+    return principal
+
+
+def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
+    if expires_at is not None and expires_at <= now:
+        raise Unauthenticated("expired_api_key", "this API key has expired")
 
 
 def require(principal: Principal, scope: str) -> None:

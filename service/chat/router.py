@@ -58,7 +58,9 @@ def chat_completions(
     answered (``version_id``, ``version_number``, ``system_fingerprint``).
     """
     turn = parse_turn(body, runtime.settings)
-    loaded, generator = resolve_generator(session, serving_cache(runtime), principal, body)
+    loaded, generator = resolve_generator(
+        session, serving_cache(runtime), principal, body, runtime.models
+    )
     check_context(generator, turn)
     if body.stream:
         return StreamingResponse(

@@ -34,6 +34,7 @@ from service.images import ImageLimits, decode_image
 from service.modelling.vlm import Answer, VisionLanguageModel
 from service.observability import INFERENCE_LATENCY
 from service.registry import repository as registry_repository
+from service.registry.lookup import ModelLookup
 from service.serving.batching import Batcher
 from service.serving.cache import LoadedVersion, ModelCache
 from service.serving.service import resolve_encoder
@@ -102,11 +103,19 @@ def _image(url: str, settings: Settings) -> Image.Image:
 
 
 def resolve_generator(
-    session: Session, cache: ModelCache, principal: Principal, request: ChatRequest
+    session: Session,
+    cache: ModelCache,
+    principal: Principal,
+    request: ChatRequest,
+    models: ModelLookup | None = None,
 ) -> tuple[LoadedVersion, VisionLanguageModel]:
     """The loaded version of the named model (404 if the key cannot see it) and its VLM
     (422 ``not_generative`` for a model that cannot generate)."""
-    model = registry_repository.get_by_name(session, request.model)
+    model = (
+        models.by_name(session, request.model)
+        if models is not None
+        else registry_repository.get_by_name(session, request.model)
+    )
     if model is None:
         raise NotFound("model_not_found", f"no model named {request.model!r}")
     require_model(principal, model.id)
@@ -116,7 +125,7 @@ def resolve_generator(
             f"model {model.name!r} is a {model.family} dual encoder: it classifies and embeds "
             "but cannot answer questions (use /v1/models/{id}/classify)",
         )
-    loaded = resolve_encoder(session, cache, model.id, request.version_id)
+    loaded = resolve_encoder(session, cache, model.id, request.version_id, models)
     assert loaded.generator is not None  # a model with a pair loads its VLM
     return loaded, loaded.generator
 

@@ -13,6 +13,9 @@ Versions differ only in the image encoder, so each model's checkpoint is loaded 
 text tower (and, for generative models, projector and language model); caption embeddings are
 cached per model (``service/serving/text_embeddings.py``). A model's base is dropped with its
 last loaded version.
+
+Once it ``follow``s an ``ActivePointers`` (the API process's pointer watch keeps one fresh),
+the active pointer comes from memory; a model it does not hold yet is read from the database.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from service.db.tables import Model, Version
 from service.errors import Conflict, Unavailable
@@ -33,6 +36,7 @@ from service.modelling.checkpoints import LoadedCheckpoint, load_checkpoint
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.snapshots import state_sha256
 from service.modelling.vlm import VisionLanguageModel
+from service.serving.pointers import ActivePointers
 from service.serving.text_embeddings import TextEmbeddings
 from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
@@ -97,12 +101,18 @@ class ModelCache:
         self._failures: dict[tuple[str, str], tuple[float, str]] = {}
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
+        self._pointers: ActivePointers | None = None
+
+    def follow(self, pointers: ActivePointers) -> None:
+        """Read active pointers from ``pointers`` from now on (something must keep them
+        fresh: ``service/serving/pointer_watch.py``)."""
+        self._pointers = pointers
 
     # -- public ------------------------------------------------------------------------------
     def active(self, session: Session, model: Model) -> LoadedVersion:
         """The encoder answering for ``model``'s active version (or, while it loads or after it
         failed to load, the version served before)."""
-        active_id = versions_repository.active_version_id(session, model.id)
+        active_id = self._active_version_id(session, model.id)
         if active_id is None:
             raise Unavailable("no_active_version", f"model {model.id} has no active version")
         current = self._serving_entry(model.id)
@@ -179,6 +189,15 @@ class ModelCache:
             return list(self._entries)
 
     # -- internals ---------------------------------------------------------------------------
+    def _active_version_id(self, session: Session, model_id: str) -> str | None:
+        known = self._pointers.get(model_id) if self._pointers is not None else None
+        if known is not None:
+            return known
+        active_id = versions_repository.active_version_id(session, model_id)
+        if active_id is not None and self._pointers is not None:
+            self._pointers.learn(model_id, active_id)
+        return active_id
+
     def _version(self, session: Session, version_id: str) -> Version:
         version = versions_repository.get(session, version_id)
         if version is None:
@@ -269,22 +288,3 @@ class ModelCache:
         with self._lock:
             failure = self._failures.get((model_id, version_id))
         return failure is not None and time.monotonic() - failure[0] < RETRY_AFTER_FAILURE_S
-
-
-def warm_active(
-    cache: ModelCache | None, session_factory: sessionmaker[Session], model_id: str
-) -> None:
-    """Load a model's (new) active version now, beside the old one (run after activation,
-    in the background, so the first request after a switch does not pay for the load)."""
-    if cache is None:
-        return
-    from service.registry import repository as registry_repository
-
-    with session_factory() as session:
-        model = registry_repository.get(session, model_id)
-        if model is None:
-            return
-        try:
-            cache.active(session, model)
-        except Exception:  # already logged by the cache; requests keep the old version
-            logger.exception("warming model %s failed", model_id)

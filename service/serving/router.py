@@ -120,6 +120,7 @@ def classify_endpoint(
         labels=labels,
         version_id=version_id,
         template=template,
+        models=runtime.models,
     )
 
 
@@ -161,4 +162,5 @@ def embed_endpoint(
         images=images,
         texts=texts,
         version_id=version_id,
+        models=runtime.models,
     )

@@ -13,6 +13,7 @@ from service.images import ImageLimits, decode_image
 from service.modelling.captions import captions_for_labels, has_label_slot
 from service.modelling.inference import probabilities_from_embeddings
 from service.observability import INFERENCE_LATENCY
+from service.registry.lookup import ModelLookup
 from service.registry.service import get_model
 from service.serving.batching import Batcher
 from service.serving.cache import LoadedVersion, ModelCache
@@ -30,10 +31,18 @@ from service.versions.service import get_version
 
 
 def resolve_encoder(
-    session: Session, cache: ModelCache, model_id: str, version_id: str | None
+    session: Session,
+    cache: ModelCache,
+    model_id: str,
+    version_id: str | None,
+    models: ModelLookup | None = None,
 ) -> LoadedVersion:
-    """The loaded version for a request: the pinned one, or the model's active version."""
-    model = get_model(session, model_id)
+    """The loaded version for a request: the pinned one, or the model's active version.
+
+    With ``models`` (the API process's recently read rows) and a cache following the watched
+    pointers, a request for the loaded active version runs no query at all.
+    """
+    model = models.get(session, model_id) if models is not None else get_model(session, model_id)
     try:
         if version_id is not None:
             check_identifier(version_id, "version_id")
@@ -73,6 +82,7 @@ def classify_images(
     labels: list[str],
     version_id: str | None,
     template: str,
+    models: ModelLookup | None = None,
 ) -> ClassifyOut:
     """Probabilities over ``labels`` for each image, and the version that answered."""
     if not images:
@@ -96,7 +106,7 @@ def classify_images(
         raise InvalidInput("invalid_template", "template must contain '{}' where the label goes")
     with batcher.expect():
         decoded = decode_images(images, settings)
-        loaded = resolve_encoder(session, cache, model_id, version_id)
+        loaded = resolve_encoder(session, cache, model_id, version_id, models)
         started = time.perf_counter()
         text = loaded.texts.embed(captions_for_labels(cleaned, template))
     image = image_embeddings(batcher, loaded, decoded)
@@ -127,6 +137,7 @@ def embed(
     images: list[bytes],
     texts: list[str],
     version_id: str | None,
+    models: ModelLookup | None = None,
 ) -> EmbedOut:
     """L2-normalised embeddings of images and/or texts from the answering version."""
     if not images and not texts:
@@ -138,7 +149,7 @@ def embed(
     ]
     with batcher.expect():
         decoded = decode_images(images, settings)
-        loaded = resolve_encoder(session, cache, model_id, version_id)
+        loaded = resolve_encoder(session, cache, model_id, version_id, models)
         started = time.perf_counter()
         texts_out = loaded.texts.embed(cleaned).cpu().tolist() if cleaned else []
     images_out = image_embeddings(batcher, loaded, decoded).tolist() if decoded else []

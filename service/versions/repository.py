@@ -36,6 +36,12 @@ def active_version_id(session: Session, model_id: str) -> str | None:
     )
 
 
+def active_pointers(session: Session) -> dict[str, str]:
+    """Every model's active version id, by model id (one query)."""
+    rows = session.execute(select(ActiveVersion.model_id, ActiveVersion.version_id))
+    return {model_id: version_id for model_id, version_id in rows}
+
+
 def lock_active(session: Session, model_id: str) -> ActiveVersion | None:
     """The active-pointer row, locked until commit (serialises concurrent activations).
 

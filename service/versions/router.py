@@ -7,7 +7,6 @@ from fastapi import APIRouter, BackgroundTasks
 from service.api.deps import ModelAdmin, ModelReader, ResourceId, RuntimeDep, SessionDep
 from service.api.openapi import conflict
 from service.registry.service import get_model
-from service.serving.cache import warm_active
 from service.versions import repository
 from service.versions.schemas import DeploymentOut, PointerMove, VersionOut
 from service.versions.service import activate_version, get_version, rollback
@@ -45,7 +44,10 @@ def _move(
     move = rollback if action == "rollback" else activate_version
     deployment = move(session, model_id, body.version_id, principal.actor, body.reason)
     session.commit()
-    background.add_task(warm_active, runtime.cache, runtime.session_factory, model_id)
+    # Answer with it here from the next request on; the other replicas load it beside the old
+    # version when the move's announcement arrives (service/serving/pointer_watch.py).
+    runtime.pointer_moved(model_id, deployment.to_version_id)
+    background.add_task(runtime.load_active, model_id)
     return DeploymentOut.of(deployment)
 
 

@@ -5,7 +5,9 @@
   blob is written).
 - ``activate_version`` / ``rollback``: move the active pointer and append a deployment, in the
   caller's transaction; the pointer row is locked first so concurrent moves serialise and the
-  history chain stays exact (each move's ``from`` is the previous move's ``to``).
+  history chain stays exact (each move's ``from`` is the previous move's ``to``). Every move
+  (version 1's pointer too) is announced to the API processes once it commits
+  (``service/versions/announcements.py``).
 - ``gate_verdict``: the activation gate; ``apply_activation_gate`` applies a model's policy
   to a new version and records its decision with the reasons (the worker's last step).
 
@@ -34,6 +36,7 @@ from service.db.tables import (
 from service.errors import Conflict, NotFound
 from service.registry import repository as registry_repository
 from service.versions import repository
+from service.versions.announcements import announce_pointer_move
 
 BASE_METHOD = "base"
 
@@ -76,6 +79,7 @@ def register_base_version(
         ),
     )
     repository.add_active(session, ActiveVersion(model_id=model.id, version_id=version.id))
+    announce_pointer_move(session, model.id)
     repository.add_deployment(
         session,
         Deployment(
@@ -166,6 +170,7 @@ def activate_version(
     previous = pointer.version_id
     pointer.version_id = version.id
     pointer.updated_at = utcnow()
+    announce_pointer_move(session, model_id)
     return repository.add_deployment(
         session,
         Deployment(

@@ -21,6 +21,7 @@ from service.db.session import create_db_engine, create_session_factory
 from service.outbox.broker import Broker
 from service.settings import Settings, get_settings
 from service.storage.blobs import BlobStore, FilesystemBlobStore
+from service.versions.announcements import publish_after_commit, redis_publisher
 from workers.pipeline.settings import WorkerSettings, get_worker_settings
 from workers.pipeline.weights import WeightsCache
 
@@ -49,11 +50,16 @@ def build_context(
     """A context for ``settings`` (``worker_id`` defaults to ``hostname:pid``)."""
     settings.ensure_directories()
     engine = create_db_engine(settings.database_url)
+    session_factory = create_session_factory(engine)
+    if settings.pointer_channel == "redis":
+        # The gate's activations reach every API replica at once (PostgreSQL announces them
+        # itself; the embedded default's API sees them at its next re-check).
+        publish_after_commit(session_factory, redis_publisher(settings.broker_url))
     return WorkerContext(
         settings=settings,
         worker_settings=worker_settings,
         engine=engine,
-        session_factory=create_session_factory(engine),
+        session_factory=session_factory,
         broker=Broker(settings.broker_url),
         blobs=FilesystemBlobStore(settings.blobs_path),
         weights=WeightsCache(settings.device, worker_settings.state_cache_size),
