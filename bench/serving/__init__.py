@@ -1,0 +1,1 @@
+"""Serving benchmarks: what loading a version costs."""
