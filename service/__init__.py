@@ -14,6 +14,8 @@ schemas = bodies):
                     base + delta chain that rebuilds a version's weights (``snapshots.py``)
 - ``serving/``      classify / embed from the active or a pinned version (hot-swapping cache)
 - ``outbox/``       broker messages written with the job, sent after commit (``dispatcher``)
+- ``retention/``    storage lifecycle: blob garbage collection safe against concurrent
+                    writers, storage usage (``/v1/storage``; archiving is in ``versions/``)
 - ``health/``       /healthz, /readyz (database, broker, worker heartbeats), /metrics
 - ``auth/``         API keys with scopes, optionally restricted to models and expiring,
                     stored hashed

@@ -33,6 +33,7 @@ from service.jobs.router import router as jobs_router
 from service.observability import REQUEST_LATENCY, REQUESTS
 from service.outbox.dispatcher import OutboxLoop
 from service.registry.router import router as models_router
+from service.retention.router import router as retention_router
 from service.runtime import Runtime, build_runtime
 from service.serving.pointer_watch import PointerWatch
 from service.serving.router import router as serving_router
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         versions_router,
         serving_router,
         chat_router,
+        retention_router,
     ):
         app.include_router(router)
     install_openapi(app)

@@ -4,7 +4,8 @@ Server side: ``serve`` runs the whole embedded default on one machine (migration
 API, and a worker process on the serverless broker); ``worker`` runs an update worker.
 Client side, over HTTP (``--url`` / ``VLMC_URL``, ``--api-key`` / ``VLMC_API_KEY``), one
 command per step of the README's walk-through: ``classify``, ``correct``, ``jobs``,
-``versions``, ``activate``, ``rollback``, and ``keys create | list | revoke``.
+``versions``, ``activate``, ``rollback``, and ``keys create | list | revoke``; storage
+lifecycle (admin key): ``archive``, ``eval-sets delete``, ``storage usage | gc``.
 """
 
 from __future__ import annotations
@@ -542,6 +543,76 @@ def deployments(
             row["reason"],
         )
     Console(width=160).print(table)
+
+
+@app.command()
+def archive(
+    version: Annotated[str, typer.Argument(help="version number or id")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Archive a version nothing retained needs (it stops serving; its blobs become
+    collectable by `vlmc storage gc`)."""
+    client = _client(url, api_key)
+    target = _resolve_model(client, model)
+    row = _find_version(client, target, version)
+    archived = _check(client.post(f"/v1/models/{target['id']}/versions/{row['id']}/archive"))
+    typer.echo(f"version {archived['number']} of {target['name']} archived")
+
+
+eval_sets = typer.Typer(help="Evaluation sets of a model (admin key).", no_args_is_help=True)
+app.add_typer(eval_sets, name="eval-sets")
+
+
+@eval_sets.command("delete")
+def delete_eval_set(
+    eval_set: Annotated[str, typer.Argument(help="the set's name or id")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Delete an evaluation set (refused while a job of the model is running)."""
+    client = _client(url, api_key)
+    target = _resolve_model(client, model)
+    rows = _check(client.get(f"/v1/models/{target['id']}/eval-sets"))
+    matches = [row for row in rows if eval_set in (row["id"], row["name"])]
+    if not matches:
+        raise typer.BadParameter(f"model {target['name']} has no eval set {eval_set!r}")
+    response = client.delete(f"/v1/models/{target['id']}/eval-sets/{matches[0]['id']}")
+    if response.status_code != 204:
+        _check(response)
+    typer.echo(f"eval set {matches[0]['name']} of {target['name']} deleted")
+
+
+storage = typer.Typer(help="The blob store (admin key): usage, garbage collection.")
+app.add_typer(storage, name="storage", no_args_is_help=True)
+
+
+@storage.command("usage")
+def storage_usage(url: UrlOption = "http://127.0.0.1:8000", api_key: KeyOption = None) -> None:
+    """How many blobs are stored and their total size."""
+    usage = _check(_client(url, api_key).get("/v1/storage"))
+    typer.echo(f"{usage['blobs']} blobs, {usage['bytes']} bytes")
+
+
+@storage.command("gc")
+def storage_gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run/--delete", help="only report what would be deleted")
+    ] = False,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = None,
+) -> None:
+    """Delete the blobs nothing retained needs (archived versions, deleted eval sets); blobs
+    stored within the grace period are kept."""
+    report = _check(_client(url, api_key).post("/v1/storage/gc", json={"dry_run": dry_run}))
+    verb = "would delete" if report["dry_run"] else "deleted"
+    typer.echo(
+        f"scanned {report['scanned_blobs']} blobs: {report['referenced_blobs']} referenced, "
+        f"{report['recent_blobs']} within the {report['grace_s']:g}s grace period; "
+        f"{verb} {report['deleted_blobs']} ({report['freed_bytes']} bytes)"
+    )
 
 
 keys = typer.Typer(help="API keys (admin key): create, list, revoke.", no_args_is_help=True)

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     readyz_requires_worker: bool = False
     # Outbox dispatcher loop in the API process (seconds between sweeps).
     outbox_interval_s: float = Field(default=2.0, gt=0)
+    # Version storage (service/versions/state_chain.py): the worker stores a version's full
+    # image-encoder state beside its delta whenever loading it would otherwise replay this many
+    # deltas (or more delta bytes than the full state), so every load replays fewer.
+    checkpoint_every: int = Field(default=10, ge=1)
+    # Blob garbage collection (service/retention/collection.py) never deletes a blob written
+    # (or re-stored) less than this long ago: it must exceed the longest time between storing
+    # a blob and committing the row that refers to it (seconds; a job's store step is seconds).
+    blob_gc_grace_s: float = Field(default=3600.0, ge=0)
     # Serving cache: how many (model, version) encoders stay loaded; text embeddings cached
     # per model (every version of a model shares them: updates never change the text tower).
     serving_cache_size: int = Field(default=4, ge=1)

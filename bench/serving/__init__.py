@@ -1,1 +1,2 @@
-"""Serving benchmarks: what an API replica does while versions change under it."""
+"""Serving benchmarks: throughput against the bare model, version loads against chain depth,
+activation across replicas, memory per loaded version (``python -m bench.serving.run``)."""

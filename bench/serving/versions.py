@@ -1,22 +1,55 @@
-"""New versions without training, for benchmarks and tests that only need a version to switch to.
+"""New versions without training, for benchmarks and tests that only need versions to load or
+switch to.
 
-``perturbed_version`` writes a ready version whose image encoder is its parent's plus small
-seeded noise, through the same path the worker uses (exact delta blob, ``create_version``),
-so loading it exercises the real chain rebuild and hash check.
+``add_version`` stores a child state the way the worker does (exact delta blob, a full
+checkpoint when one is due, ``create_version``), so loading it exercises the real chain
+rebuild and hash checks; ``perturbed_version`` makes one from the active version plus small
+seeded noise.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
+from service.db.tables import Version
 from service.modelling.checkpoints import load_checkpoint
 from service.registry import repository as registry_repository
+from service.settings import Settings
 from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
 from service.versions.service import create_version
-from service.versions.state_chain import store_delta, version_state
+from service.versions.state_chain import store_version_state, version_state
+
+
+def add_version(
+    session: Session,
+    blobs: BlobStore,
+    parent: Version,
+    parent_state: Mapping[str, torch.Tensor],
+    child_state: Mapping[str, torch.Tensor],
+    checkpoint_every: int | None,
+    method: str = "bench",
+) -> Version:
+    """A ready child of ``parent`` holding ``child_state`` (``checkpoint_every``: None never
+    stores a full checkpoint, as versions written before checkpoints existed)."""
+    stored = store_version_state(
+        session, blobs, parent, parent_state, child_state, checkpoint_every
+    )
+    return create_version(
+        session,
+        model_id=parent.model_id,
+        parent_id=parent.id,
+        job_id=None,
+        method=method,
+        data_hash=None,
+        content_sha256=stored.content_sha256,
+        snapshot_sha256=stored.snapshot_sha256,
+        checkpoint_sha256=stored.checkpoint_sha256,
+    )
 
 
 def perturbed_version(
@@ -42,15 +75,13 @@ def perturbed_version(
             else tensor
             for name, tensor in parent_state.items()
         }
-        snapshot_sha256, content_sha256 = store_delta(blobs, parent_state, child_state)
-        version = create_version(
+        version = add_version(
             session,
-            model_id=model_id,
-            parent_id=parent_id,
-            job_id=None,
+            blobs,
+            parent,
+            parent_state,
+            child_state,
+            Settings().checkpoint_every,
             method="perturbed",
-            data_hash=None,
-            content_sha256=content_sha256,
-            snapshot_sha256=snapshot_sha256,
         )
         return version.id

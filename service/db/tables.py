@@ -235,6 +235,9 @@ class Version(Base):
     Version 1 is the base checkpoint (no snapshot blob). Every later version stores an exact
     delta from its parent in the blob store (``snapshot_sha256`` = the blob's sha256);
     ``content_sha256`` is ``state_sha256`` of the full image-encoder state it rebuilds to.
+    Every few versions the full state is stored too (``checkpoint_sha256``), so rebuilding any
+    version replays a bounded number of deltas (``service/versions/state_chain.py``). An
+    archived version (``archived_at``) no longer serves and its blobs may be collected.
     """
 
     __tablename__ = "versions"
@@ -255,8 +258,12 @@ class Version(Base):
     data_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     content_sha256: Mapped[str] = mapped_column(String(64))
     snapshot_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A safetensors blob of the full state (``snapshots.serialize_state``); None: rebuilt
+    # from the nearest checkpointed ancestor (or the base checkpoint) and the deltas after it.
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     # What the worker recorded with the version (none for the base version). Loaded with the
     # version ("selectin": one query per relation for a whole list of versions).

@@ -19,6 +19,7 @@ from service.jobs.heartbeats import live_workers
 from service.jobs.statuses import JobStatus
 from service.outbox import repository as outbox_repository
 from service.registry import repository as registry_repository
+from service.retention.collection import storage_usage
 from service.versions import repository as versions_repository
 
 router = APIRouter(tags=["health"])
@@ -48,6 +49,8 @@ ACTIVE_VERSION = Gauge("vlmc_active_version", "Number of the active version", ["
 JOBS = Gauge("vlmc_jobs", "Jobs by status", ["status"])
 OUTBOX_PENDING = Gauge("vlmc_outbox_pending", "Outbox messages not yet sent to the broker")
 LIVE_WORKERS = Gauge("vlmc_live_workers", "Workers with a fresh heartbeat")
+STORED_BYTES = Gauge("vlmc_blob_store_bytes", "Bytes held by the blob store")
+STORED_BLOBS = Gauge("vlmc_blob_store_blobs", "Blobs held by the blob store")
 
 
 @router.get("/healthz", response_model=HealthOut)
@@ -100,7 +103,8 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     responses={200: {"description": "Prometheus text exposition format"}},
 )
 def metrics(runtime: RuntimeDep) -> Response:
-    """Prometheus exposition; state gauges are refreshed from the database on each scrape."""
+    """Prometheus exposition; state gauges are refreshed from the database and the blob store
+    on each scrape."""
     try:
         with runtime.session_factory() as session:
             for model in registry_repository.list_models(session):
@@ -117,4 +121,7 @@ def metrics(runtime: RuntimeDep) -> Response:
             )
     except DATABASE_DOWN:  # metrics must still answer when the database is down
         pass
+    usage = storage_usage(runtime.blobs)
+    STORED_BYTES.set(usage.bytes)
+    STORED_BLOBS.set(usage.blobs)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

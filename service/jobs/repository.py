@@ -93,6 +93,20 @@ def first_unfinished(session: Session, model_id: str) -> Job | None:
     return session.scalars(query).first()
 
 
+def unfinished_with_parent(session: Session, version_id: str) -> bool:
+    """Whether a job that has not ended trains from this version."""
+    query = select(Job.id).where(
+        Job.parent_version_id == version_id, Job.status.not_in(TERMINAL_STATUSES)
+    )
+    return session.scalars(query.limit(1)).first() is not None
+
+
+def active_exists(session: Session, model_id: str) -> bool:
+    """Whether a worker holds a job of this model (running or evaluating)."""
+    query = select(Job.id).where(Job.model_id == model_id, Job.status.in_(ACTIVE_STATUSES))
+    return session.scalars(query.limit(1)).first() is not None
+
+
 def queued_untouched_since(session: Session, cutoff: datetime) -> list[Job]:
     query = select(Job).where(Job.status == JobStatus.QUEUED, Job.updated_at < cutoff)
     return list(session.scalars(query.order_by(Job.created_at, Job.id)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service.db.tables import EvalSet, EvalSetItem, Model
@@ -46,6 +46,17 @@ def add_eval_set(session: Session, eval_set: EvalSet, items: list[EvalSetItem]) 
     session.add_all(items)
     session.flush()
     return eval_set
+
+
+def get_eval_set(session: Session, eval_set_id: str) -> EvalSet | None:
+    return session.get(EvalSet, eval_set_id)
+
+
+def delete_eval_set(session: Session, eval_set: EvalSet) -> None:
+    """Delete the set and its items (their images become collectable unless used elsewhere)."""
+    session.execute(delete(EvalSetItem).where(EvalSetItem.eval_set_id == eval_set.id))
+    session.delete(eval_set)
+    session.flush()
 
 
 def eval_set_items(session: Session, eval_set_id: str) -> list[EvalSetItem]:

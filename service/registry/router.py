@@ -32,6 +32,7 @@ from service.registry.schemas import (
 from service.registry.service import (
     active_version_summary,
     create_eval_set,
+    delete_eval_set,
     get_model,
     register_model,
 )
@@ -213,3 +214,17 @@ def list_model_eval_sets(
 ) -> list[EvalSetOut]:
     get_model(session, model_id)
     return [eval_set_out(session, s) for s in repository.list_eval_sets(session, model_id)]
+
+
+@router.delete(
+    "/{model_id}/eval-sets/{eval_set_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=conflict("eval_set_in_use: a job of the model is running (it evaluates on it)"),
+)
+def delete_model_eval_set(
+    model_id: ResourceId, eval_set_id: ResourceId, session: SessionDep, _: ModelAdmin
+) -> None:
+    """Delete an evaluation set; versions keep the accuracies recorded on it, later jobs
+    measure on the remaining sets, and its images become collectable."""
+    delete_eval_set(session, model_id, eval_set_id)
+    session.commit()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from service.db.tables import EvalSet, EvalSetItem, Model
 from service.errors import Conflict, InvalidInput, NotFound
 from service.images import ImageLimits, decode_image, load_stored_image
+from service.jobs import repository as jobs_repository
 from service.modelling.architecture import VisionArchitecture, read_vision_architecture
 from service.modelling.checkpoints import checkpoint_family, load_checkpoint
 from service.modelling.examples import ImageExample
@@ -252,6 +253,29 @@ def create_eval_set(
         raise InvalidInput("max_drop_needs_control", "max_drop applies to control sets only")
     eval_set = EvalSet(model_id=model_id, name=name, kind=kind, max_drop=max_drop)
     return repository.add_eval_set(session, eval_set, items)
+
+
+def delete_eval_set(session: Session, model_id: str, eval_set_id: str) -> None:
+    """Delete an evaluation set (in the caller's transaction).
+
+    404 ``eval_set_not_found``; 409 ``eval_set_in_use`` while a worker holds a job of the
+    model: that job measures TI and CC on the model's sets, read when it started. Past
+    versions keep their recorded accuracies on the set (they are copied, by name); jobs that
+    start later measure on the remaining sets. The job queue lock makes the check and a job's
+    start exclusive: a job either started before (refused) or starts after the deletion.
+    """
+    get_model(session, model_id)
+    eval_set = repository.get_eval_set(session, eval_set_id)
+    if eval_set is None or eval_set.model_id != model_id:
+        raise NotFound("eval_set_not_found", f"model {model_id} has no eval set {eval_set_id}")
+    jobs_repository.lock_model_queue(session, model_id)
+    if jobs_repository.active_exists(session, model_id):
+        raise Conflict(
+            "eval_set_in_use",
+            f"a job of this model is running and evaluates on {eval_set.name!r}: "
+            "retry when it has finished",
+        )
+    repository.delete_eval_set(session, eval_set)
 
 
 @dataclass

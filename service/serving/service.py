@@ -27,7 +27,7 @@ from service.validation import (
     check_identifier,
     clean_text,
 )
-from service.versions.service import get_version
+from service.versions.service import servable_version
 
 
 def resolve_encoder(
@@ -46,7 +46,7 @@ def resolve_encoder(
     try:
         if version_id is not None:
             check_identifier(version_id, "version_id")
-            return cache.pinned(session, model, get_version(session, model_id, version_id))
+            return cache.pinned(session, model, servable_version(session, model_id, version_id))
         return cache.active(session, model)
     finally:
         # The forward pass needs no database: end the read-only transaction and hand the

@@ -89,3 +89,16 @@ def chain_to_root(session: Session, version: Version) -> list[Version]:
         chain.append(parent)
     chain.reverse()
     return chain
+
+
+def rebuild_path(session: Session, version: Version) -> list[Version]:
+    """What rebuilding ``version`` reads, oldest first: its nearest checkpointed ancestor (or
+    itself, or the root when none is) and the versions after it down to ``version``."""
+    path = [version]
+    while path[-1].checkpoint_sha256 is None and path[-1].parent_id is not None:
+        parent = session.get(Version, path[-1].parent_id)
+        if parent is None:
+            raise LookupError(f"version {path[-1].id} names a missing parent")
+        path.append(parent)
+    path.reverse()
+    return path

@@ -9,7 +9,7 @@ from service.api.openapi import conflict
 from service.registry.service import get_model
 from service.versions import repository
 from service.versions.schemas import DeploymentOut, PointerMove, VersionOut
-from service.versions.service import activate_version, get_version, rollback
+from service.versions.service import activate_version, archive_version, get_version, rollback
 
 router = APIRouter(prefix="/v1/models", tags=["versions"])
 
@@ -52,7 +52,7 @@ def _move(
 
 
 _MOVE_CONFLICTS = conflict(
-    "version_already_active, version_not_ready, version_failed, version_foreign"
+    "version_already_active, version_not_ready, version_failed, version_foreign, version_archived"
 )
 
 
@@ -80,6 +80,26 @@ def rollback_model(
 ) -> DeploymentOut:
     """Re-activate an earlier version; serving answers exactly as that version did."""
     return _move("rollback", model_id, body, session, runtime, principal, background)
+
+
+@router.post(
+    "/{model_id}/versions/{version_id}/archive",
+    response_model=VersionOut,
+    responses=conflict(
+        "version_archived (already), version_active (the active version), version_needed (a "
+        "retained version is rebuilt through it; details.needed_by lists their numbers), "
+        "version_in_use (an unfinished job trains from it)"
+    ),
+)
+def archive(
+    model_id: ResourceId, version_id: ResourceId, session: SessionDep, _: ModelAdmin
+) -> VersionOut:
+    """Archive a version nothing retained needs: it can no longer be activated, rolled back
+    to or pinned, and its blobs become collectable (``POST /v1/storage/gc``)."""
+    get_model(session, model_id)
+    version = archive_version(session, model_id, version_id)
+    session.commit()
+    return VersionOut.of(version, repository.active_version_id(session, model_id))
 
 
 @router.get("/{model_id}/deployments", response_model=list[DeploymentOut])

@@ -119,6 +119,10 @@ class VersionOut(BaseModel):
     data_hash: str | None
     content_sha256: str
     snapshot_sha256: str | None
+    checkpoint_sha256: str | None = Field(
+        description="blob of the full image-encoder state, stored every few versions so that "
+        "loading any version replays a bounded number of deltas"
+    )
     evaluation: EvaluationOut | None
     cost: CostOut | None
     gate: GateDecisionOut | None
@@ -128,6 +132,10 @@ class VersionOut(BaseModel):
     status: str
     active: bool
     created_at: datetime
+    archived_at: datetime | None = Field(
+        description="when the version was archived (it no longer serves; its blobs may be "
+        "collected); None: retained"
+    )
 
     @classmethod
     def of(cls, version: Version, active_id: str | None) -> VersionOut:
@@ -141,6 +149,7 @@ class VersionOut(BaseModel):
             data_hash=version.data_hash,
             content_sha256=version.content_sha256,
             snapshot_sha256=version.snapshot_sha256,
+            checkpoint_sha256=version.checkpoint_sha256,
             evaluation=_evaluation(version),
             cost=CostOut.model_validate(version.cost) if version.cost else None,
             gate=(
@@ -152,6 +161,7 @@ class VersionOut(BaseModel):
             status=version.status,
             active=version.id == active_id,
             created_at=version.created_at,
+            archived_at=version.archived_at,
         )
 
 
@@ -172,6 +182,12 @@ def _evaluation(version: Version) -> EvaluationOut | None:
         answer_target_accuracy_after=record.answer_target_after,
         sets=[SetAccuracyOut.model_validate(item) for item in version.set_accuracies],
     )
+
+
+class ArchiveRequest(BaseModel):
+    """Body of archive (optional)."""
+
+    reason: FreeText = Field(default="", max_length=2000)
 
 
 class PointerMove(BaseModel):

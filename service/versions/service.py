@@ -8,6 +8,10 @@
   history chain stays exact (each move's ``from`` is the previous move's ``to``). Every move
   (version 1's pointer too) is announced to the API processes once it commits
   (``service/versions/announcements.py``).
+- ``archive_version``: retire a version no retained version needs (its blobs become
+  collectable); archived versions cannot be activated, rolled back to, pinned or trained from.
+  It, ``create_version`` and the pointer moves all lock the pointer row first, so an archive
+  never races a new child of the version it archives.
 - ``gate_verdict``: the activation gate; ``apply_activation_gate`` applies a model's policy
   to a new version and records its decision with the reasons (the worker's last step).
 
@@ -34,6 +38,7 @@ from service.db.tables import (
     VersionSetAccuracy,
 )
 from service.errors import Conflict, NotFound
+from service.jobs import repository as jobs_repository
 from service.registry import repository as registry_repository
 from service.versions import repository
 from service.versions.announcements import announce_pointer_move
@@ -58,6 +63,21 @@ def get_version(session: Session, model_id: str, version_id: str) -> Version:
     if version is None or version.model_id != model_id:
         raise NotFound("version_not_found", f"model {model_id} has no version {version_id}")
     return version
+
+
+def servable_version(session: Session, model_id: str, version_id: str) -> Version:
+    """The version a request pins: 404 as ``get_version``, 409 ``version_archived``."""
+    version = get_version(session, model_id, version_id)
+    _refuse_archived(version)
+    return version
+
+
+def _refuse_archived(version: Version) -> None:
+    if version.archived_at is not None:
+        raise Conflict(
+            "version_archived",
+            f"version {version.number} is archived: it no longer serves and cannot be restored",
+        )
 
 
 def register_base_version(
@@ -104,16 +124,22 @@ def create_version(
     data_hash: str | None,
     content_sha256: str,
     snapshot_sha256: str,
+    checkpoint_sha256: str | None = None,
     records: VersionRecords | None = None,
     status: str = "ready",
 ) -> Version:
     """A new version numbered after the model's last one, with what the worker measured.
 
-    ``snapshot_sha256`` is the blob holding the exact delta from ``parent_id``'s state
-    (``service/versions/state_chain.py: store_delta``); ``content_sha256`` the full state's hash.
+    ``snapshot_sha256`` is the blob holding the exact delta from ``parent_id``'s state,
+    ``checkpoint_sha256`` (when due) the full state's blob, ``content_sha256`` the full state's
+    hash (``service/versions/state_chain.py: store_version_state``). 409 ``parent_archived``
+    when the parent was archived meanwhile (its blobs may be gone).
     """
     records = records or VersionRecords()
+    repository.lock_active(session, model_id)
     parent = get_version(session, model_id, parent_id)
+    if parent.archived_at is not None:
+        raise Conflict("parent_archived", f"parent version {parent.number} was archived")
     if parent.status != "ready":
         raise Conflict("parent_not_ready", f"parent version {parent_id} is {parent.status}")
     return repository.add(
@@ -127,6 +153,7 @@ def create_version(
             data_hash=data_hash,
             content_sha256=content_sha256,
             snapshot_sha256=snapshot_sha256,
+            checkpoint_sha256=checkpoint_sha256,
             status=status,
             evaluation=records.evaluation,
             set_accuracies=list(records.set_accuracies),
@@ -151,7 +178,8 @@ def activate_version(
 
     Raises 404 ``version_not_found`` for an unknown version, 409 ``version_foreign`` for a
     version of another model, 409 ``version_not_ready`` (pending) / ``version_failed``
-    (failed), and 409 ``version_already_active`` when it is already the active version.
+    (failed), 409 ``version_archived``, and 409 ``version_already_active`` when it is already
+    the active version.
     """
     pointer = repository.lock_active(session, model_id)
     if pointer is None:
@@ -161,6 +189,7 @@ def activate_version(
         raise NotFound("version_not_found", f"no version {version_id}")
     if version.model_id != model_id:
         raise Conflict("version_foreign", f"version {version_id} belongs to another model")
+    _refuse_archived(version)
     if version.status == "failed":
         raise Conflict("version_failed", f"version {version.number} failed and cannot serve")
     if version.status != "ready":
@@ -189,6 +218,41 @@ def rollback(
 ) -> Deployment:
     """Re-activate an earlier (ready) version; the same rules as ``activate_version``."""
     return activate_version(session, model_id, version_id, actor, reason, action="rollback")
+
+
+def archive_version(session: Session, model_id: str, version_id: str) -> Version:
+    """Archive a version that nothing retained needs (in the caller's transaction).
+
+    409 ``version_archived`` (already), ``version_active`` (the one serving),
+    ``version_needed`` (a retained version is rebuilt through it: it lies on that version's
+    path from its nearest checkpoint, see ``state_chain``), ``version_in_use`` (an unfinished
+    job trains from it).
+    """
+    repository.lock_active(session, model_id)
+    version = get_version(session, model_id, version_id)
+    _refuse_archived(version)
+    if repository.active_version_id(session, model_id) == version.id:
+        raise Conflict("version_active", f"version {version.number} is the active version")
+    dependants = sorted(
+        other.number
+        for other in repository.list_for_model(session, model_id)
+        if other.id != version.id
+        and other.archived_at is None
+        and version in repository.rebuild_path(session, other)
+    )
+    if dependants:
+        raise Conflict(
+            "version_needed",
+            f"version {version.number} is needed to rebuild version(s) "
+            + ", ".join(str(number) for number in dependants)
+            + ": archive those first",
+            details={"needed_by": dependants},
+        )
+    if jobs_repository.unfinished_with_parent(session, version.id):
+        raise Conflict("version_in_use", f"a running job trains from version {version.number}")
+    version.archived_at = utcnow()
+    session.flush()
+    return version
 
 
 @dataclass(frozen=True)

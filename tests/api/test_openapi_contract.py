@@ -132,7 +132,14 @@ def _real_resources(server: LiveServer, fashion: Any) -> dict[str, str]:
         f"{server.url}/v1/models/{model_id}/corrections", files=files, data={"labels": labels}
     )
     assert job.status_code == 202, job.text
+    eval_set = session.post(
+        f"{server.url}/v1/models/{model_id}/eval-sets",
+        files=files,
+        data={"name": "contract", "kind": "control", "labels": labels},
+    )
+    assert eval_set.status_code == 201, eval_set.text
     return {
+        "eval_set_id": eval_set.json()["id"],
         "model_id": model_id,
         "version_id": model.json()["active_version_id"],
         "job_id": job.json()["job_id"],

@@ -146,10 +146,12 @@ def test_a_version_that_fails_to_load_keeps_the_old_one_serving(
     labels = [fashion.class_names[label] for label in reversed(fashion.labels)]
     broken = train_version(_runtime(client), model["id"], list(reversed(fashion.images)), labels)
     assert broken.snapshot_sha256 != trained["version"].snapshot_sha256
-    # Damage the stored delta: its bytes no longer hash to its address.
+    # Damage what loading it reads (its checkpoint when one was stored, else its delta): the
+    # bytes no longer hash to their address.
     blob_dir = _runtime(client).settings.blobs_path
-    assert broken.snapshot_sha256 is not None
-    blob = next(blob_dir.rglob(broken.snapshot_sha256))
+    read_by_load = broken.checkpoint_sha256 or broken.snapshot_sha256
+    assert read_by_load is not None
+    blob = next(blob_dir.rglob(read_by_load))
     blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")
     moved = client.post(f"/v1/models/{model['id']}/activate", json={"version_id": broken.id})
     assert moved.status_code == 200

@@ -17,7 +17,7 @@ from service.registry import repository as registry_repository
 from service.runtime import Runtime
 from service.versions import repository as versions_repository
 from service.versions.service import create_version
-from service.versions.state_chain import store_delta, version_state
+from service.versions.state_chain import store_version_state, version_state
 
 
 def train_version(
@@ -56,7 +56,14 @@ def train_version(
         )
         child_state = encoder.image_encoder_state()
         assert state_sha256(child_state) != parent.content_sha256
-        snapshot_sha256, content_sha256 = store_delta(runtime.blobs, parent_state, child_state)
+        stored = store_version_state(
+            session,
+            runtime.blobs,
+            parent,
+            parent_state,
+            child_state,
+            runtime.settings.checkpoint_every,
+        )
         return create_version(
             session,
             model_id=model_id,
@@ -64,8 +71,9 @@ def train_version(
             job_id=None,
             method="full-ft",
             data_hash=None,
-            content_sha256=content_sha256,
-            snapshot_sha256=snapshot_sha256,
+            content_sha256=stored.content_sha256,
+            snapshot_sha256=stored.snapshot_sha256,
+            checkpoint_sha256=stored.checkpoint_sha256,
             status=status,
         )
 
@@ -84,5 +92,6 @@ def copy_version(runtime: Runtime, source: Version, status: str) -> Version:
             data_hash=None,
             content_sha256=source.content_sha256,
             snapshot_sha256=source.snapshot_sha256,
+            checkpoint_sha256=source.checkpoint_sha256,
             status=status,
         )

@@ -59,7 +59,7 @@ from service.registry.service import load_eval_sets
 from service.storage.blobs import BlobCorruptedError, BlobNotFoundError, BlobStore
 from service.versions import repository as versions_repository
 from service.versions.service import VersionRecords, apply_activation_gate, create_version
-from service.versions.state_chain import store_delta
+from service.versions.state_chain import StoredState, store_version_state
 from workers.engine.errors import UpdateCancelled, UpdateError
 from workers.engine.methods.catalogue import stored_hyperparameters
 from workers.engine.methods.hyperparameters import CommonHyperparameters
@@ -279,7 +279,17 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
     phases.done("evaluate_after")
 
     child_state = encoder.image_encoder_state()
-    snapshot_sha256, content_sha256 = store_delta(context.blobs, inputs.parent_state, child_state)
+    with session_scope(context.session_factory) as session:
+        parent = versions_repository.get(session, job.parent_version_id or "")
+        assert parent is not None  # the job's parent was loaded from this row
+        stored = store_version_state(
+            session,
+            context.blobs,
+            parent,
+            inputs.parent_state,
+            child_state,
+            context.settings.checkpoint_every,
+        )
     records = VersionRecords(
         evaluation=evaluation,
         set_accuracies=set_accuracies,
@@ -288,7 +298,7 @@ def _run_claimed(context: WorkerContext, job: ClaimedJob) -> JobResult:
             context.blobs, inputs.carried_state_blobs, job.method, outcome.carried_state
         ),
     )
-    result = _commit_version(context, job, snapshot_sha256, content_sha256, records)
+    result = _commit_version(context, job, stored, records)
     phases.done("store")
     if result.version_id is not None:
         context.weights.remember(job.model_id, result.version_id, child_state)
@@ -428,8 +438,7 @@ def _record_metrics_event(
 def _commit_version(
     context: WorkerContext,
     job: ClaimedJob,
-    snapshot_sha256: str,
-    content_sha256: str,
+    stored: StoredState,
     records: VersionRecords,
 ) -> JobResult:
     with session_scope(context.session_factory) as session:
@@ -448,8 +457,9 @@ def _commit_version(
             job_id=job.id,
             method=job.method,
             data_hash=_data_hash(session, job.correction_id),
-            content_sha256=content_sha256,
-            snapshot_sha256=snapshot_sha256,
+            content_sha256=stored.content_sha256,
+            snapshot_sha256=stored.snapshot_sha256,
+            checkpoint_sha256=stored.checkpoint_sha256,
             records=records,
         )
         deployment = apply_activation_gate(session, model, version)

@@ -1,0 +1,1 @@
+"""Storage lifecycle: blob garbage collection and storage usage (``/v1/storage``)."""

@@ -1,0 +1,30 @@
+"""Queries on what refers to blobs (every table with a blob address column)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import CompoundSelect, select, union
+from sqlalchemy.orm import Session
+
+from service.db.tables import CarriedState, CorrectionExample, EvalSetItem, Version
+
+
+def referenced_blobs(session: Session) -> set[str]:
+    """Every blob a row still needs, read in one statement (so one snapshot of the database).
+
+    Retained (not archived) versions keep their delta, checkpoint and carried states; archived
+    versions keep nothing (no retained version rebuilds through them). Correction examples
+    and evaluation-set items keep their images.
+    """
+    retained = Version.archived_at.is_(None)
+    query: CompoundSelect[Any] = union(
+        select(Version.snapshot_sha256).where(retained, Version.snapshot_sha256.is_not(None)),
+        select(Version.checkpoint_sha256).where(retained, Version.checkpoint_sha256.is_not(None)),
+        select(CarriedState.blob_sha256)
+        .join(Version, Version.id == CarriedState.version_id)
+        .where(retained),
+        select(CorrectionExample.image_sha256),
+        select(EvalSetItem.image_sha256),
+    )
+    return {str(sha256) for sha256 in session.scalars(query)}
