@@ -120,16 +120,18 @@ def service_rates(
     return [run_clients(url, auth, request, clients, seconds) for clients in concurrency]
 
 
-def measure(seconds: float = 8.0, threads: int = 2) -> dict[str, Any]:
+def measure(
+    seconds: float = 8.0, threads: int = 2, concurrency: tuple[int, ...] = CONCURRENCY
+) -> dict[str, Any]:
     """The bare-model and service rows of one run, and the ratios the targets are about."""
     torch.set_num_threads(threads)
     image = sample_image()
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as directory:
         root = Path(directory)
         model_dir = materialise_release(root / "standin")
-        bare = bare_model_rates(load_dual_encoder(model_dir), image, CONCURRENCY, seconds)
+        bare = bare_model_rates(load_dual_encoder(model_dir), image, concurrency, seconds)
         with running_service(root, model_dir, threads) as (url, model_id):
-            service = service_rates(url, model_id, png_bytes(image), CONCURRENCY, seconds)
+            service = service_rates(url, model_id, png_bytes(image), concurrency, seconds)
     bare_by_batch = {row["batch"]: row["images_per_s"] for row in bare}
     for row in service:
         row["x_bare_same_batch"] = round(row["requests_per_s"] / bare_by_batch[row["clients"]], 3)

@@ -12,7 +12,7 @@ import torch
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def _resident_bytes() -> int:
+def resident_bytes() -> int:
     try:
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * _PAGE_SIZE
@@ -43,7 +43,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.start_bytes = torch.cuda.memory_allocated(self.device)
         else:
-            self.start_bytes = _resident_bytes()
+            self.start_bytes = resident_bytes()
             self.peak_bytes = self.start_bytes
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -51,7 +51,7 @@ class PeakMemory:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, _resident_bytes())
+            self.peak_bytes = max(self.peak_bytes, resident_bytes())
             time.sleep(self.interval)
 
     def __exit__(
@@ -67,7 +67,7 @@ class PeakMemory:
             self._stop.set()
             if self._thread is not None:
                 self._thread.join()
-            self.peak_bytes = max(self.peak_bytes, _resident_bytes())
+            self.peak_bytes = max(self.peak_bytes, resident_bytes())
 
     @property
     def added_bytes(self) -> int:
