@@ -71,7 +71,9 @@ class PostgresSubscription:
         self._connection.execute(f"LISTEN {POINTER_CHANNEL}")
 
     def receive(self, timeout: float) -> list[str]:
-        return [n.payload for n in self._connection.notifies(timeout=timeout, stop_after=100)]
+        # stop_after=1: return as soon as a notification arrives (a larger count would wait
+        # the whole timeout for more; measured: 2.0 s instead of 0.1 s for a lone NOTIFY).
+        return [n.payload for n in self._connection.notifies(timeout=timeout, stop_after=1)]
 
     def close(self) -> None:
         self._connection.close()
