@@ -39,7 +39,10 @@ class Runtime:
     blobs: BlobStore
     broker: Broker
     cache: ModelCache | None = field(default=None)
+    # Dynamic batching: image forward passes, and (its own thread, so a long generation
+    # never holds up classify/embed) chat generations.
     batcher: Batcher | None = field(default=None)
+    generation_batcher: Batcher | None = field(default=None)
     admission: InferenceAdmission | None = field(default=None)
     outbox_loop: OutboxLoop | None = field(default=None)
     # Recently read API keys and model rows (TTL ``lookup_cache_ttl_s``; 0 here: off).
@@ -70,9 +73,10 @@ class Runtime:
         if self.outbox_loop is not None:
             self.outbox_loop.stop()
             self.outbox_loop = None
-        if self.batcher is not None:
-            self.batcher.close()
-            self.batcher = None
+        for batcher in (self.batcher, self.generation_batcher):
+            if batcher is not None:
+                batcher.close()
+        self.batcher = self.generation_batcher = None
         if self.pointer_watch is not None:
             self.pointer_watch.stop()
             self.pointer_watch = None
@@ -105,7 +109,10 @@ def build_runtime(settings: Settings, with_cache: bool = True) -> Runtime:
             settings.serving_cache_size,
             text_cache_size=settings.text_embedding_cache_size,
         )
-        runtime.batcher = Batcher(settings.max_batch_size, settings.max_batch_wait_s)
+        runtime.batcher = Batcher(settings.max_batch_size, settings.max_batch_wait_s, "images")
+        runtime.generation_batcher = Batcher(
+            settings.max_batch_size, settings.max_batch_wait_s, "generation"
+        )
         runtime.admission = InferenceAdmission(
             settings.max_concurrent_inference, settings.inference_wait_s
         )

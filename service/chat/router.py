@@ -15,7 +15,8 @@ from service.chat.service import (
     resolve_generator,
     stream_events,
 )
-from service.serving.router import InferenceSlot, serving_batcher, serving_cache
+from service.errors import Unavailable
+from service.serving.router import InferenceSlot, serving_cache
 
 router = APIRouter(prefix="/v1/chat", tags=["inference"])
 
@@ -68,4 +69,6 @@ def chat_completions(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return complete(loaded, generator, serving_batcher(runtime), turn, body.model)
+    if runtime.generation_batcher is None:
+        raise Unavailable("serving_disabled", "this process does not serve inference")
+    return complete(loaded, generator, runtime.generation_batcher, turn, body.model)
