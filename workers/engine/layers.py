@@ -60,14 +60,17 @@ class RowRestrictedLoRA(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # One output-sized tensor per call besides the base's output: the scale is folded
+        # into the (rank-sized) B, and the update is added into the base's output in place
+        # (a linear's backward never reads its output, so autograd allows it).
         output = self.base(x)
         hidden = F.linear(x, self.lora_a)
         if self.gate is not None:
             hidden = hidden * self.gate
-        update = F.linear(hidden, self.lora_b) * self.scale
+        update = F.linear(hidden, self.lora_b * self.scale)
         if self.rows is None:
-            return output + update
-        return output.index_add(-1, self.rows, update)
+            return output.add_(update)
+        return output.index_add_(-1, self.rows, update)
 
     def delta_weight(self) -> torch.Tensor:
         """The update to the selected rows: ``scale * B diag(g) A``."""
