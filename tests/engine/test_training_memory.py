@@ -9,10 +9,12 @@ import weakref
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.snapshots import state_sha256
+from workers.engine.activations import LeanQuickGELU, lean_activations
 from workers.engine.importance import drain
 from workers.engine.layers import RowRestrictedLoRA, SparseEntryLinear, _SparseEntryLinearFunction
 from workers.engine.memory import PeakMemory
@@ -175,3 +177,31 @@ def test_failed_merge_of_a_wrapper_method_restores_the_weights(
     assert merged["count"] == 10
     assert state_sha256(model.image_encoder_state()) == before
     assert not any(parameter.requires_grad for parameter in model.model.parameters())
+
+
+def test_lean_quick_gelu_matches_transformers_and_passes_gradcheck() -> None:
+    from transformers.activations import QuickGELUActivation
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 11)
+    assert torch.equal(LeanQuickGELU()(x), QuickGELUActivation()(x))
+    x64 = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(LeanQuickGELU(), (x64,))
+    saved = LeanQuickGELU()(x64).grad_fn.saved_tensors  # type: ignore[union-attr]
+    assert len(saved) == 1  # only the input, not sigmoid(1.702 x) as well
+
+
+def test_lean_activations_are_installed_only_during_the_block(model: DualEncoder) -> None:
+    originals = [block.mlp.activation_fn for block in model.blocks]
+    with torch.no_grad():
+        expected = model.image_features(model.pixel_values([_gray(), _gray()]))
+        with lean_activations(model) as replaced:
+            assert replaced == len(model.blocks)
+            assert all(isinstance(b.mlp.activation_fn, LeanQuickGELU) for b in model.blocks)
+            lean = model.image_features(model.pixel_values([_gray(), _gray()]))
+    assert [block.mlp.activation_fn for block in model.blocks] == originals
+    assert torch.equal(lean, expected)
+
+
+def _gray() -> Image.Image:
+    return Image.new("RGB", (40, 40), (120, 90, 60))

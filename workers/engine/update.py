@@ -11,6 +11,7 @@ import torch
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from workers.engine.activations import lean_activations
 from workers.engine.anchors import AnchorTerm, prepare_anchors
 from workers.engine.errors import InvalidHyperparameter
 from workers.engine.examples import build_captioned_batch
@@ -110,7 +111,7 @@ def run_update(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     try:
-        with PeakMemory(torch_device) as memory:
+        with PeakMemory(torch_device) as memory, lean_activations(model):
             with memory.phase("setup"):
                 # The text tower is frozen: caption embeddings are computed once per session.
                 caption_embeddings = model.encode_texts(batch.captions)
