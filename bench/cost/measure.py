@@ -1,10 +1,12 @@
 """Measure the cost of one update with one method, in a fresh process (clean peak memory).
 
 Run as ``python -m bench.cost.measure --method lorsu --model-dir DIR [--device cuda]``; prints
-one JSON line. On CPU peak memory is the process's sampled resident memory; on CUDA it is
-``torch.cuda.max_memory_allocated`` over the update (the engine's ``PeakMemory`` resets the
-allocator's peak when the update starts; the model's weights are allocated by then and count),
-and every step's time is taken after ``torch.cuda.synchronize``.
+one JSON line, with the peak memory of every phase (model load, the update's phases, the
+snapshot) beside the update's. On CPU peak memory is the process's sampled resident memory;
+on CUDA it is ``torch.cuda.max_memory_allocated`` over the update (the engine's
+``PeakMemory`` resets the allocator's peak when the update starts and at each phase; the
+model's weights are allocated by then and count), and every step's time is taken after
+``torch.cuda.synchronize``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PIL import Image
 from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
 from service.modelling.snapshots import make_delta, serialize_state
+from workers.engine.memory import PeakMemory
 from workers.engine.precision import MIXED_PRECISION_MODES
 from workers.engine.update import run_update
 
@@ -61,7 +64,9 @@ def measure(
     mixed_precision: str = "off",
 ) -> dict:
     torch.set_num_threads(threads)
-    model = load_dual_encoder(model_dir, device=device)
+    torch_device = torch.device(device)
+    with PeakMemory(torch_device) as load_memory:
+        model = load_dual_encoder(model_dir, device=device)
     size = model.preprocessor.crop_height
     rng = np.random.default_rng(seed)
     labels = [f"class {i % 4}" for i in range(batch_size)]
@@ -96,8 +101,11 @@ def measure(
     )
     _synchronize(device)
     report = outcome.report
-    child = model.image_encoder_state()
-    delta = make_delta(parent, child)
+    # What the worker does next: the new snapshot, stored as a delta against the parent.
+    with PeakMemory(torch_device) as snapshot_memory:
+        child = model.image_encoder_state()
+        delta = make_delta(parent, child)
+        full_snapshot_bytes = len(serialize_state(child))
     steady = step_times[1:] or step_times
     return {
         "method": method,
@@ -122,7 +130,15 @@ def measure(
         "trainable_parameters": report.trainable_parameters,
         "optimizer_state_bytes": report.optimizer_state_bytes,
         "delta_bytes": len(delta),
-        "full_snapshot_bytes": len(serialize_state(child)),
+        "full_snapshot_bytes": full_snapshot_bytes,
+        # Peak memory within each phase (same measure as peak_memory_bytes): model load, the
+        # update's phases (setup, anchors, prepare = importance pass and wrappers, training,
+        # merge), and the snapshot (the new state and its delta against the parent).
+        "peak_memory_by_phase": {
+            "load": load_memory.peak_bytes,
+            **report.peak_memory_by_phase,
+            "snapshot": snapshot_memory.peak_bytes,
+        },
         **device_facts(device),
     }
 

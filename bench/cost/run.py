@@ -61,6 +61,10 @@ TARGETS = {  # LoRSU / full-ft, from the update-engine issue
     "seconds_per_step": 0.85,
     "peak_memory_bytes": 0.75,
 }
+# Peak memory / full-ft's, from the training-memory issue (13).
+PEAK_MEMORY_TARGETS = {"lorsu": 0.65, "lora": 0.75}
+# Columns of the per-phase peak-memory table (measure.py records these and setup, anchors).
+PHASES = ["load", "prepare", "training", "merge", "snapshot"]
 
 
 def build_model(directory: Path, vision: VisionShape, projection_dim: int = 512) -> Path:
@@ -111,6 +115,10 @@ def summarise(runs: list[dict]) -> dict[str, dict]:
             "optimizer_state_bytes": mine[0]["optimizer_state_bytes"],
             "delta_bytes": mine[0]["delta_bytes"],
             "full_snapshot_bytes": mine[0]["full_snapshot_bytes"],
+            "peak_memory_by_phase": {
+                phase: statistics.median(run["peak_memory_by_phase"][phase] for run in mine)
+                for phase in mine[0]["peak_memory_by_phase"]
+            },
         }
     return summary
 
@@ -200,6 +208,30 @@ def render(
             f"{row['delta_bytes'] / 2**20:.1f} MiB | "
             f"{row['delta_bytes'] / row['full_snapshot_bytes']:.3f} |"
         )
+    lines += [
+        "",
+        "## Peak memory per phase",
+        "",
+        "The same measure as the peak above, within each phase: model load; prepare (the "
+        "importance pass and the wrappers, where a method has them); training (the optimizer "
+        "steps); merge; snapshot (the new encoder state and its delta against the parent). "
+        "The update's peak is the largest of prepare, training and merge (and its setup).",
+        "",
+        "| method | " + " | ".join(PHASES) + " |",
+        "|---|" + "---|" * len(PHASES),
+    ]
+    for method, row in summary.items():
+        phases = row["peak_memory_by_phase"]
+        lines.append(
+            f"| {method} | "
+            + " | ".join(f"{phases[phase] / 2**30:.2f} GiB" for phase in PHASES)
+            + " |"
+        )
+    lines += ["", "## Peak memory against the targets of the training-memory issue", ""]
+    for method, target in PEAK_MEMORY_TARGETS.items():
+        ratio = summary[method]["peak_memory_bytes"] / full["peak_memory_bytes"]
+        verdict = "met" if ratio <= target else f"MISSED by {ratio - target:.2f}"
+        lines.append(f"- {method}: {ratio:.3f} x full-ft (target <= {target}) - {verdict}")
     lorsu = summary["lorsu"]
     lines += ["", "## LoRSU against the targets", ""]
     for key, target in TARGETS.items():

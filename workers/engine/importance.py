@@ -1,12 +1,14 @@
 """Gradient importance: the mean gradient of the task loss w.r.t. chosen weights.
 
 One pass over the session's examples; no parameter changes. LoRSU ranks heads and fc1 entries
-by it, SPU ranks fc1 entries by it.
+by it, SPU ranks fc1 entries by it, KeepLoRA takes its frozen A from it. The gradients are as
+large as the weights: callers take them through :func:`drain`, so each is freed once its
+selection is made rather than when the method is done preparing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -41,6 +43,14 @@ def gradient_importance(
         for weight, flag in zip(weights, previous, strict=True):
             weight.grad = None
             weight.requires_grad_(flag)
+
+
+def drain(gradients: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Hand out ``gradients`` in order, removing each from the list as it is handed out, so
+    a gradient lives only as long as its caller holds it."""
+    gradients.reverse()
+    while gradients:
+        yield gradients.pop()
 
 
 def top_fraction_indices(scores: torch.Tensor, fraction: float) -> torch.Tensor:

@@ -60,14 +60,23 @@ class RowRestrictedLoRA(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        output = self.base(x)
-        hidden = F.linear(x, self.lora_a)
+        # No output-sized tensor besides the base's output: the scale is folded into the
+        # (rank-sized) B and the update is added into the base's output in place (a linear's
+        # backward never reads its output, so autograd allows it); on the flattened 2-D output
+        # itself, not a view of it, so autograd has no view to rebase.
+        flat_x = x.reshape(-1, x.shape[-1])
+        output = self.base(flat_x)
+        hidden = F.linear(flat_x, self.lora_a)
         if self.gate is not None:
             hidden = hidden * self.gate
-        update = F.linear(hidden, self.lora_b) * self.scale
+        # Under autocast ``output`` and ``hidden`` are in the autocast dtype; in-place ops are
+        # not autocast, so B joins them in it.
+        lora_b = (self.lora_b * self.scale).to(output.dtype)
         if self.rows is None:
-            return output + update
-        return output.index_add(-1, self.rows, update)
+            output.addmm_(hidden.to(output.dtype), lora_b.T)
+        else:
+            output.index_add_(-1, self.rows, F.linear(hidden, lora_b).to(output.dtype))
+        return output.view(*x.shape[:-1], output.shape[-1])
 
     def delta_weight(self) -> torch.Tensor:
         """The update to the selected rows: ``scale * B diag(g) A``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -42,6 +42,12 @@ HyperparametersT = TypeVar("HyperparametersT", bound=CommonHyperparameters)
 class UpdateMethod(ABC, Generic[HyperparametersT]):
     """One update method, built with its resolved hyperparameters (the type its declaration
     names). Instances are single-use: one session each."""
+
+    # Whether training writes the model's own weights (full-ft) rather than only state the
+    # method installed (wrappers, which touch the weights in ``merge`` alone). ``run_update``
+    # keeps a copy of the weights to restore on failure from the start for such methods, and
+    # only from ``merge`` on for the others (so the copy is not resident while training).
+    trains_weights_in_place: ClassVar[bool] = True
 
     def __init__(self, hyperparameters: HyperparametersT) -> None:
         self.hyperparameters = hyperparameters

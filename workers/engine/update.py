@@ -11,11 +11,12 @@ import torch
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from workers.engine.activations import lean_activations
 from workers.engine.anchors import AnchorTerm, prepare_anchors
 from workers.engine.errors import InvalidHyperparameter
 from workers.engine.examples import build_captioned_batch
 from workers.engine.loss import class_level_contrastive_loss
-from workers.engine.memory import PeakMemory
+from workers.engine.memory import PeakMemory, return_freed_memory_to_os
 from workers.engine.method import UpdateContext
 from workers.engine.method_builder import create_method
 from workers.engine.methods.catalogue import DEFAULT_METHOD, declaration_of, resolve_hyperparameters
@@ -51,6 +52,9 @@ class UpdateReport:
     anchor_drift: float | None = None
     # Autocast of the training forward passes: "off" or "bf16" (workers/engine/precision.py).
     mixed_precision: str = "off"
+    # Peak memory (same measure as peak_memory_bytes) within each phase of the update:
+    # setup, anchors, prepare (importance pass, wrappers), training, merge.
+    peak_memory_by_phase: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,21 +102,26 @@ def run_update(
         model.to(device)
     torch_device = model.device
     amp_dtype = autocast_dtype(mixed_precision, torch_device)
-    original_state = model.image_encoder_state()
     update_method = create_method(method, hp)
+    # The weights at the call, restored on any error. A method that trains the weights in place
+    # needs them copied now; for the others they only change in merge, so the copy is taken
+    # then, after training's memory is freed (it would otherwise sit in the training peak).
+    original = EncoderTensors(model) if update_method.trains_weights_in_place else None
+    return_freed_memory_to_os()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     try:
-        with PeakMemory(torch_device) as memory:
-            # The text tower is frozen: caption embeddings are computed once per session.
-            caption_embeddings = model.encode_texts(batch.captions)
-            logit_scale = model.logit_scale
-            data = TrainingData(
-                pixels=model.pixel_values(batch.images),
-                targets=torch.tensor(batch.targets, device=torch_device),
-            )
+        with PeakMemory(torch_device) as memory, lean_activations(model):
+            with memory.phase("setup"):
+                # The text tower is frozen: caption embeddings are computed once per session.
+                caption_embeddings = model.encode_texts(batch.captions)
+                logit_scale = model.logit_scale
+                data = TrainingData(
+                    pixels=model.pixel_values(batch.images),
+                    targets=torch.tensor(batch.targets, device=torch_device),
+                )
 
-            same_answer = torch.tensor(batch.same_answer_pairs(), device=torch_device)
+                same_answer = torch.tensor(batch.same_answer_pairs(), device=torch_device)
 
             def features_of(pixels: torch.Tensor) -> torch.Tensor:
                 # The encoder's forward (and so its backward) in the autocast dtype, if any;
@@ -130,18 +139,19 @@ def run_update(
                     same_answer[targets],
                 )
 
-            anchor_term = (
-                AnchorTerm(
-                    model,
-                    prepare_anchors(model, anchors, hp.template),
-                    hp.anchor_distillation,
-                    hp.anchor_rehearsal,
-                    hp.anchor_batch_size,
-                    image_features=features_of,
+            with memory.phase("anchors"):
+                anchor_term = (
+                    AnchorTerm(
+                        model,
+                        prepare_anchors(model, anchors, hp.template),
+                        hp.anchor_distillation,
+                        hp.anchor_rehearsal,
+                        hp.anchor_batch_size,
+                        image_features=features_of,
+                    )
+                    if anchors and hp.uses_anchors()
+                    else None
                 )
-                if anchors and hp.uses_anchors()
-                else None
-            )
             budget = _budget(hp, data, anchor_term, caption_embeddings, same_answer, model)
             context = UpdateContext(
                 model=model,
@@ -150,24 +160,30 @@ def run_update(
                 generator=generator,
                 carried_state=carried_state,
             )
-            update_method.prepare(context)
+            with memory.phase("prepare"):
+                update_method.prepare(context)
             trainable = update_method.trainable_parameters()
-            result = train(
-                update_method,
-                hp,
-                data,
-                loss_of,
-                generator,
-                on_progress,
-                should_cancel,
-                anchor_term.loss if anchor_term is not None and anchor_term.active else None,
-                budget,
-            )
-            update_method.merge()
+            with memory.phase("training"):
+                result = train(
+                    update_method,
+                    hp,
+                    data,
+                    loss_of,
+                    generator,
+                    on_progress,
+                    should_cancel,
+                    anchor_term.loss if anchor_term is not None and anchor_term.active else None,
+                    budget,
+                )
+            with memory.phase("merge"):
+                if original is None:
+                    original = EncoderTensors(model)
+                update_method.merge()
             drift = anchor_term.drift() if anchor_term is not None else None
     except BaseException:
         update_method.discard()
-        model.load_image_encoder_state(original_state)
+        if original is not None:
+            original.restore()
         raise
     finally:
         for _, parameter in model.image_encoder_parameters():
@@ -185,6 +201,7 @@ def run_update(
         total_seconds=time.perf_counter() - started,
         peak_memory_bytes=memory.peak_bytes,
         added_memory_bytes=memory.added_bytes,
+        peak_memory_by_phase=dict(memory.phase_peaks),
         steps=result.steps,
         losses=result.losses,
         details=update_method.details(),
@@ -194,6 +211,24 @@ def run_update(
         mixed_precision=precision_name(amp_dtype),
     )
     return UpdateOutcome(report=report, carried_state=update_method.carried_state())
+
+
+class EncoderTensors:
+    """A CPU copy of every image-encoder tensor, matched to the tensor itself (not its name),
+    so it restores the weights even once wrappers have moved them in the state dict."""
+
+    def __init__(self, model: DualEncoder) -> None:
+        prefixes = model.image_encoder_prefixes()
+        self.copies = [
+            (tensor, tensor.detach().to("cpu", copy=True))
+            for name, tensor in model.model.state_dict(keep_vars=True).items()
+            if name.startswith(prefixes)
+        ]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for tensor, copy in self.copies:
+            tensor.copy_(copy)
 
 
 def checked_hyperparameters(

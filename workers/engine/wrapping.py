@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from service.modelling.dual_encoder import EncoderBlock
-from workers.engine.importance import top_fraction_indices
 from workers.engine.layers import RowRestrictedLoRA, SparseEntryLinear, replace_module
 from workers.engine.method import HyperparametersT, UpdateMethod
 
@@ -47,18 +46,17 @@ class WrapperSet:
         self.installed.clear()
 
 
-def install_sparse_fc1(
-    wrappers: WrapperSet, block: EncoderBlock, importance: torch.Tensor, fraction: float
-) -> int:
-    """Make the top ``fraction`` of ``block``'s fc1 entries by |importance| (and its bias)
-    trainable; returns how many entries train."""
-    entries = top_fraction_indices(importance.abs(), fraction)
+def install_sparse_fc1(wrappers: WrapperSet, block: EncoderBlock, entries: torch.Tensor) -> int:
+    """Make ``block``'s fc1 ``entries`` (flat indices; see ``top_fraction_indices``) and its
+    bias trainable; returns how many entries train."""
     wrappers.install(block.mlp, block.fc1_name, SparseEntryLinear(block.fc1, entries))
     return int(entries.numel())
 
 
 class WrapperMethod(UpdateMethod[HyperparametersT]):
     """A method whose whole trainable state lives in wrappers around frozen linears."""
+
+    trains_weights_in_place = False
 
     def __init__(self, hyperparameters: HyperparametersT) -> None:
         super().__init__(hyperparameters)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workers.engine.importance import gradient_importance
+from workers.engine.importance import drain, gradient_importance
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
 from workers.engine.methods.keeplora.declaration import KeepLoraHyperparameters
@@ -92,7 +92,7 @@ class KeepLora(WrapperMethod[KeepLoraHyperparameters]):
             hp.batch_size,
         )
         alpha = hp.resolved_alpha()
-        for (key, parent, attribute), grad in zip(places, grads, strict=True):
+        for (key, parent, attribute), grad in zip(places, drain(grads), strict=True):
             basis = self.bases[key]
             residual = project_out(grad.detach().cpu().double(), basis)
             _, _, vh = torch.linalg.svd(residual, full_matrices=False)

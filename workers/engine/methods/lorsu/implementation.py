@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from workers.engine.errors import InvalidHyperparameter
-from workers.engine.importance import gradient_importance
+from workers.engine.importance import drain, gradient_importance, top_fraction_indices
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
 from workers.engine.methods.lorsu.declaration import LorsuStructure
@@ -67,15 +67,19 @@ class Lorsu(WrapperMethod[LorsuStructure]):
                 weights += [block.q.weight, block.k.weight, block.v.weight]
             weights.append(block.fc1.weight)
         grads = gradient_importance(weights, context.data, context.loss_of, hp.batch_size)
+        pending = drain(grads)
         per_block = 4 if needs_head_gradients else 1
         alpha = hp.resolved_alpha()
         for block in model.blocks:
-            block_grads = grads[block.index * per_block : (block.index + 1) * per_block]
+            block_grads = [next(pending) for _ in range(per_block)]
             if needs_head_gradients:
                 q_grad, k_grad, v_grad = block_grads[:3]
                 scores = head_scores(q_grad, k_grad, v_grad, num_heads)
+                del q_grad, k_grad, v_grad
             else:
                 scores = torch.zeros(num_heads)
+            fc1_entries = top_fraction_indices(block_grads[-1].abs(), hp.sparsity)
+            del block_grads  # selection made: this block's gradients go before the next's
             heads = self._choose_heads(scores, k, context.generator)
             self.heads_per_layer.append(heads)
             rows = head_rows(heads, block.q.out_features // num_heads)
@@ -89,9 +93,7 @@ class Lorsu(WrapperMethod[LorsuStructure]):
                         base, hp.rank, alpha, context.generator, None if all_rows else rows
                     ),
                 )
-            self.fc1_entries_per_layer.append(
-                install_sparse_fc1(self.wrappers, block, block_grads[-1], hp.sparsity)
-            )
+            self.fc1_entries_per_layer.append(install_sparse_fc1(self.wrappers, block, fc1_entries))
 
     def details(self) -> dict[str, Any]:
         return {

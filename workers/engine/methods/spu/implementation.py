@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.engine.importance import gradient_importance
+from workers.engine.importance import drain, gradient_importance, top_fraction_indices
 from workers.engine.method import UpdateContext
 from workers.engine.methods.spu.declaration import SpuHyperparameters
 from workers.engine.wrapping import WrapperMethod, install_sparse_fc1
@@ -26,10 +26,10 @@ class Spu(WrapperMethod[SpuHyperparameters]):
         grads = gradient_importance(
             [block.fc1.weight for block in blocks], context.data, context.loss_of, hp.batch_size
         )
-        for block, grad in zip(blocks, grads, strict=True):
-            self.entries_per_layer.append(
-                install_sparse_fc1(self.wrappers, block, grad, hp.sparsity)
-            )
+        for block, grad in zip(blocks, drain(grads), strict=True):
+            entries = top_fraction_indices(grad.abs(), hp.sparsity)
+            del grad  # selection made: the gradient goes before the next one is looked at
+            self.entries_per_layer.append(install_sparse_fc1(self.wrappers, block, entries))
 
     def details(self) -> dict[str, Any]:
         return {
