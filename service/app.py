@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api.errors import error_response, install_error_handlers
+from service.api.errors import install_error_handlers
 from service.api.load_shedding import LoadSheddingMiddleware
-from service.api.openapi import BODY_METHODS, install_openapi
+from service.api.openapi import install_openapi
+from service.api.request_metrics import RequestLimitsAndMetrics
 from service.auth.router import router as api_keys_router
 from service.auth.service import seed_admin_key
 from service.chat.router import router as chat_router
@@ -30,7 +30,6 @@ from service.db.migrate import upgrade_head
 from service.db.session import session_scope
 from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
-from service.observability import REQUEST_LATENCY, REQUESTS
 from service.outbox.dispatcher import OutboxLoop
 from service.registry.router import router as models_router
 from service.retention.router import router as retention_router
@@ -116,30 +115,7 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
     )
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def limits_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if (
-            request.method in BODY_METHODS
-            and length is not None
-            and length.isdigit()
-            and int(length) > settings.max_request_bytes
-        ):
-            return error_response(
-                413,
-                "request_too_large",
-                f"the body is over the limit of {settings.max_request_bytes} bytes",
-            )
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        REQUESTS.labels(request.method, template, str(response.status_code)).inc()
-        REQUEST_LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(RequestLimitsAndMetrics, max_request_bytes=settings.max_request_bytes)
     app.add_middleware(LoadSheddingMiddleware, max_in_flight=settings.max_in_flight_requests)
     for router in (
         health_router,

@@ -197,3 +197,19 @@ def test_one_pixel_limit_and_one_message(client: TestClient, model: dict[str, An
         data={"labels": ["a", "b"]},
     )
     assert fits.status_code == 200, fits.text
+
+
+def test_a_body_declared_over_the_limit_is_refused_unread_and_counted(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from service.app import create_app
+    from tests.conftest import ADMIN_KEY
+
+    app = create_app(make_settings(max_request_bytes=1000))
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        response = client.post("/v1/models", content=b"x" * 2000)
+        assert response.status_code == 413 and error_code(response) == "request_too_large"
+        assert client.get("/v1/no-such-route").status_code == 404
+        metrics = client.get("/metrics").text
+    assert 'route="unmatched",status="404"' in metrics
+    assert 'method="POST",route="unmatched",status="413"' in metrics
