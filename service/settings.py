@@ -90,9 +90,10 @@ class Settings(BaseSettings):
     # within this many seconds (at once on the replica that revoked it); 0: read every time.
     lookup_cache_ttl_s: float = Field(default=5.0, ge=0)
     # Active pointers (service/serving/pointer_watch.py): every API process re-reads all of
-    # them this often, whatever it was told. Empty: 1 s in the embedded default (where a
-    # worker's gate activation reaches the API no other way), 5 s when the database is
-    # PostgreSQL (LISTEN/NOTIFY) or the broker is Redis (pub/sub), which announce each move.
+    # them this often, whatever it was told. Empty: 0.25 s in the embedded default (where a
+    # worker's gate activation reaches the API no other way; one small query), 5 s when the
+    # database is PostgreSQL (LISTEN/NOTIFY) or the broker is Redis (pub/sub), which announce
+    # each move.
     pointer_recheck_s: float | None = Field(default=None, gt=0)
     # Chat completions (generative models): images per request and completion tokens.
     max_chat_images: int = Field(default=1, ge=1)
@@ -132,7 +133,7 @@ class Settings(BaseSettings):
             dict.fromkeys(root.expanduser().resolve() for root in self.model_roots)
         )
         if self.pointer_recheck_s is None:
-            self.pointer_recheck_s = 1.0 if self.pointer_channel == "in_process" else 5.0
+            self.pointer_recheck_s = 0.25 if self.pointer_channel == "in_process" else 5.0
         return self
 
     @property

@@ -51,13 +51,17 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_api(settings: Settings, port: int, log_path: Path, **env: str) -> subprocess.Popen[bytes]:
-    """The API under uvicorn (one process) on ``127.0.0.1:port``, output to ``log_path``."""
+def start_api(
+    settings: Settings, port: int, log_path: Path, workers: int = 1, **env: str
+) -> subprocess.Popen[bytes]:
+    """The API under uvicorn (``workers`` processes) on ``127.0.0.1:port``, output to
+    ``log_path``."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [
                 *(sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app"),
                 *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+                *("--workers", str(workers)),
             ],
             cwd=REPO_ROOT,
             env=service_env(settings, **env),

@@ -83,12 +83,16 @@ def bare_model_rates(
 
 
 @contextmanager
-def running_service(root: Path, model_dir: Path, threads: int) -> Iterator[tuple[str, str]]:
+def running_service(
+    root: Path, model_dir: Path, threads: int, processes: int = 1
+) -> Iterator[tuple[str, str]]:
     """One API process on the embedded default with the stand-in model registered:
     ``(base_url, model_id)``."""
     settings = Settings(data_dir=root / "data", admin_api_key=ADMIN_KEY, model_roots=[root])
     port = free_port()
-    process = start_api(settings, port, root / "api.log", OMP_NUM_THREADS=str(threads))
+    process = start_api(
+        settings, port, root / "api.log", workers=processes, OMP_NUM_THREADS=str(threads)
+    )
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(
         base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=120

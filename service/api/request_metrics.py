@@ -55,9 +55,7 @@ class RequestLimitsAndMetrics:
             # The router records the matched route in the (shared) scope.
             template = getattr(scope.get("route"), "path", "unmatched")
             REQUESTS.labels(scope["method"], template, str(status)).inc()
-            REQUEST_LATENCY.labels(scope["method"], template).observe(
-                time.perf_counter() - started
-            )
+            REQUEST_LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
 
     @staticmethod
     def _declared_length(scope: Scope) -> int:

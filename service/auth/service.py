@@ -75,16 +75,10 @@ def authenticate(
     (``service/auth/key_cache.py``). A key read from the database has its use recorded in
     ``last_used_at`` (at most once a minute) without committing.
     """
-    if not authorization:
-        raise Unauthenticated("missing_api_key", "send 'Authorization: Bearer <api key>'")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("invalid_api_key", "the Authorization header must be 'Bearer <key>'")
-    digest = hash_key(token.strip())
-    cached = cache.get(digest) if cache is not None else None
-    if cached is not None:
-        _check_expiry(cached.expires_at, utcnow())
-        return cached.principal
+    principal = cached_principal(authorization, cache)
+    if principal is not None:
+        return principal
+    digest = hash_key(_bearer_token(authorization))
     key = repository.get_by_hash(session, digest)
     if key is None or key.revoked_at is not None:
         raise Unauthenticated("invalid_api_key", "unknown or revoked API key")
@@ -101,6 +95,26 @@ def authenticate(
     if cache is not None:
         cache.put(digest, principal, key.expires_at)
     return principal
+
+
+def cached_principal(authorization: str | None, cache: KeyCache | None) -> Principal | None:
+    """The principal of a key ``cache`` holds (no database), None when it must be read; 401
+    for a malformed header or an expired key."""
+    token = _bearer_token(authorization)
+    cached = cache.get(hash_key(token)) if cache is not None else None
+    if cached is None:
+        return None
+    _check_expiry(cached.expires_at, utcnow())
+    return cached.principal
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthenticated("missing_api_key", "send 'Authorization: Bearer <api key>'")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("invalid_api_key", "the Authorization header must be 'Bearer <key>'")
+    return token.strip()
 
 
 def _check_expiry(expires_at: datetime | None, now: datetime) -> None:

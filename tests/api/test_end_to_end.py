@@ -147,7 +147,13 @@ def test_correct_train_serve_and_roll_back(
         assert version["gate"]["policy"] == "always" and version["gate"]["activated"] is True
         assert version["active"] is True  # policy "always"
 
+        # The worker (another process) moved the pointer: the API switches at its next
+        # re-check of the pointers (VLMC_POINTER_RECHECK_S, 0.25 s embedded).
+        deadline = time.monotonic() + 3
         version_after, after = _probabilities(client, model_id, images, candidates)
+        while version_after != version["id"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+            version_after, after = _probabilities(client, model_id, images, candidates)
         assert version_after == version["id"]
         assert after != before
 

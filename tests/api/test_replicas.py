@@ -55,11 +55,11 @@ def _other_process_activates(settings: Settings, model_id: str, version_id: str)
         engine.dispose()
 
 
-def test_embedded_api_serves_a_move_committed_elsewhere_within_a_second(
+def test_embedded_api_serves_a_move_committed_elsewhere_within_the_recheck_interval(
     client: TestClient, model: dict[str, Any], fashion: Any, settings: Settings
 ) -> None:
     runtime = _runtime(client)
-    assert settings.pointer_channel == "in_process" and settings.pointer_recheck_interval == 1.0
+    assert settings.pointer_channel == "in_process" and settings.pointer_recheck_interval == 0.25
     assert _classify(client, model["id"], fashion).json()["version_number"] == 1
     version_id = perturbed_version(runtime.session_factory, runtime.blobs, model["id"], seed=1)
     _other_process_activates(settings, model["id"], version_id)

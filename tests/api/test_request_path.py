@@ -37,11 +37,12 @@ def _classify(client: TestClient, model_id: str, fashion: Any, key: str = ADMIN_
 @contextmanager
 def _statements(runtime: Runtime) -> Iterator[list[str]]:
     """The SQL statements requests send to the database within the block (not the pointer
-    watch's periodic re-check, which runs on its own thread)."""
+    watch's periodic re-check or the outbox loop's sweep, which run on their own threads)."""
     seen: list[str] = []
+    background = {"vlmc-pointers", "vlmc-outbox"}
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.current_thread().name != "vlmc-pointers":
+        if threading.current_thread().name not in background:
             seen.append(statement)
 
     event.listen(runtime.engine, "before_cursor_execute", record)
