@@ -31,6 +31,9 @@ COPY service ./service
 # constraints.txt pins every dependency to the versions the tests and benchmarks ran with.
 RUN pip install -c constraints.txt .
 USER 10001:10001
+# One torch thread per API process: forward passes are batched, and the other cores serve
+# requests (bench/results/serving.md). Scale with more processes or replicas.
+ENV OMP_NUM_THREADS=1
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]

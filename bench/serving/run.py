@@ -95,8 +95,10 @@ def report(result: dict[str, Any], command: str) -> str:
             "Closed-loop clients, one image + three labels per request (JSON, base64 PNG); the "
             "bare model classifies the same image at batch = clients (preprocessing, image "
             "forward, three captions through the text tower) in this process. "
-            f"{result['throughput']['seconds']} s per row, {result['throughput']['threads']} "
-            "torch threads on both sides; client, server and bare model share the cores.",
+            f"{result['throughput']['seconds']} s per row; the bare model runs on "
+            f"{result['throughput']['threads']} torch threads, the API process on "
+            f"{result['throughput']['server_threads']} (`OMP_NUM_THREADS`); client, server and "
+            "bare model share the cores.",
             "",
             throughput.markdown(result["throughput"]),
             "",
@@ -117,17 +119,19 @@ def report(result: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="per throughput row")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads, bare model")
+    parser.add_argument("--server-threads", type=int, default=1, help="torch threads, API")
     parser.add_argument("--rounds", type=int, default=3, help="activation rounds")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    command = "python -m bench.serving.run " + shlex.join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    arguments = shlex.join(argv if argv is not None else sys.argv[1:])
+    command = f"python -m bench.serving.run {arguments}".strip()
     started = time.perf_counter()
     result: dict[str, Any] = {}
     print("throughput ...", flush=True)
-    result["throughput"] = throughput.measure(args.seconds, args.threads)
+    result["throughput"] = throughput.measure(
+        args.seconds, args.threads, server_threads=args.server_threads
+    )
     print("load time against chain depth ...", flush=True)
     depth = measure_load_depth()
     result["load_depth"] = asdict(depth)
