@@ -12,9 +12,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+import httpx
 
 from service.settings import Settings
 
@@ -68,6 +70,42 @@ def start_api(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+@contextmanager
+def running_api(
+    settings: Settings,
+    log_path: Path,
+    workers: int = 1,
+    admin_key: str | None = None,
+    timeout: float = 120,
+    **env: str,
+) -> Iterator[httpx.Client]:
+    """The API (``start_api``) on a free port, healthy, until the block ends: an HTTP client
+    with ``admin_key`` (default: the settings' admin key, which the process seeds)."""
+    key = admin_key or settings.admin_api_key
+    if admin_key is not None:
+        env = {"ADMIN_API_KEY": admin_key, **env}
+    port = free_port()
+    process = start_api(settings, port, log_path, workers=workers, **env)
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+
+    def healthy() -> bool:
+        try:
+            return client.get("/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(healthy, timeout, f"the API on port {port}", processes=(process,))
+        yield client
+    finally:
+        client.close()
+        stop_process(process)
 
 
 def start_worker(settings: Settings, log_path: Path, **env: str) -> subprocess.Popen[bytes]:

@@ -19,8 +19,6 @@ topologies with each other, not with a deployment. Writes bench/results/load.{js
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import os
 import platform
@@ -39,13 +37,12 @@ import httpx
 from bench.load.postgres import create_database, drop_database
 from bench.load.processes import (
     RedisServer,
-    free_port,
-    start_api,
+    running_api,
     start_worker,
     stop_process,
     wait_until,
 )
-from bench.load.traffic import Request, run_load
+from bench.load.traffic import Request, png_base64, run_load
 from service.modelling.factory import build_tiny_dual_encoder
 from service.settings import Settings
 from workers.datasets import load_dataset
@@ -53,12 +50,6 @@ from workers.datasets import load_dataset
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 ADMIN_KEY = "vlmc_bench_admin_key_0123456789"
 JOB_HYPERPARAMETERS = {"learning_rate": 1e-4, "epochs": 15, "batch_size": 8}
-
-
-def png_base64(image: Any) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 @dataclass
@@ -96,26 +87,8 @@ def topology(name: str, root: Path) -> Iterator[Topology]:
 
 @contextmanager
 def api(top: Topology) -> Iterator[httpx.Client]:
-    port = free_port()
-    process = start_api(top.settings, port, top.root / f"{top.name}-api.log")
-    client = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=60,
-    )
-
-    def healthy() -> bool:
-        try:
-            return client.get("/healthz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(healthy, timeout=120, what="the API", processes=(process,))
+    with running_api(top.settings, top.root / f"{top.name}-api.log") as client:
         yield client
-    finally:
-        client.close()
-        stop_process(process)
 
 
 def register(client: httpx.Client, name: str, model_dir: Path) -> str:

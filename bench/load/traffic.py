@@ -11,12 +11,21 @@ the server under test.
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+
+def png_base64(image: Any) -> str:
+    """A PIL image as base64 PNG, the way JSON request bodies carry images."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,12 @@ prints a markdown summary.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import os
 import platform
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +32,8 @@ import numpy as np
 from PIL import Image
 
 from bench.load.postgres import create_database, drop_database
-from bench.load.processes import RedisServer, free_port, start_api, stop_process, wait_until
+from bench.load.processes import RedisServer, running_api
+from bench.load.traffic import png_base64
 from bench.serving.versions import perturbed_version
 from service.db.session import create_db_engine, create_session_factory
 from service.modelling.factory import build_tiny_dual_encoder
@@ -103,35 +100,7 @@ class Hammer:
 def classify_body() -> dict[str, Any]:
     """One 32x32 image (seeded noise) and two labels."""
     pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return {"images": [base64.b64encode(buffer.getvalue()).decode()], "labels": ["cat", "dog"]}
-
-
-@contextmanager
-def replica(settings: Settings, log_path: Path) -> Iterator[httpx.Client]:
-    """One API process (uvicorn) on a free port, until the block ends (a client with the
-    admin key of ``settings``)."""
-    port = free_port()
-    process = start_api(settings, port, log_path)
-    client = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Authorization": f"Bearer {settings.admin_api_key}"},
-        timeout=60,
-    )
-
-    def healthy() -> bool:
-        try:
-            return client.get("/healthz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(healthy, timeout=120, what=f"the API on port {port}", processes=(process,))
-        yield client
-    finally:
-        client.close()
-        stop_process(process)
+    return {"images": [png_base64(Image.fromarray(pixels))], "labels": ["cat", "dog"]}
 
 
 def _move(client: httpx.Client, model_id: str, action: str, version_id: str) -> float:
@@ -151,8 +120,8 @@ def measure_activation(
     moves: list[dict[str, Any]] = []
     try:
         with (
-            replica(settings, root / "replica-a.log") as a,
-            replica(settings, root / "replica-b.log") as b,
+            running_api(settings, root / "replica-a.log") as a,
+            running_api(settings, root / "replica-b.log") as b,
         ):
             created = a.post(
                 "/v1/models",

@@ -17,8 +17,6 @@ e.g. 478 against 423 req/s with 2 threads at 16 clients).
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import tempfile
 import time
@@ -27,12 +25,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import torch
 from PIL import Image
 
-from bench.load.processes import free_port, start_api, stop_process, wait_until
-from bench.load.traffic import Request, run_clients
+from bench.load.processes import running_api
+from bench.load.traffic import Request, png_base64, run_clients
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.inference import classify
 from service.modelling.loading import load_dual_encoder
@@ -49,12 +46,6 @@ def sample_image() -> Image.Image:
     """A real emoji rendering (Google style), the kind of image the stand-in model knows."""
     data = load_dataset("emoji-google", "test", limit_per_class=1, seed=0)
     return data.images[0]
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def bare_model_rates(
@@ -88,38 +79,21 @@ def bare_model_rates(
 def running_service(
     root: Path, model_dir: Path, threads: int, processes: int = 1
 ) -> Iterator[tuple[str, str]]:
-    """One API process on the embedded default with the stand-in model registered:
+    """API processes on the embedded default with the stand-in model registered:
     ``(base_url, model_id)``."""
     settings = Settings(data_dir=root / "data", admin_api_key=ADMIN_KEY, model_roots=[root])
-    port = free_port()
-    process = start_api(
-        settings, port, root / "api.log", workers=processes, OMP_NUM_THREADS=str(threads)
-    )
-    url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(
-        base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=120
-    )
-
-    def healthy() -> bool:
-        try:
-            return client.get("/healthz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(healthy, timeout=120, what="the API", processes=(process,))
+    with running_api(
+        settings, root / "api.log", workers=processes, OMP_NUM_THREADS=str(threads)
+    ) as client:
         response = client.post("/v1/models", json={"name": "standin", "base_path": str(model_dir)})
         response.raise_for_status()
-        yield url, str(response.json()["id"])
-    finally:
-        client.close()
-        stop_process(process)
+        yield str(client.base_url), str(response.json()["id"])
 
 
 def service_rates(
-    url: str, model_id: str, png: bytes, concurrency: tuple[int, ...], seconds: float
+    url: str, model_id: str, image: Image.Image, concurrency: tuple[int, ...], seconds: float
 ) -> list[dict[str, Any]]:
-    body = {"images": [base64.b64encode(png).decode()], "labels": LABELS}
+    body = {"images": [png_base64(image)], "labels": LABELS}
     request = Request("classify", "POST", f"/v1/models/{model_id}/classify", body)
     auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
     run_clients(url, auth, request, clients=4, duration=2.0)  # warm-up: loads the version
@@ -140,7 +114,7 @@ def measure(
         model_dir = materialise_release(root / "standin")
         bare = bare_model_rates(load_dual_encoder(model_dir), image, concurrency, seconds)
         with running_service(root, model_dir, server_threads) as (url, model_id):
-            service = service_rates(url, model_id, png_bytes(image), concurrency, seconds)
+            service = service_rates(url, model_id, image, concurrency, seconds)
     bare_by_batch = {row["batch"]: row["images_per_s"] for row in bare}
     for row in service:
         row["x_bare_same_batch"] = round(row["requests_per_s"] / bare_by_batch[row["clients"]], 3)

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import socket
 import subprocess
 import threading
@@ -23,7 +21,8 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from bench.load.processes import free_port, start_api, stop_process, wait_until
+from bench.load.processes import free_port, running_api, wait_until
+from bench.load.traffic import png_base64
 from service.settings import Settings
 from tests.conftest import ADMIN_KEY
 
@@ -90,32 +89,8 @@ class TcpProxy:
 @contextmanager
 def api_process(settings: Settings, log_path: Path) -> Iterator[httpx.Client]:
     """The API (uvicorn, one process) on a free port; yields an admin HTTP client."""
-    port = free_port()
-    process = start_api(settings, port, log_path, ADMIN_API_KEY=ADMIN_KEY)
-    client = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=60,
-    )
-    try:
-        wait_until(lambda: _healthy(client), timeout=60, what="the API", processes=(process,))
+    with running_api(settings, log_path, admin_key=ADMIN_KEY, timeout=60) as client:
         yield client
-    finally:
-        client.close()
-        stop_process(process)
-
-
-def _healthy(client: httpx.Client) -> bool:
-    try:
-        return client.get("/healthz").status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def image_base64(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def submit(
@@ -130,7 +105,7 @@ def submit(
         "method": "lorsu",
         "hyperparameters": hyperparameters,
         "seed": seed,
-        "examples": [{"image_base64": image_base64(i), "label": label} for i, label in shots],
+        "examples": [{"image_base64": png_base64(i), "label": label} for i, label in shots],
     }
     response = client.post(f"/v1/models/{model_id}/corrections", json=body)
     assert response.status_code == 202, response.text
