@@ -26,17 +26,15 @@ from pathlib import Path
 import torch
 from sqlalchemy.orm import Session
 
-from bench.serving.versions import add_version
+from bench.serving.versions import add_version, register_model
 from service.db.migrate import upgrade_head
 from service.db.session import create_db_engine, create_session_factory
 from service.db.tables import Model, Version
 from service.modelling.checkpoints import load_checkpoint
-from service.modelling.snapshots import state_sha256
 from service.serving.cache import ModelCache
 from service.settings import Settings
 from service.storage.blobs import FilesystemBlobStore
 from service.versions.repository import rebuild_path
-from service.versions.service import register_base_version
 from workers.basemodel.release import materialise_release
 
 DEPTHS = (1, 10, 50, 100, 200)
@@ -163,12 +161,9 @@ def measure_load_depth(
             with create_session_factory(engine)() as session:
                 models = {}
                 for checkpoints in (True, False):
-                    model = Model(
-                        name=f"chain-{checkpoints}", family="clip", base_path=str(model_dir)
+                    model, base = register_model(
+                        session, f"chain-{checkpoints}", base_state, model_dir
                     )
-                    session.add(model)
-                    session.flush()
-                    base = register_base_version(session, model, state_sha256(base_state), "bench")
                     models[checkpoints] = model
                     chains[checkpoints] = _build_chain(
                         session,

@@ -32,15 +32,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.serving.versions import add_version
+from bench.serving.versions import add_version, register_model
 from service.db.migrate import upgrade_head
 from service.db.session import create_db_engine, create_session_factory
-from service.db.tables import Model
 from service.modelling.checkpoints import load_checkpoint
-from service.modelling.snapshots import state_sha256
 from service.serving.cache import LoadedVersion, ModelCache
 from service.storage.blobs import FilesystemBlobStore
-from service.versions.service import register_base_version
 from workers.basemodel.release import materialise_release
 from workers.basemodel.vlm.release import materialise_vlm_release
 from workers.engine.memory import resident_bytes
@@ -94,15 +91,8 @@ def measure_model(
     image_encoder_bytes = sum(tensor.nbytes for tensor in base_state.values())
     try:
         with create_session_factory(engine)() as session:
-            model = Model(
-                name=name,
-                family="llava" if pair_path else "clip",
-                base_path=str(base_path),
-                pair_path=str(pair_path) if pair_path else None,
-            )
-            session.add(model)
-            session.flush()
-            versions = [register_base_version(session, model, state_sha256(base_state), "bench")]
+            model, base = register_model(session, name, base_state, base_path, pair_path)
+            versions = [base]
             state = base_state
             for seed in range(extra):
                 child = _noisy(state, seed)

@@ -10,19 +10,41 @@ seeded noise.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
-from service.db.tables import Version
+from service.db.tables import Model, Version
 from service.modelling.checkpoints import load_checkpoint
+from service.modelling.snapshots import state_sha256
 from service.registry import repository as registry_repository
 from service.settings import Settings
 from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
-from service.versions.service import create_version
+from service.versions.service import create_version, register_base_version
 from service.versions.state_chain import store_version_state, version_state
+
+
+def register_model(
+    session: Session,
+    name: str,
+    base_state: Mapping[str, torch.Tensor],
+    base_path: Path,
+    pair_path: Path | None = None,
+) -> tuple[Model, Version]:
+    """A model row for a checkpoint directory (a llava one with ``pair_path``) and its
+    version 1, whose image encoder is ``base_state`` (no registration checks: benchmarks)."""
+    model = Model(
+        name=name,
+        family="llava" if pair_path else "clip",
+        base_path=str(base_path),
+        pair_path=str(pair_path) if pair_path else None,
+    )
+    session.add(model)
+    session.flush()
+    return model, register_base_version(session, model, state_sha256(dict(base_state)), "bench")
 
 
 def add_version(
