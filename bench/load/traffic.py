@@ -101,8 +101,11 @@ class _Connection:
 class _Pool:
     """Keep-alive connections, opened on demand up to ``limit``."""
 
-    def __init__(self, host: str, port: int, limit: int) -> None:
-        self._host, self._port = host, port
+    def __init__(self, base_url: str, limit: int) -> None:
+        url = urlsplit(base_url)
+        self._host, self._port = url.hostname or "127.0.0.1", url.port or 80
+        # The Host header of the requests sent through this pool.
+        self.host = f"{self._host}:{self._port}"
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(limit)
 
@@ -163,11 +166,9 @@ async def _drive(
     timeout: float,
     connections: int,
 ) -> tuple[dict[str, EndpointStats], float]:
-    url = urlsplit(base_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    payloads = [request.to_bytes(f"{host}:{port}", headers) for request in mix]
+    pool = _Pool(base_url, connections)
+    payloads = [request.to_bytes(pool.host, headers) for request in mix]
     stats = {request.name: EndpointStats() for request in mix}
-    pool = _Pool(host, port, connections)
     tasks = []
     start = time.perf_counter()
     for index in range(int(rate * duration)):
@@ -231,11 +232,9 @@ async def _drive_clients(
     duration: float,
     timeout: float,
 ) -> tuple[EndpointStats, float]:
-    url = urlsplit(base_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    payload = request.to_bytes(f"{host}:{port}", headers)
+    pool = _Pool(base_url, clients)
+    payload = request.to_bytes(pool.host, headers)
     stats = EndpointStats()
-    pool = _Pool(host, port, clients)
     start = time.perf_counter()
     until = start + duration
     await asyncio.gather(
