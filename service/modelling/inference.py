@@ -39,10 +39,3 @@ def classify(
     """Probabilities per image over the candidate labels, as plain lists."""
     return class_probabilities(model, images, labels, template).tolist()
 
-
-def embed_images(model: DualEncoder, images: list[Image.Image]) -> list[list[float]]:
-    return model.encode_images(images).cpu().tolist()
-
-
-def embed_texts(model: DualEncoder, texts: list[str]) -> list[list[float]]:
-    return model.encode_texts(texts).cpu().tolist()

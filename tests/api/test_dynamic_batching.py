@@ -14,7 +14,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from service.modelling.checkpoints import load_checkpoint
-from service.modelling.inference import classify, embed_images
+from service.modelling.inference import classify
 from service.observability import INFERENCE_BATCH_SIZE
 from service.runtime import Runtime
 from service.serving.batching import Batcher
@@ -146,7 +146,7 @@ def test_concurrent_classify_and_embed_requests_answer_what_they_answer_alone(
     images = fashion.images[:24]
     reference = load_checkpoint(api_model_dir, None).encoder
     expected = classify(reference, images, labels)
-    expected_embeddings = embed_images(reference, images)
+    expected_embeddings = reference.encode_images(images).tolist()
     batches_before, items_before = _batches_run()
 
     def classify_one(index: int) -> list[float]:
