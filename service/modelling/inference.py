@@ -38,4 +38,3 @@ def classify(
 ) -> list[list[float]]:
     """Probabilities per image over the candidate labels, as plain lists."""
     return class_probabilities(model, images, labels, template).tolist()
-
