@@ -81,21 +81,22 @@ def list_deployments(session: Session, model_id: str) -> list[Deployment]:
 
 def chain_to_root(session: Session, version: Version) -> list[Version]:
     """``version`` and its ancestors, root (the base version) first."""
-    chain = [version]
-    while chain[-1].parent_id is not None:
-        parent = session.get(Version, chain[-1].parent_id)
-        if parent is None:
-            raise LookupError(f"version {chain[-1].id} names a missing parent")
-        chain.append(parent)
-    chain.reverse()
-    return chain
+    return _ancestry(session, version, stop_at_checkpoint=False)
 
 
 def rebuild_path(session: Session, version: Version) -> list[Version]:
     """What rebuilding ``version`` reads, oldest first: its nearest checkpointed ancestor (or
     itself, or the root when none is) and the versions after it down to ``version``."""
+    return _ancestry(session, version, stop_at_checkpoint=True)
+
+
+def _ancestry(session: Session, version: Version, stop_at_checkpoint: bool) -> list[Version]:
+    """``version`` and its ancestors up to the root (or the first checkpointed one), oldest
+    first."""
     path = [version]
-    while path[-1].checkpoint_sha256 is None and path[-1].parent_id is not None:
+    while path[-1].parent_id is not None and not (
+        stop_at_checkpoint and path[-1].checkpoint_sha256 is not None
+    ):
         parent = session.get(Version, path[-1].parent_id)
         if parent is None:
             raise LookupError(f"version {path[-1].id} names a missing parent")
