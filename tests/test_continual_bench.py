@@ -19,10 +19,10 @@ from bench.continual.protocol import (
 from bench.continual.results import RunResult, load_runs
 from bench.continual.run import hyperparameters_for, main, parse_overrides, write_report
 from bench.continual.runner import ZERO_SHOT, run_method
+from catalogue.methods.lorsu import default_head_count
 from service.modelling.factory import VisionShape, build_tiny_dual_encoder
 from tests.test_basemodel import one_thread
 from workers.basemodel.recipe import EMOJI_TRAINING_DATASETS, PIXEL_DATASETS
-from workers.engine.methods.lorsu.declaration import default_head_count
 
 __all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with the base model
 

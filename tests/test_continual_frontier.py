@@ -17,7 +17,7 @@ from bench.continual.frontier import (
     write_report,
 )
 from bench.continual.results import RunResult, SessionResult
-from service.modelling.architecture import read_vision_architecture
+from catalogue.architecture import read_vision_architecture
 from service.modelling.factory import VisionShape, build_tiny_dual_encoder
 
 TINY = VisionShape(

@@ -26,7 +26,7 @@ from bench.vlm.results import (
 )
 from bench.vlm.run import main
 from bench.vlm.runner import run_method
-from service.modelling.captions import WHAT_IS_SHOWN_QUESTION
+from catalogue.captions import WHAT_IS_SHOWN_QUESTION
 from service.modelling.factory import VisionShape, build_tiny_dual_encoder
 from service.modelling.llava_factory import build_tiny_llava
 from service.modelling.vlm import load_vision_language_model

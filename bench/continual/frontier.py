@@ -43,10 +43,10 @@ from bench.continual.run import (
     machine_description,
     run_jobs,
 )
-from service.modelling.architecture import VisionArchitecture, read_vision_architecture
+from catalogue.architecture import VisionArchitecture, read_vision_architecture
+from catalogue.declarations import resolve_hyperparameters
 from service.settings import Settings
 from service.versions.service import gate_verdict
-from workers.engine.methods.catalogue import resolve_hyperparameters
 
 FRONTIER_OUT = Path("bench/results/continual-frontier")
 # Every point lists its knobs explicitly (not as overrides of today's defaults), so a saved

@@ -37,7 +37,7 @@ from bench.continual.protocol import (
 from bench.continual.report import METHOD_ORDER, goal_check, settings_table, write_plots
 from bench.continual.results import RunResult, load_runs, run_key
 from bench.continual.runner import ZERO_SHOT, run_method
-from workers.engine.methods.catalogue import method_names
+from catalogue.declarations import method_names
 
 # Every method the report knows, in its order (zero-shot first).
 DEFAULT_METHODS = METHOD_ORDER

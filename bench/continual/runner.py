@@ -17,15 +17,15 @@ from bench.continual.protocol import (
     session_examples,
 )
 from bench.continual.results import RunResult, SessionResult, SetAccuracy
-from service.modelling.captions import (
+from catalogue.captions import (
     captions_for_labels,
 )
+from catalogue.declarations import resolve_hyperparameters
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
 from workers.datasets import LabelledImages
 from workers.engine.accuracy import control_change, target_improvement
-from workers.engine.methods.catalogue import resolve_hyperparameters
 from workers.engine.update import run_update
 
 ZERO_SHOT = "zero-shot"

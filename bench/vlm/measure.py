@@ -30,7 +30,7 @@ from bench.vlm.results import (
     ConceptHits,
     Measurement,
 )
-from service.modelling.captions import (
+from catalogue.captions import (
     captions_for_labels,
     qa_statement,
 )

@@ -11,7 +11,7 @@ What changes: every correction image is asked the questions the stand-in VLM was
 (``workers.basemodel.vlm.questions.question_answers``: "What is in the picture?" -> "A cat.",
 the concept's yes question, one of its no questions), and the corrections are those
 question/answer pairs, so the update trains the CLIP loss on their statements
-(``service.modelling.captions.qa_statement``). The same questions are asked of the test
+(``catalogue.captions.qa_statement``). The same questions are asked of the test
 renderings: of the corrected concepts (TI), of the never-corrected ones (transfer) and of the
 controls (CC). The VLM names emoji concepts only (its card), so the controls are the two
 training styles' renderings; Fashion-MNIST and textures stay anchors only.

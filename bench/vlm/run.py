@@ -35,9 +35,9 @@ from bench.vlm.protocol import ALL_QUESTIONS, TARGET_RENDERINGS, WHAT_ONLY, VlmS
 from bench.vlm.report import models_description, write_report
 from bench.vlm.results import VlmRun, run_key
 from bench.vlm.runner import run_method
-from service.modelling.architecture import read_vision_architecture
+from catalogue.architecture import read_vision_architecture
+from catalogue.declarations import method_names, resolve_hyperparameters
 from workers.basemodel.builder import torch_threads
-from workers.engine.methods.catalogue import method_names, resolve_hyperparameters
 
 DEFAULT_METHODS = ("lorsu", "lorsu-rand", "lora", "spu", "full-ft", "codyra", "keeplora")
 # The control rows: the same methods trained on the "what" questions alone.

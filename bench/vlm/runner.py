@@ -25,9 +25,9 @@ from bench.vlm.protocol import (
     scenario_data,
 )
 from bench.vlm.results import VlmRun, VlmSession
+from catalogue.declarations import resolve_hyperparameters
 from service.modelling.examples import ImageExample
 from service.modelling.vlm import load_vision_language_model
-from workers.engine.methods.catalogue import resolve_hyperparameters
 from workers.engine.update import run_update
 
 # Rendering the evaluation renderings and the anchors takes tens of seconds: once per process.

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from catalogue.declarations import DEFAULT_METHOD
 from service.jobs.statuses import JobStatus
 from service.validation import Base64Image, FreeText, Label, MethodName
-from workers.engine.methods.catalogue import DEFAULT_METHOD
 
 
 class ExampleIn(BaseModel):

@@ -20,6 +20,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from catalogue.architecture import ArchitectureError
+from catalogue.declarations import resolve_hyperparameters
+from catalogue.hyperparameters import HyperparameterError
 from service.corrections import repository
 from service.corrections.schemas import CorrectionAccepted, CorrectionInput, SubmittedExample
 from service.db.tables import Correction, CorrectionExample, Job
@@ -28,7 +31,6 @@ from service.images import ImageLimits, decode_image, load_stored_image
 from service.jobs import repository as jobs_repository
 from service.jobs.service import create_job
 from service.jobs.statuses import JobStatus
-from service.modelling.architecture import ArchitectureError
 from service.modelling.examples import ImageExample
 from service.registry import repository as registry_repository
 from service.registry.service import get_model, model_architecture
@@ -41,8 +43,6 @@ from service.validation import (
     check_characters,
     clean_text,
 )
-from workers.engine.methods.catalogue import resolve_hyperparameters
-from workers.engine.methods.hyperparameters import HyperparameterError
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from service.modelling.architecture import VisionArchitecture
+from catalogue.architecture import VisionArchitecture
 from service.modelling.preprocess import ImagePreprocessor
 
 # Top-level children of the model that make up "the image encoder" (what updates may change).

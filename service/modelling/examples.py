@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from service.modelling.captions import (
+from catalogue.captions import (
     WHAT_IS_SHOWN_QUESTION,
     answer_key,
     caption_for_label,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, captions_for_labels
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE, captions_for_labels
 from service.modelling.dual_encoder import DualEncoder
 
 

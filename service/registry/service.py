@@ -10,11 +10,11 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from catalogue.architecture import VisionArchitecture, read_vision_architecture
 from service.db.tables import EvalSet, EvalSetItem, Model
 from service.errors import Conflict, InvalidInput, NotFound
 from service.images import ImageLimits, decode_image, load_stored_image
 from service.jobs import repository as jobs_repository
-from service.modelling.architecture import VisionArchitecture, read_vision_architecture
 from service.modelling.checkpoints import checkpoint_family, load_checkpoint
 from service.modelling.examples import ImageExample
 from service.modelling.loading import ModelLoadError, load_dual_encoder

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
 from service.api.deps import ModelInference, ResourceId, RuntimeDep, SessionDep
 from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
 from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
 from service.errors import Unavailable
-from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
 from service.serving.batching import Batcher
 from service.serving.cache import ModelCache
 from service.serving.schemas import ClassifyJson, ClassifyOut, EmbedJson, EmbedOut

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
 from service.validation import Base64Image, FreeText, Identifier, Label, Template
 
 

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from catalogue.captions import captions_for_labels, has_label_slot
 from service.errors import InvalidInput
 from service.images import ImageLimits, decode_image
-from service.modelling.captions import captions_for_labels, has_label_slot
 from service.modelling.inference import probabilities_from_embeddings
 from service.observability import INFERENCE_LATENCY
 from service.registry.lookup import ModelLookup

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from service.modelling.captions import answer_key, qa_statement
+from catalogue.captions import answer_key, qa_statement
 from workers.basemodel.vlm.questions import (
     NO,
     WHAT_QUESTION,

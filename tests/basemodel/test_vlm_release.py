@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from service.modelling.captions import answer_key
+from catalogue.captions import answer_key
 from service.modelling.llava_factory import LanguageShape
 from service.modelling.vlm import VisionLanguageModel, load_vision_language_model
 from workers.basemodel.card import read_build_info

@@ -7,7 +7,7 @@ from collections import Counter
 
 import torch
 
-from service.modelling.captions import answer_key
+from catalogue.captions import answer_key
 from service.modelling.llava_factory import build_tokenizer
 from service.modelling.vlm import llava_prompt
 from workers.basemodel.vlm.questions import NO, WHAT_QUESTIONS, YES, concept_questions

@@ -6,8 +6,8 @@ import torch
 
 from service.modelling.dual_encoder import DualEncoder
 from tests.model_fixtures import noise_examples
-from workers.engine.methods.codyra.implementation import threshold_at
-from workers.engine.methods.keeplora.implementation import extend_basis, input_side_basis
+from workers.engine.methods.codyra import threshold_at
+from workers.engine.methods.keeplora import extend_basis, input_side_basis
 from workers.engine.update import run_update
 
 

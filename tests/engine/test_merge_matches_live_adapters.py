@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from catalogue.declarations import resolve_hyperparameters
 from service.modelling.dual_encoder import DualEncoder
 from workers.engine.examples import build_captioned_batch
 from workers.engine.layers import RowRestrictedLoRA, SparseEntryLinear
 from workers.engine.loss import class_level_contrastive_loss
 from workers.engine.method import UpdateContext
 from workers.engine.method_builder import create_method
-from workers.engine.methods.catalogue import resolve_hyperparameters
 from workers.engine.training_data import TrainingData
 
 

@@ -11,19 +11,19 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from service.modelling.architecture import VisionArchitecture
-from service.modelling.dual_encoder import DualEncoder
-from tests.model_fixtures import noise_examples
-from workers.engine.method import UpdateContext, UpdateMethod
-from workers.engine.method_builder import implementation_of
-from workers.engine.methods import catalogue
-from workers.engine.methods.catalogue import (
+import catalogue.declarations as method_catalogue
+from catalogue.architecture import VisionArchitecture
+from catalogue.declarations import (
     MethodDeclaration,
     declarations,
     resolve_hyperparameters,
     stored_hyperparameters,
 )
-from workers.engine.methods.hyperparameters import CommonHyperparameters, HyperparameterError
+from catalogue.hyperparameters import CommonHyperparameters, HyperparameterError
+from service.modelling.dual_encoder import DualEncoder
+from tests.model_fixtures import noise_examples
+from workers.engine.method import UpdateContext, UpdateMethod
+from workers.engine.method_builder import implementation_of
 from workers.engine.update import run_update
 
 EIGHT_HEADS = VisionArchitecture(num_layers=4, num_heads=8, hidden_size=64)
@@ -41,7 +41,7 @@ def test_every_declaration_names_an_update_method_and_the_paper_methods_are_ther
 def test_declarations_import_without_torch() -> None:
     code = (
         "import sys\n"
-        "from workers.engine.methods.catalogue import declarations\n"
+        "from catalogue.declarations import declarations\n"
         "assert len(declarations()) >= 8\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('clean')\n"
@@ -103,8 +103,8 @@ class OneBias(UpdateMethod[OneBiasHyperparameters]):
 def test_a_new_method_is_one_declaration_and_one_class(
     model: DualEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalogue, "_declarations", dict(catalogue.declarations()))
-    catalogue.register(
+    monkeypatch.setattr(method_catalogue, "_declarations", dict(method_catalogue.declarations()))
+    method_catalogue.register(
         MethodDeclaration(
             name="toy-one-bias",
             description="trains one fc1 bias",

@@ -162,7 +162,7 @@ def test_optimizer_state_holds_only_the_trainable_entries(
 
 
 def test_lorsu_defaults_scale_heads_with_the_head_count(model: DualEncoder, examples: list) -> None:
-    from workers.engine.methods.lorsu.declaration import default_head_count
+    from catalogue.methods.lorsu import default_head_count
 
     assert [default_head_count(h) for h in (3, 4, 8, 12, 16)] == [1, 1, 2, 3, 4]
     report = run_update(model, examples, method="lorsu", hyperparameters=FAST).report

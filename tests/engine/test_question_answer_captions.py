@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from service.modelling.captions import qa_statement
+from catalogue.captions import qa_statement
 from service.modelling.examples import ImageExample
 from workers.engine.examples import build_captioned_batch
 from workers.engine.loss import class_level_contrastive_loss

@@ -3,9 +3,9 @@ the capped total; ``max_steps=None`` leaves ``epochs`` in charge."""
 
 from __future__ import annotations
 
+from catalogue.declarations import parse_hyperparameters
 from service.modelling.dual_encoder import DualEncoder
 from tests.model_fixtures import noise_examples
-from workers.engine.methods.catalogue import parse_hyperparameters
 from workers.engine.update import run_update
 
 

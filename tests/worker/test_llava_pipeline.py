@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from catalogue.captions import answer_key
 from service.db.session import session_scope
-from service.modelling.captions import answer_key
 from service.modelling.checkpoints import load_checkpoint
 from service.modelling.llava_factory import build_tiny_llava
 from service.modelling.snapshots import state_sha256

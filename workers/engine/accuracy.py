@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from PIL import Image
 
-from service.modelling.captions import (
+from catalogue.captions import (
     DEFAULT_CAPTION_TEMPLATE,
     captions_for_labels,
 )

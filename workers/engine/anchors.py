@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from service.modelling.captions import caption_for_label
+from catalogue.captions import caption_for_label
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from workers.engine.errors import InvalidExample

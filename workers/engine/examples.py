@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from service.modelling.captions import answer_key, caption_for_label
+from catalogue.captions import answer_key, caption_for_label
 from service.modelling.examples import ImageExample
 from workers.engine.errors import EmptyBatch, InvalidExample, SingleClass
 

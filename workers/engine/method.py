@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 import torch
 from torch import nn
 
+from catalogue.hyperparameters import CommonHyperparameters
 from service.modelling.dual_encoder import DualEncoder
-from workers.engine.methods.hyperparameters import CommonHyperparameters
 from workers.engine.training_data import TrainingData
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

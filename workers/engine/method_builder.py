@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from catalogue.declarations import MethodDeclaration, declaration_of
+from catalogue.hyperparameters import CommonHyperparameters
 from workers.engine.method import UpdateMethod
-from workers.engine.methods.catalogue import MethodDeclaration, declaration_of
-from workers.engine.methods.hyperparameters import CommonHyperparameters
 
 
 def implementation_of(declaration: MethodDeclaration) -> type[UpdateMethod[Any]]:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
+from catalogue.hyperparameters import CommonHyperparameters
 from workers.engine.errors import NonFiniteLoss, UpdateCancelled
 from workers.engine.method import LossFunction, UpdateMethod
-from workers.engine.methods.hyperparameters import CommonHyperparameters
 from workers.engine.training_data import TrainingData
 
 ProgressCallback = Callable[[int, int, float], None]

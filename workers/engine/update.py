@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from catalogue.declarations import DEFAULT_METHOD, declaration_of, resolve_hyperparameters
+from catalogue.hyperparameters import CommonHyperparameters, HyperparameterError
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from workers.engine.activations import lean_activations
@@ -19,8 +21,6 @@ from workers.engine.loss import class_level_contrastive_loss
 from workers.engine.memory import PeakMemory, return_freed_memory_to_os
 from workers.engine.method import UpdateContext
 from workers.engine.method_builder import create_method
-from workers.engine.methods.catalogue import DEFAULT_METHOD, declaration_of, resolve_hyperparameters
-from workers.engine.methods.hyperparameters import CommonHyperparameters, HyperparameterError
 from workers.engine.precision import autocast_dtype, autocast_to, precision_name
 from workers.engine.trainer import Budget, ProgressCallback, train
 from workers.engine.training_data import TrainingData

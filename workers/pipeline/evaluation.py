@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
+from catalogue.captions import LABEL_SLOT, answer_key
 from service.db.tables import VersionEvaluation, VersionSetAccuracy
-from service.modelling.captions import LABEL_SLOT, answer_key
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.vlm import VisionLanguageModel

@@ -33,6 +33,8 @@ import torch
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from catalogue.declarations import stored_hyperparameters
+from catalogue.hyperparameters import CommonHyperparameters
 from service.corrections import repository as corrections_repository
 from service.corrections.service import load_correction
 from service.db.session import session_scope
@@ -61,8 +63,6 @@ from service.versions import repository as versions_repository
 from service.versions.service import VersionRecords, apply_activation_gate, create_version
 from service.versions.state_chain import StoredState, store_version_state
 from workers.engine.errors import UpdateCancelled, UpdateError
-from workers.engine.methods.catalogue import stored_hyperparameters
-from workers.engine.methods.hyperparameters import CommonHyperparameters
 from workers.engine.update import UpdateReport, run_update
 from workers.pipeline import telemetry
 from workers.pipeline.context import WorkerContext

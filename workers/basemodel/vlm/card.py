@@ -123,7 +123,7 @@ A LLaVA-1.5-shaped vision-language model (`LlavaForConditionalGeneration`) built
 
 Greedy answers of the assembled model through the serving path
 (`service.modelling.vlm.VisionLanguageModel.answer`), {test_images} test renderings per concept
-and style. Normalised exact match (`service.modelling.captions.answer_key`: lower case, no
+and style. Normalised exact match (`catalogue.captions.answer_key`: lower case, no
 article, no final period). Per image: "What is in the picture?" (chance 1 in
 {info["concepts"]}), the concept's yes question (where it has one) and one of its no questions
 (`questions.question_answers`).

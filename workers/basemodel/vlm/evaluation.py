@@ -9,7 +9,7 @@ one of them shows as such.
 
 from __future__ import annotations
 
-from service.modelling.captions import answer_key
+from catalogue.captions import answer_key
 from service.modelling.vlm import VisionLanguageModel
 from workers.basemodel.vlm.questions import NO, WHAT_QUESTION, YES, question_answers
 from workers.datasets import LabelledImages

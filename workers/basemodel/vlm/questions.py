@@ -1,6 +1,6 @@
 """The templated questions and answers the stand-in VLM learns, per emoji concept.
 
-Every question is one :func:`service.modelling.captions.qa_statement` turns into a sensible CLIP
+Every question is one :func:`catalogue.captions.qa_statement` turns into a sensible CLIP
 statement, so a user's question/answer correction of this VLM trains the very caption the
 label corrections use:
 

@@ -1,3 +1,3 @@
-"""Update methods: one package each (``declaration.py`` + ``implementation.py``), found by
-:mod:`workers.engine.methods.catalogue`. This package imports nothing, so the API can read the
-declarations without torch."""
+"""Update method implementations: one module per method, named in its declaration
+(``catalogue/methods/<name>.py``, ``implementation = "workers.engine.methods.<name>:Class"``)
+and imported only by the engine's method builder."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalogue.methods.lora import LoraHyperparameters
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
-from workers.engine.methods.lora.declaration import LoraHyperparameters
 from workers.engine.wrapping import WrapperMethod
 
 

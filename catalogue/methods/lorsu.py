@@ -6,9 +6,9 @@ from typing import ClassVar, Self
 
 from pydantic import Field
 
-from service.modelling.architecture import VisionArchitecture
-from workers.engine.methods.catalogue import MethodDeclaration
-from workers.engine.methods.hyperparameters import HyperparameterError, LowRankHyperparameters
+from catalogue.architecture import VisionArchitecture
+from catalogue.declarations import MethodDeclaration
+from catalogue.hyperparameters import HyperparameterError, LowRankHyperparameters
 
 
 def default_head_count(num_heads: int) -> int:
@@ -71,7 +71,7 @@ class LorsuAllHeadsHyperparameters(LorsuStructure):
     """LoRSU-AAH: like LoRSU but every attention head gets the LoRA update."""
 
 
-_IMPLEMENTATION = "workers.engine.methods.lorsu.implementation"
+_IMPLEMENTATION = "workers.engine.methods.lorsu"
 DECLARATIONS = (
     MethodDeclaration(
         name="lorsu",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from workers.engine.methods.catalogue import MethodDeclaration
-from workers.engine.methods.hyperparameters import LowRankHyperparameters
+from catalogue.declarations import MethodDeclaration
+from catalogue.hyperparameters import LowRankHyperparameters
 
 
 class LoraHyperparameters(LowRankHyperparameters):
@@ -15,6 +15,6 @@ DECLARATIONS = (
         name="lora",
         description="rank-r LoRA on every linear of the image encoder",
         hyperparameters=LoraHyperparameters,
-        implementation="workers.engine.methods.lora.implementation:Lora",
+        implementation="workers.engine.methods.lora:Lora",
     ),
 )

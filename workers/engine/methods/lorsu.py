@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import torch
 
+from catalogue.methods.lorsu import LorsuStructure
 from workers.engine.errors import InvalidHyperparameter
 from workers.engine.importance import drain, gradient_importance, top_fraction_indices
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
-from workers.engine.methods.lorsu.declaration import LorsuStructure
 from workers.engine.wrapping import WrapperMethod, install_sparse_fc1
 
 

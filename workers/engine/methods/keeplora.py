@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from catalogue.methods.keeplora import KeepLoraHyperparameters
 from workers.engine.importance import drain, gradient_importance
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
-from workers.engine.methods.keeplora.declaration import KeepLoraHyperparameters
 from workers.engine.wrapping import WrapperMethod
 
 

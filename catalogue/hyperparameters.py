@@ -15,8 +15,8 @@ from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.modelling.architecture import VisionArchitecture
-from service.modelling.captions import DEFAULT_CAPTION_TEMPLATE, has_label_slot
+from catalogue.architecture import VisionArchitecture
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE, has_label_slot
 
 
 class HyperparameterError(ValueError):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from workers.engine.methods.catalogue import MethodDeclaration
-from workers.engine.methods.hyperparameters import CommonHyperparameters
+from catalogue.declarations import MethodDeclaration
+from catalogue.hyperparameters import CommonHyperparameters
 
 
 class FullFinetuneHyperparameters(CommonHyperparameters):
@@ -21,6 +21,6 @@ DECLARATIONS = (
         name="full-ft",
         description="every image-encoder parameter trains (the TI and cost reference)",
         hyperparameters=FullFinetuneHyperparameters,
-        implementation="workers.engine.methods.full_ft.implementation:FullFinetune",
+        implementation="workers.engine.methods.full_ft:FullFinetune",
     ),
 )

@@ -1,11 +1,11 @@
-"""The update methods there are: each declared once, beside its implementation.
+"""The update methods there are: each declared once.
 
-A method lives in its own package under ``workers/engine/methods/``: ``declaration.py`` (name,
-one-line description, hyperparameter schema with defaults and valid ranges, and where the
-implementation is) and ``implementation.py`` (the :class:`~workers.engine.method.UpdateMethod`).
-This catalogue finds every ``declaration.py`` by itself, so adding a method edits no other
-file. Declarations import pydantic only: the API validates corrections with them without
-importing torch; the engine builds its methods from the same declarations.
+A method is a module under ``catalogue/methods/`` (name, one-line description, hyperparameter
+schema with defaults and valid ranges, and where the implementation is) plus its
+implementation, a :class:`~workers.engine.method.UpdateMethod` under
+``workers/engine/methods/``. This module finds every declaration by itself, so adding a method
+edits no other file. Declarations import pydantic only: the API validates corrections with
+them without importing torch; the engine builds its methods from the same declarations.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from service.modelling.architecture import VisionArchitecture
-from workers.engine.methods.hyperparameters import CommonHyperparameters, HyperparameterError
+from catalogue.architecture import VisionArchitecture
+from catalogue.hyperparameters import CommonHyperparameters, HyperparameterError
 
 DEFAULT_METHOD = "lorsu"
 
@@ -55,12 +55,11 @@ def _discover() -> None:
     global _discovered
     if _discovered:
         return
-    package = importlib.import_module(__package__ or "workers.engine.methods")
+    package = importlib.import_module("catalogue.methods")
     for module in pkgutil.iter_modules(package.__path__):
-        if module.ispkg:
-            declared = importlib.import_module(f"{package.__name__}.{module.name}.declaration")
-            for declaration in declared.DECLARATIONS:
-                register(declaration)
+        declared = importlib.import_module(f"{package.__name__}.{module.name}")
+        for declaration in declared.DECLARATIONS:
+            register(declaration)
     _discovered = True
 
 

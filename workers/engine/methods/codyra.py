@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalogue.methods.codyra import CodyraHyperparameters
 from workers.engine.layers import RowRestrictedLoRA
 from workers.engine.method import UpdateContext
-from workers.engine.methods.codyra.declaration import CodyraHyperparameters
 from workers.engine.wrapping import WrapperMethod
 
 

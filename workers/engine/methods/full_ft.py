@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from catalogue.methods.full_ft import FullFinetuneHyperparameters
 from workers.engine.method import UpdateContext, UpdateMethod
-from workers.engine.methods.full_ft.declaration import FullFinetuneHyperparameters
 
 
 class FullFinetune(UpdateMethod[FullFinetuneHyperparameters]):

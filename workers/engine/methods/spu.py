@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalogue.methods.spu import SpuHyperparameters
 from workers.engine.importance import drain, gradient_importance, top_fraction_indices
 from workers.engine.method import UpdateContext
-from workers.engine.methods.spu.declaration import SpuHyperparameters
 from workers.engine.wrapping import WrapperMethod, install_sparse_fc1
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from workers.engine.methods.catalogue import MethodDeclaration
-from workers.engine.methods.hyperparameters import LowRankHyperparameters
+from catalogue.declarations import MethodDeclaration
+from catalogue.hyperparameters import LowRankHyperparameters
 
 
 class CodyraHyperparameters(LowRankHyperparameters):
@@ -21,6 +21,6 @@ DECLARATIONS = (
         name="codyra",
         description="gated LoRA on every linear, ranks soft-thresholded away after a dense phase",
         hyperparameters=CodyraHyperparameters,
-        implementation="workers.engine.methods.codyra.implementation:Codyra",
+        implementation="workers.engine.methods.codyra:Codyra",
     ),
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from workers.engine.methods.catalogue import MethodDeclaration
-from workers.engine.methods.hyperparameters import CommonHyperparameters
+from catalogue.declarations import MethodDeclaration
+from catalogue.hyperparameters import CommonHyperparameters
 
 
 class SpuHyperparameters(CommonHyperparameters):
@@ -19,6 +19,6 @@ DECLARATIONS = (
         name="spu",
         description="the top fraction of fc1 entries by gradient (+ fc1 biases)",
         hyperparameters=SpuHyperparameters,
-        implementation="workers.engine.methods.spu.implementation:Spu",
+        implementation="workers.engine.methods.spu:Spu",
     ),
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from workers.engine.methods.catalogue import MethodDeclaration
-from workers.engine.methods.hyperparameters import LowRankHyperparameters
+from catalogue.declarations import MethodDeclaration
+from catalogue.hyperparameters import LowRankHyperparameters
 
 
 class KeepLoraHyperparameters(LowRankHyperparameters):
@@ -25,6 +25,6 @@ DECLARATIONS = (
             "sessions' features; only B trains"
         ),
         hyperparameters=KeepLoraHyperparameters,
-        implementation="workers.engine.methods.keeplora.implementation:KeepLora",
+        implementation="workers.engine.methods.keeplora:KeepLora",
     ),
 )

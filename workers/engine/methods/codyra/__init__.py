@@ -1,1 +1,0 @@
-"""The codyra update method: its declaration and implementation."""

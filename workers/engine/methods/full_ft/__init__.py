@@ -1,1 +1,0 @@
-"""The full_ft update method: its declaration and implementation."""

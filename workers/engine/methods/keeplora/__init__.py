@@ -1,1 +1,0 @@
-"""The keeplora update method: its declaration and implementation."""

@@ -1,1 +1,0 @@
-"""The lora update method: its declaration and implementation."""

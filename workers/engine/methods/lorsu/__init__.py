@@ -1,1 +1,0 @@
-"""The lorsu update method: its declaration and implementation."""

@@ -1,1 +1,0 @@
-"""The spu update method: its declaration and implementation."""
