@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# CPU torch from local disk first: a bare torch requirement would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	# constraints.txt pins every other dependency to the versions the results were made with.
-	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,standin]"
 	# animal-mnist's own dependencies pull tensorflow; only its data files are used.
 	$(PIP) install --quiet --no-deps animal-mnist==0.4
 	touch $(STAMP)
@@ -40,11 +40,11 @@ test: install services
 	$(VENV)/bin/pytest
 
 lint: install
-	$(VENV)/bin/ruff check service workers tests bench migrations
-	$(VENV)/bin/ruff format --check service workers tests bench migrations
+	$(VENV)/bin/ruff check catalogue service workers standin tests bench migrations
+	$(VENV)/bin/ruff format --check catalogue service workers standin tests bench migrations
 
 typecheck: install
-	$(VENV)/bin/mypy service workers
+	$(VENV)/bin/mypy catalogue service workers standin
 
 bench-cost: install
 	$(PY) -m bench.cost.run

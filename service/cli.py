@@ -45,7 +45,7 @@ def ensure_default_model() -> None:
     model exists. Runs in a child process: building is training code, which the API process
     never imports."""
     subprocess.run(
-        [sys.executable, "-m", "workers.basemodel.default_model"], check=True, env=os.environ.copy()
+        [sys.executable, "-m", "standin.basemodel.default_model"], check=True, env=os.environ.copy()
     )
 
 

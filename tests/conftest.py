@@ -107,7 +107,7 @@ def make_settings(
 
 @pytest.fixture(scope="session")
 def api_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from service.modelling.factory import build_tiny_dual_encoder
+    from standin.factory import build_tiny_dual_encoder
 
     return build_tiny_dual_encoder(tmp_path_factory.mktemp("api-model") / "tiny", seed=0)
 
@@ -122,6 +122,6 @@ def to_png(image: Image.Image) -> bytes:
 @pytest.fixture(scope="session")
 def api_vlm_dir(tmp_path_factory: pytest.TempPathFactory, api_model_dir: Path) -> Path:
     """A tiny random LLaVA whose vision tower is ``api_model_dir``'s (session-scoped)."""
-    from service.modelling.llava_factory import build_tiny_llava
+    from standin.llava_factory import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("api-vlm") / "vlm", api_model_dir)

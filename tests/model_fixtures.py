@@ -13,8 +13,8 @@ from PIL import Image
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
-from service.modelling.factory import VisionShape, build_tiny_dual_encoder
 from service.modelling.loading import load_dual_encoder
+from standin.factory import VisionShape, build_tiny_dual_encoder
 
 # 4 heads of 16 dims in 2 blocks: small enough for milliseconds per step, big enough that
 # "top-2 of 4 heads" is a real choice.

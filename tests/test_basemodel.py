@@ -9,11 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from service.modelling.factory import minilm_directory
 from service.modelling.loading import load_dual_encoder
-from workers.basemodel.builder import build_base_model
-from workers.basemodel.card import read_build_info
-from workers.basemodel.release import (
+from standin.basemodel.builder import build_base_model
+from standin.basemodel.card import read_build_info
+from standin.basemodel.release import (
     CARD_FILE,
     RELEASE_DIR,
     WEIGHTS_FILE,
@@ -21,7 +20,8 @@ from workers.basemodel.release import (
     release_info,
     sha256_of,
 )
-from workers.datasets import load_dataset
+from standin.datasets import load_dataset
+from standin.factory import minilm_directory
 from workers.engine.accuracy import zero_shot_accuracy
 
 SHORT = {"steps": 3, "progress": False, "train_limit_per_class": 10, "test_limit_per_class": 1}

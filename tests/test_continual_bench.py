@@ -20,9 +20,9 @@ from bench.continual.results import RunResult, load_runs
 from bench.continual.run import hyperparameters_for, main, parse_overrides, write_report
 from bench.continual.runner import ZERO_SHOT, run_method
 from catalogue.methods.lorsu import default_head_count
-from service.modelling.factory import VisionShape, build_tiny_dual_encoder
+from standin.basemodel.recipe import EMOJI_TRAINING_DATASETS, PIXEL_DATASETS
+from standin.factory import VisionShape, build_tiny_dual_encoder
 from tests.test_basemodel import one_thread
-from workers.basemodel.recipe import EMOJI_TRAINING_DATASETS, PIXEL_DATASETS
 
 __all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with the base model
 

@@ -18,7 +18,7 @@ from bench.continual.frontier import (
 )
 from bench.continual.results import RunResult, SessionResult
 from catalogue.architecture import read_vision_architecture
-from service.modelling.factory import VisionShape, build_tiny_dual_encoder
+from standin.factory import VisionShape, build_tiny_dual_encoder
 
 TINY = VisionShape(
     image_size=28, patch_size=7, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4

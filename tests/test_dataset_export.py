@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from workers.datasets.export import export_image_folder
+from standin.datasets.export import export_image_folder
 
 
 def test_export_writes_an_image_folder(tmp_path: Path) -> None:

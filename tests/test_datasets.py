@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.datasets import DATASET_NAMES, DatasetUnavailableError, LabelledImages, load_dataset
-from workers.datasets.animal_mnist import read_pickled_array
-from workers.datasets.emoji import emoji_concepts
-from workers.datasets.fashion_mnist import load_fashion_mnist
+from standin.datasets import DATASET_NAMES, DatasetUnavailableError, LabelledImages, load_dataset
+from standin.datasets.animal_mnist import read_pickled_array
+from standin.datasets.emoji import emoji_concepts
+from standin.datasets.fashion_mnist import load_fashion_mnist
 
 EMOJI_CONCEPTS = len(emoji_concepts())
 EXPECTED = {

@@ -11,13 +11,13 @@ from service.db.session import create_db_engine, create_session_factory, session
 from service.registry import repository
 from service.registry.service import register_model
 from service.settings import Settings
-from workers.basemodel.default_model import (
+from standin.basemodel.default_model import (
     EVAL_SETS,
     VLM_EVAL_SETS,
     VLM_QUESTION_SET,
     prepare_default_model,
 )
-from workers.basemodel.release import materialise_release
+from standin.basemodel.release import materialise_release
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_an_existing_default_deployment_gains_the_vlm(tmp_path: Path, standin_ba
 
 
 def test_another_base_model_gets_no_default_vlm(tmp_path: Path) -> None:
-    from service.modelling.factory import build_tiny_dual_encoder
+    from standin.factory import build_tiny_dual_encoder
 
     base = build_tiny_dual_encoder(tmp_path / "models" / "tiny-base")
     settings = Settings(data_dir=tmp_path / "data", base_model_path=base)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.datasets import DatasetUnavailableError, load_dataset
-from workers.datasets.emoji import emoji_concepts, rendering_arrays
-from workers.datasets.emoji.sources import ARTWORK_SIZE, load_artwork, package_directory
+from standin.datasets import DatasetUnavailableError, load_dataset
+from standin.datasets.emoji import emoji_concepts, rendering_arrays
+from standin.datasets.emoji.sources import ARTWORK_SIZE, load_artwork, package_directory
 
 
 def test_concepts_are_a_few_hundred_distinct_named_things() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from bench.serving import memory, throughput
 from bench.serving.run import targets
-from service.modelling.llava_factory import build_tiny_llava
+from standin.llava_factory import build_tiny_llava
 from tests.model_fixtures import tiny_model_dir
 
 __all__ = ["tiny_model_dir"]

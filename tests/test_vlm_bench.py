@@ -27,11 +27,11 @@ from bench.vlm.results import (
 from bench.vlm.run import main
 from bench.vlm.runner import run_method
 from catalogue.captions import WHAT_IS_SHOWN_QUESTION
-from service.modelling.factory import VisionShape, build_tiny_dual_encoder
-from service.modelling.llava_factory import build_tiny_llava
 from service.modelling.vlm import load_vision_language_model
+from standin.basemodel.vlm.questions import question_answers
+from standin.factory import VisionShape, build_tiny_dual_encoder
+from standin.llava_factory import build_tiny_llava
 from tests.test_basemodel import one_thread
-from workers.basemodel.vlm.questions import question_answers
 
 __all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with the base model
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.modelling.examples import ImageExample
-from workers.basemodel.recipe import EMOJI_TRAINING_DATASETS, PIXEL_DATASETS
-from workers.datasets import LabelledImages, load_dataset
+from standin.basemodel.recipe import EMOJI_TRAINING_DATASETS, PIXEL_DATASETS
+from standin.datasets import LabelledImages, load_dataset
 
 STYLE_SHIFT_TARGET = "emoji-openmoji"
 NEW_DOMAIN_TARGETS = ("animal-mnist", "digits")

@@ -132,7 +132,7 @@ def machine_description() -> str:
 
 def base_model_summary(base_model: Path) -> str:
     """Seed, steps and zero-shot accuracies from the base model's build facts."""
-    from workers.basemodel.card import read_build_info
+    from standin.basemodel.card import read_build_info
 
     try:
         info = read_build_info(base_model)
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}")
     if not (args.base_model / "config.json").is_file():
-        from workers.basemodel.release import materialise_release
+        from standin.basemodel.release import materialise_release
 
         print(f"assembling the committed base model into {args.base_model}", flush=True)
         materialise_release(args.base_model)

@@ -24,7 +24,7 @@ from catalogue.declarations import resolve_hyperparameters
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
-from workers.datasets import LabelledImages
+from standin.datasets import LabelledImages
 from workers.engine.accuracy import control_change, target_improvement
 from workers.engine.update import run_update
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from service.modelling.factory import (
+from standin.factory import (
     VIT_B16_VISION,
     VIT_L14_336_VISION,
     VisionShape,

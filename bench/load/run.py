@@ -43,9 +43,9 @@ from bench.load.processes import (
     wait_until,
 )
 from bench.load.traffic import Request, png_base64, run_load
-from service.modelling.factory import build_tiny_dual_encoder
 from service.settings import Settings
-from workers.datasets import load_dataset
+from standin.datasets import load_dataset
+from standin.factory import build_tiny_dual_encoder
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 ADMIN_KEY = "vlmc_bench_admin_key_0123456789"

@@ -36,9 +36,9 @@ from bench.load.processes import RedisServer, running_api
 from bench.load.traffic import png_base64
 from bench.serving.versions import perturbed_version
 from service.db.session import create_db_engine, create_session_factory
-from service.modelling.factory import build_tiny_dual_encoder
 from service.settings import Settings
 from service.storage.blobs import FilesystemBlobStore
+from standin.factory import build_tiny_dual_encoder
 
 ADMIN_KEY = "vlmc_bench_admin_key_0123456789"
 VISIBLE_TARGET_S = 1.0

@@ -3,7 +3,7 @@
 What is measured is what the serving cache does to load a version
 (``service/serving/cache.py``: a fresh ``ModelCache.pinned`` -> ``_load``: the base checkpoint
 from disk, the version's state rebuilt and hash-checked by ``version_state``, the weights
-copied into the encoder), for the stand-in base model (``workers/basemodel``, the embedded
+copied into the encoder), for the stand-in base model (``standin/basemodel``, the embedded
 default's). Two chains of ``max(depths)`` versions are built from it with small real deltas
 (a few rows of two tensors perturbed per version, as a head-restricted update would), one
 stored with ``checkpoint_every`` and one with no checkpoints at all (as versions written
@@ -35,7 +35,7 @@ from service.serving.cache import ModelCache
 from service.settings import Settings
 from service.storage.blobs import FilesystemBlobStore
 from service.versions.repository import rebuild_path
-from workers.basemodel.release import materialise_release
+from standin.basemodel.release import materialise_release
 
 DEPTHS = (1, 10, 50, 100, 200)
 REPEATS = 3

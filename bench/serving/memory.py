@@ -38,8 +38,8 @@ from service.db.session import create_db_engine, create_session_factory
 from service.modelling.checkpoints import load_checkpoint
 from service.serving.cache import LoadedVersion, ModelCache
 from service.storage.blobs import FilesystemBlobStore
-from workers.basemodel.release import materialise_release
-from workers.basemodel.vlm.release import materialise_vlm_release
+from standin.basemodel.release import materialise_release
+from standin.basemodel.vlm.release import materialise_vlm_release
 from workers.engine.memory import resident_bytes
 
 EXTRA_VERSIONS = 4

@@ -34,8 +34,8 @@ from service.modelling.dual_encoder import DualEncoder
 from service.modelling.inference import classify
 from service.modelling.loading import load_dual_encoder
 from service.settings import Settings
-from workers.basemodel.release import materialise_release
-from workers.datasets import load_dataset
+from standin.basemodel.release import materialise_release
+from standin.datasets import load_dataset
 
 ADMIN_KEY = "vlmc_bench_admin_key_0123456789"
 CONCURRENCY = (1, 4, 16, 64)

@@ -36,7 +36,7 @@ from catalogue.captions import (
 )
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.vlm import VisionLanguageModel
-from workers.basemodel.vlm.questions import NO, YES
+from standin.basemodel.vlm.questions import NO, YES
 from workers.pipeline.evaluation import answer_hits
 
 _BATCH = 64

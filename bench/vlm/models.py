@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.basemodel.builder import is_built
-from workers.basemodel.card import read_build_info
-from workers.basemodel.release import image_tower_matches, materialise_release, sha256_of
-from workers.basemodel.vlm.release import RELEASE_DIR, materialise_vlm_release, vlm_release_info
+from standin.basemodel.builder import is_built
+from standin.basemodel.card import read_build_info
+from standin.basemodel.release import image_tower_matches, materialise_release, sha256_of
+from standin.basemodel.vlm.release import RELEASE_DIR, materialise_vlm_release, vlm_release_info
 
 DEFAULT_CACHE = Path("var/bench/vlm")
 

@@ -8,7 +8,7 @@ of the two training styles (plus Fashion-MNIST and textures train images), contr
 renderings of the even-numbered ones, so no anchored concept is ever scored.
 
 What changes: every correction image is asked the questions the stand-in VLM was taught
-(``workers.basemodel.vlm.questions.question_answers``: "What is in the picture?" -> "A cat.",
+(``standin.basemodel.vlm.questions.question_answers``: "What is in the picture?" -> "A cat.",
 the concept's yes question, one of its no questions), and the corrections are those
 question/answer pairs, so the update trains the CLIP loss on their statements
 (``catalogue.captions.qa_statement``). The same questions are asked of the test
@@ -31,9 +31,9 @@ from bench.continual.protocol import (
     evaluation_sets,
 )
 from service.modelling.examples import ImageExample
-from workers.basemodel.recipe import EMOJI_TRAINING_DATASETS
-from workers.basemodel.vlm.questions import WHAT_QUESTION, YES, question_answers
-from workers.datasets import LabelledImages
+from standin.basemodel.recipe import EMOJI_TRAINING_DATASETS
+from standin.basemodel.vlm.questions import WHAT_QUESTION, YES, question_answers
+from standin.datasets import LabelledImages
 
 # OpenMoji test renderings per concept (all there are).
 TARGET_RENDERINGS = 10

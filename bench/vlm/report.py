@@ -223,7 +223,7 @@ def hyperparameter_table(runs: Sequence[VlmRun]) -> str:
 def models_description(models: ModelPaths, committed: bool) -> str:
     """Which VLM was corrected, and its own answer accuracy where its build facts say."""
     origin = (
-        "the committed stand-in VLM (`workers/basemodel/vlm/release/`) assembled around the "
+        "the committed stand-in VLM (`standin/basemodel/vlm/release/`) assembled around the "
         "committed base pair's image tower"
         if committed
         else f"`{models.vlm}` with its pair `{models.pair}`"
@@ -283,7 +283,7 @@ def _protocol(runs: Sequence[VlmRun], info: dict[str, Any]) -> str:
         "OpenMoji concepts are never corrected.",
         f"**Corrections**: {setting['shots']} OpenMoji `train` renderings per corrected concept "
         "(drawn by the seed), each asked the VLM's own questions "
-        '(`workers/basemodel/vlm/questions.py: question_answers`: "What is in the picture?" '
+        '(`standin/basemodel/vlm/questions.py: question_answers`: "What is in the picture?" '
         '-> "A <name>.", the concept\'s yes question, one of its no questions). '
         f"Question/answer examples per session: {per_session}. The rows marked "
         f"({WHAT_ONLY}) are a control: the same images asked only what they show, whose "

@@ -37,7 +37,7 @@ from bench.vlm.results import VlmRun, run_key
 from bench.vlm.runner import run_method
 from catalogue.architecture import read_vision_architecture
 from catalogue.declarations import method_names, resolve_hyperparameters
-from workers.basemodel.builder import torch_threads
+from standin.basemodel.builder import torch_threads
 
 DEFAULT_METHODS = ("lorsu", "lorsu-rand", "lora", "spu", "full-ft", "codyra", "keeplora")
 # The control rows: the same methods trained on the "what" questions alone.

@@ -3,7 +3,7 @@
 - ``client``: a started app (migrations applied, admin key seeded, outbox loop running) with
   the admin key in its default headers.
 - ``model``: the tiny model registered through ``POST /v1/models`` (JSON of the response).
-- ``fashion``: a few real Fashion-MNIST test images per class (``workers.datasets``).
+- ``fashion``: a few real Fashion-MNIST test images per class (``standin.datasets``).
 - ``key_with``: ``key_with(*scopes) -> str`` creates an API key through the API.
 - ``live_server``: the app under uvicorn on a free loopback port (``serve_app`` for other
   settings), for tests that need a real HTTP server.
@@ -49,7 +49,7 @@ def model(client: TestClient, api_model_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def fashion() -> Any:
-    from workers.datasets import load_dataset
+    from standin.datasets import load_dataset
 
     return load_dataset("fashion-mnist", "test", limit_per_class=4, seed=0)
 

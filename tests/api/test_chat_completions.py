@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.modelling.factory import VisionShape, build_tiny_dual_encoder
+from standin.factory import VisionShape, build_tiny_dual_encoder
 from tests.api.conftest import error_code, serve_app
 from tests.conftest import ADMIN_KEY, to_png
 

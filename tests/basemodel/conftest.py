@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from standin.basemodel.release import materialise_release
+from standin.basemodel.vlm.release import materialise_vlm_release
 from tests.model_fixtures import tiny_model_dir
-from workers.basemodel.release import materialise_release
-from workers.basemodel.vlm.release import materialise_vlm_release
 
 __all__ = ["tiny_model_dir"]
 

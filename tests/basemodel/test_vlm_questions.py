@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from catalogue.captions import answer_key, qa_statement
-from workers.basemodel.vlm.questions import (
+from standin.basemodel.vlm.questions import (
     NO,
     WHAT_QUESTION,
     WHAT_QUESTIONS,

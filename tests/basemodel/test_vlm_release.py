@@ -13,29 +13,29 @@ import torch
 from safetensors.torch import load_file
 
 from catalogue.captions import answer_key
-from service.modelling.llava_factory import LanguageShape
 from service.modelling.vlm import VisionLanguageModel, load_vision_language_model
-from workers.basemodel.card import read_build_info
-from workers.basemodel.release import ReleaseError, sha256_of
-from workers.basemodel.vlm.card import CARD_FILE
-from workers.basemodel.vlm.features import select_tower_features
-from workers.basemodel.vlm.questions import WHAT_QUESTION, concept_questions
-from workers.basemodel.vlm.recipe import VlmRecipe
-from workers.basemodel.vlm.release import (
+from standin.basemodel.card import read_build_info
+from standin.basemodel.release import ReleaseError, sha256_of
+from standin.basemodel.vlm.card import CARD_FILE
+from standin.basemodel.vlm.features import select_tower_features
+from standin.basemodel.vlm.questions import WHAT_QUESTION, concept_questions
+from standin.basemodel.vlm.recipe import VlmRecipe
+from standin.basemodel.vlm.release import (
     RELEASE_DIR,
     WEIGHTS_FILE,
     base_tower_state,
     materialise_vlm_release,
     vlm_release_info,
 )
-from workers.basemodel.vlm.sequences import QuestionBank
-from workers.basemodel.vlm.training import (
+from standin.basemodel.vlm.sequences import QuestionBank
+from standin.basemodel.vlm.training import (
     VISION_TOWER_PREFIX,
     build_skeleton,
     language_hidden_states,
     train_language_model,
 )
-from workers.datasets import LabelledImages, load_dataset
+from standin.datasets import LabelledImages, load_dataset
+from standin.llava_factory import LanguageShape
 
 CONCEPTS_ASKED = 40
 # The committed release named 92.5% (Google and Twemoji) of these 40 test renderings and 2.5%

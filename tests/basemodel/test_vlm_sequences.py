@@ -8,10 +8,10 @@ from collections import Counter
 import torch
 
 from catalogue.captions import answer_key
-from service.modelling.llava_factory import build_tokenizer
 from service.modelling.vlm import llava_prompt
-from workers.basemodel.vlm.questions import NO, WHAT_QUESTIONS, YES, concept_questions
-from workers.basemodel.vlm.sequences import IGNORED, ExampleSampler, QuestionBank, tokenizer_texts
+from standin.basemodel.vlm.questions import NO, WHAT_QUESTIONS, YES, concept_questions
+from standin.basemodel.vlm.sequences import IGNORED, ExampleSampler, QuestionBank, tokenizer_texts
+from standin.llava_factory import build_tokenizer
 
 IMAGE_TOKENS = 16
 

@@ -26,7 +26,7 @@ def test_concurrent_same_key_submissions_create_one_job(
     tmp_path: Path,
     tiny_model_dir: Path,
 ) -> None:
-    from workers.datasets import load_dataset
+    from standin.datasets import load_dataset
 
     images = load_dataset("fashion-mnist", "test", limit_per_class=1, seed=0)
     request = CorrectionInput(

@@ -11,7 +11,7 @@ from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
 from service.registry.service import LoadedEvalSet
-from workers.datasets import load_dataset
+from standin.datasets import load_dataset
 from workers.engine.accuracy import zero_shot_predictions
 from workers.engine.update import run_update
 from workers.pipeline.evaluation import split_control_sets

@@ -8,7 +8,7 @@ import pytest
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
-from workers.datasets import load_dataset
+from standin.datasets import load_dataset
 from workers.engine.accuracy import zero_shot_predictions
 from workers.engine.update import run_update
 

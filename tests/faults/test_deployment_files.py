@@ -66,10 +66,10 @@ def test_services_are_health_checked_and_start_in_order(compose: dict[str, Any])
             depends["postgres"]["condition"] == depends["redis"]["condition"] == ("service_healthy")
         )
         assert "vlmc-data:/data" in services[name]["volumes"]  # one shared blob store
-    assert services["init"]["command"] == ["python", "-m", "workers.basemodel.default_model"]
+    assert services["init"]["command"] == ["python", "-m", "standin.basemodel.default_model"]
     import inspect
 
-    import workers.basemodel.default_model as default_model
+    import standin.basemodel.default_model as default_model
 
     assert "upgrade_head(" in inspect.getsource(default_model.prepare_default_model)
 

@@ -15,9 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from service.modelling.factory import build_tiny_dual_encoder
-from service.modelling.llava_factory import build_tiny_llava
 from service.modelling.vlm import VisionLanguageModel, load_vision_language_model
+from standin.factory import build_tiny_dual_encoder
+from standin.llava_factory import build_tiny_llava
 from tests.model_fixtures import TEST_VISION, noise_examples
 from workers.engine.update import run_update
 

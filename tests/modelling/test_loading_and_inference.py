@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from service.modelling.factory import build_dual_encoder, save_model_directory
 from service.modelling.inference import classify
 from service.modelling.loading import ModelLoadError, load_dual_encoder
+from standin.factory import build_dual_encoder, save_model_directory
 from tests.model_fixtures import TEST_VISION
 
 
@@ -27,7 +27,7 @@ def test_loads_vision_text_dual_encoder_and_classifies(tiny_model_dir: Path) -> 
 def test_loads_a_clip_model_directory(tmp_path: Path) -> None:
     from transformers import CLIPConfig, CLIPModel
 
-    from service.modelling.factory import minilm_directory
+    from standin.factory import minilm_directory
 
     config = CLIPConfig(
         text_config={
@@ -101,7 +101,7 @@ def test_minilm_text_side_gives_semantic_embeddings() -> None:
 def test_siglip_loads_and_updates_through_the_same_interface(tmp_path: Path) -> None:
     from transformers import AutoTokenizer, SiglipConfig, SiglipModel
 
-    from service.modelling.factory import minilm_directory
+    from standin.factory import minilm_directory
     from tests.model_fixtures import noise_examples
     from workers.engine.update import run_update
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from service.modelling.checkpoints import LoadedCheckpoint, load_checkpoint
 from service.modelling.inference import classify
-from service.modelling.llava_factory import build_tiny_llava
+from standin.llava_factory import build_tiny_llava
 
 
 def _perturbed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

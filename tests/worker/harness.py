@@ -24,7 +24,7 @@ from service.registry.service import create_eval_set, register_model
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
 from service.versions import repository as versions_repository
-from workers.datasets import load_dataset
+from standin.datasets import load_dataset
 from workers.pipeline.context import WorkerContext, build_context
 from workers.pipeline.settings import WorkerSettings
 

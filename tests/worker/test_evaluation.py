@@ -11,7 +11,7 @@ from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
 from service.registry.service import LoadedEvalSet
 from service.versions.service import gate_verdict
-from workers.datasets import load_dataset
+from standin.datasets import load_dataset
 from workers.pipeline.evaluation import Accuracies, build_plan, evaluation_records, measure
 
 TEMPLATE = "a photo of a {}."
