@@ -66,21 +66,25 @@ def test_services_are_health_checked_and_start_in_order(compose: dict[str, Any])
             depends["postgres"]["condition"] == depends["redis"]["condition"] == ("service_healthy")
         )
         assert "vlmc-data:/data" in services[name]["volumes"]  # one shared blob store
-    assert services["init"]["command"] == ["python", "-m", "standin.basemodel.default_model"]
-    import inspect
-
-    import standin.basemodel.default_model as default_model
-
-    assert "upgrade_head(" in inspect.getsource(default_model.prepare_default_model)
+    # The prestart step only migrates; the stand-in is seeded only in its own profile.
+    assert services["init"]["command"] == ["vlmc", "migrate"]
+    assert services["init"]["build"]["target"] == "api"
+    standin = services["standin"]
+    assert standin["profiles"] == ["standin"]
+    assert standin["build"]["target"] == "standin" and "vlmc-data:/data" in standin["volumes"]
+    assert standin["depends_on"]["init"]["condition"] == "service_completed_successfully"
 
 
 def test_the_dockerfile_has_a_cpu_api_target_and_a_cuda_worker_target() -> None:
     text = (ROOT / "Dockerfile").read_text()
     stages = dict(re.findall(r"^FROM \S+ AS (\w+)$(.*?)(?=^FROM |\Z)", text, re.M | re.S))
-    assert {"base", "api", "worker"} <= set(stages)
+    assert {"base", "api", "worker", "standin"} <= set(stages)
     assert "download.pytorch.org/whl/cpu" in stages["api"]
-    assert "COPY workers" not in stages["api"]  # no training code in the API image
     assert "whl/cu" in stages["worker"] and "workers.pipeline.healthcheck" in stages["worker"]
+    # Demo material only in the stand-in image (what each stage copies is started for real in
+    # test_docker_stages.py).
+    assert "COPY standin" not in stages["worker"] and "COPY standin" in stages["standin"]
+    assert "cairo" not in stages["worker"] and "standin.basemodel" in stages["standin"]
 
 
 def _compose_command() -> list[str] | None:
