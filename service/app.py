@@ -30,8 +30,9 @@ from service.db.migrate import startup_lock, upgrade_head
 from service.db.session import session_scope
 from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
-from service.outbox.dispatcher import OutboxLoop
-from service.registry.router import router as models_router
+from service.outbox.dispatcher import OutboxLoop, wake_after_commit
+from service.registration.router import router as models_router
+from service.retention.router import archive_router
 from service.retention.router import router as retention_router
 from service.runtime import Runtime, build_runtime
 from service.serving.pointer_watch import PointerWatch
@@ -60,6 +61,7 @@ def start_runtime(settings: Settings, run_outbox: bool = True) -> Runtime:
             runtime.session_factory, runtime.broker, settings.outbox_interval_s
         )
         runtime.outbox_loop.start()
+        wake_after_commit(runtime.session_factory, runtime.outbox_loop.wake)
     if runtime.cache is not None:
         start_pointer_watch(runtime)
     return runtime
@@ -130,6 +132,7 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         corrections_router,
         jobs_router,
         versions_router,
+        archive_router,
         serving_router,
         chat_router,
         retention_router,

@@ -1,32 +1,31 @@
 """What a running API process holds: settings, database, blob store, broker producer, cache,
 and the request path's in-memory lookups (API keys, model rows, active pointers).
 
-Built once per API process by the app factory (``service/app.py``, with ``build_runtime``)
-and reachable from requests through ``service/api/deps.py``. Workers hold their own
+The composition root: built once per API process by the app factory (``service/app.py``, with
+``build_runtime``) above every domain, and put on ``app.state.runtime``; each domain reads
+the resource it needs through its own ``dependencies.py`` (``service/api/deps.py`` for the
+shared ones), so no domain imports this module. Workers hold their own
 ``workers.pipeline.context.WorkerContext`` instead.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.auth.key_cache import KeyCache
 from service.db.session import create_db_engine, create_session_factory
+from service.outbox.broker import Broker
+from service.outbox.dispatcher import OutboxLoop
 from service.registry.lookup import ModelLookup
+from service.serving.admission import InferenceAdmission
+from service.serving.batching import Batcher
+from service.serving.cache import ModelCache
+from service.serving.pointer_watch import PointerWatch
 from service.settings import Settings
 from service.storage.blobs import BlobStore, FilesystemBlobStore
-
-if TYPE_CHECKING:
-    from service.outbox.broker import Broker
-    from service.outbox.dispatcher import OutboxLoop
-    from service.serving.admission import InferenceAdmission
-    from service.serving.batching import Batcher
-    from service.serving.cache import ModelCache
-    from service.serving.pointer_watch import PointerWatch
 
 
 @dataclass
@@ -51,22 +50,6 @@ class Runtime:
     # Keeps the cache's active pointers fresh (started with the app, service/app.py).
     pointer_watch: PointerWatch | None = field(default=None)
 
-    def notify_outbox(self) -> None:
-        """Ask the outbox loop (when running) to send newly committed messages now."""
-        if self.outbox_loop is not None:
-            self.outbox_loop.wake()
-
-    def pointer_moved(self, model_id: str, version_id: str) -> None:
-        """This process committed a pointer move: answer with it from the next request on."""
-        if self.pointer_watch is not None:
-            self.pointer_watch.moved(model_id, version_id)
-
-    def load_active(self, model_id: str) -> None:
-        """Load a model's active version beside the one serving, then switch (run after a
-        move, in the background, so the first request after it does not pay for the load)."""
-        if self.pointer_watch is not None:
-            self.pointer_watch.refresh(model_id)
-
     def close(self) -> None:
         """Stop the outbox loop and the pointer watch, release connections (database pool,
         broker)."""
@@ -86,11 +69,6 @@ class Runtime:
 
 def build_runtime(settings: Settings, with_cache: bool = True) -> Runtime:
     """Create engine, session factory, blob store, broker producer and (optionally) the cache."""
-    from service.outbox.broker import Broker
-    from service.serving.admission import InferenceAdmission
-    from service.serving.batching import Batcher
-    from service.serving.cache import ModelCache
-
     settings.ensure_directories()
     engine = create_db_engine(settings.database_url)
     runtime = Runtime(

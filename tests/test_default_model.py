@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from service.db.session import create_db_engine, create_session_factory, session_scope
+from service.registration.service import register_model
 from service.registry import repository
-from service.registry.service import register_model
 from service.settings import Settings
 from standin.basemodel.default_model import (
     EVAL_SETS,

@@ -31,7 +31,6 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from service.api.deps import get_principal
 from service.validation import MULTILINE_PATTERN, SINGLE_LINE_PATTERN
 
 
@@ -108,6 +107,16 @@ def body_docs(
     }
 
 
+# Statuses a dependency answers on its own (authentication 401, a scope check 403), declared
+# where the dependency is defined, so the document lists them on every route that uses it.
+_DECLARED_STATUSES: dict[Callable[..., Any], tuple[int, ...]] = {}
+
+
+def declare_statuses(dependency: Callable[..., Any], *statuses: int) -> None:
+    """Document ``statuses`` on every route that depends on ``dependency``."""
+    _DECLARED_STATUSES[dependency] = statuses
+
+
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
     for sub in dependant.dependencies:
         yield sub
@@ -117,10 +126,9 @@ def _dependants(dependant: Dependant) -> Iterator[Dependant]:
 def _statuses(route: RouteContext, operation: dict[str, Any]) -> set[int]:
     calls = [sub.call for sub in _dependants(route.dependant)]
     statuses: set[int] = set()
-    if get_principal in calls:
-        statuses.add(401)
-    if any(getattr(call, "required_scope", None) for call in calls):
-        statuses.add(403)
+    for call in calls:
+        if call is not None:
+            statuses.update(_DECLARED_STATUSES.get(call, ()))
     path = route.path_format or ""
     if "{" in path:
         statuses.add(404)

@@ -15,10 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from service.auth.service import Principal
+from service.auth.principal import Principal
 
 # Entries past their time are swept out when the cache grows beyond this.
 _SWEEP_ABOVE = 1024

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from service.api.deps import AdminPrincipal, ResourceId, RuntimeDep, SessionDep
+from service.api.deps import ResourceId, SessionDep
 from service.api.openapi import conflict
 from service.auth import repository
+from service.auth.dependencies import AdminPrincipal, KeyCacheDep
 from service.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from service.auth.service import create_key, revoke_key
 
@@ -50,11 +51,11 @@ def list_api_keys(session: SessionDep, _: AdminPrincipal) -> list[ApiKeyOut]:
     responses=conflict("last_admin_key: the last active admin key cannot be revoked"),
 )
 def revoke_api_key(
-    key_id: ResourceId, session: SessionDep, runtime: RuntimeDep, _: AdminPrincipal
+    key_id: ResourceId, session: SessionDep, keys: KeyCacheDep, _: AdminPrincipal
 ) -> ApiKeyOut:
     """Revoke a key (revoking a revoked key changes nothing). It stops working at once on
     this API process, and within ``VLMC_LOOKUP_CACHE_TTL_S`` seconds on the others."""
     key = revoke_key(session, key_id)
     session.commit()
-    runtime.keys.forget(key.id)
+    keys.forget(key.id)
     return ApiKeyOut.model_validate(key, from_attributes=True)

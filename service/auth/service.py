@@ -10,7 +10,6 @@ restricted, and server internals (checkpoint paths) are shown to admin keys only
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from service.auth import repository
 from service.auth.key_cache import KeyCache
 from service.auth.keys import display_prefix, generate_key, hash_key
+from service.auth.principal import Principal
 from service.db.base import utcnow
 from service.db.tables import ApiKey
 from service.errors import Conflict, InvalidInput, NotFound, ServiceError
@@ -29,32 +29,6 @@ logger = logging.getLogger(__name__)
 # ``last_used_at`` is written at most this often per key: one small write a minute instead of
 # one per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the key's id, name, scopes and the models it may see (None: all)."""
-
-    key_id: str
-    name: str
-    scopes: frozenset[str]
-    model_ids: frozenset[str] | None = None
-
-    def has(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.scopes
-
-    def can_access(self, model_id: str) -> bool:
-        """Whether this key may see the model at all."""
-        return self.model_ids is None or model_id in self.model_ids
-
-    @property
-    def actor(self) -> str:
-        """How this caller is recorded in histories (deployments)."""
-        return f"key:{self.name}"
 
 
 class Unauthenticated(ServiceError):

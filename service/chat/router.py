@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import InferencePrincipal, RuntimeDep, SessionDep
+from service.api.deps import SessionDep, SettingsDep
 from service.api.openapi import ErrorResponse
+from service.auth.dependencies import InferencePrincipal
 from service.chat.schemas import ChatCompletion, ChatRequest
 from service.chat.service import (
     check_context,
@@ -15,8 +16,8 @@ from service.chat.service import (
     resolve_generator,
     stream_events,
 )
-from service.errors import Unavailable
-from service.serving.router import InferenceSlot, serving_cache
+from service.registry.dependencies import ModelLookupDep
+from service.serving.dependencies import GenerationBatcherDep, InferenceSlot, ModelCacheDep
 
 router = APIRouter(prefix="/v1/chat", tags=["inference"])
 
@@ -50,7 +51,10 @@ def chat_completions(
     principal: InferencePrincipal,
     __: InferenceSlot,
     session: SessionDep,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
+    cache: ModelCacheDep,
+    models: ModelLookupDep,
+    generation_batcher: GenerationBatcherDep,
 ) -> ChatCompletion | StreamingResponse:
     """Answer a question about an image with the model's active version (or ``version_id``).
 
@@ -58,10 +62,8 @@ def chat_completions(
     ``stream: true`` answers with server-sent events. The response names the version that
     answered (``version_id``, ``version_number``, ``system_fingerprint``).
     """
-    turn = parse_turn(body, runtime.settings)
-    loaded, generator = resolve_generator(
-        session, serving_cache(runtime), principal, body, runtime.models
-    )
+    turn = parse_turn(body, settings)
+    loaded, generator = resolve_generator(session, cache, principal, body, models)
     check_context(generator, turn)
     if body.stream:
         return StreamingResponse(
@@ -69,6 +71,4 @@ def chat_completions(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    if runtime.generation_batcher is None:
-        raise Unavailable("serving_disabled", "this process does not serve inference")
-    return complete(loaded, generator, runtime.generation_batcher, turn, body.model)
+    return complete(loaded, generator, generation_batcher, turn, body.model)

@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response, status
 
-from service.api.deps import BlobsDep, ModelCorrections, ResourceId, RuntimeDep, SessionDep
+from service.api.deps import BlobsDep, ResourceId, SessionDep, SettingsDep
 from service.api.openapi import IMAGE_FILES, body_docs, conflict, text_field, text_fields
 from service.api.uploads import RequestBody, body_dependency
+from service.auth.dependencies import ModelCorrections
 from service.corrections.forms import parse_correction
 from service.corrections.schemas import CorrectionAccepted, CorrectionJson
 from service.corrections.service import submit_correction
@@ -67,7 +68,7 @@ def create_correction(
     response: Response,
     session: SessionDep,
     blobs: BlobsDep,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
     _: ModelCorrections,
     idempotency_key: Annotated[
         str | None,
@@ -82,11 +83,9 @@ def create_correction(
 ) -> CorrectionAccepted:
     """Accept a few-shot batch; returns the correction and its queued job (202)."""
     submission = submit_correction(
-        session, blobs, runtime.settings, model_id, parse_correction(body), idempotency_key
+        session, blobs, settings, model_id, parse_correction(body), idempotency_key
     )
     session.commit()
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    else:
-        runtime.notify_outbox()
     return submission.accepted

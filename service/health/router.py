@@ -13,11 +13,12 @@ from pydantic import BaseModel
 from sqlalchemy import exc as db_errors
 from sqlalchemy import text
 
-from service.api.deps import RuntimeDep
+from service.api.deps import BlobsDep, SessionFactoryDep, SettingsDep
 from service.jobs import repository as jobs_repository
 from service.jobs.heartbeats import live_workers
 from service.jobs.statuses import JobStatus
 from service.outbox import repository as outbox_repository
+from service.outbox.dependencies import BrokerDep
 from service.registry import repository as registry_repository
 from service.retention.collection import storage_usage
 from service.versions import repository as versions_repository
@@ -64,7 +65,9 @@ def healthz() -> dict[str, str]:
     response_model=ReadyOut,
     responses={503: {"model": ReadyOut, "description": "a required dependency is down"}},
 )
-def readyz(runtime: RuntimeDep) -> JSONResponse:
+def readyz(
+    session_factory: SessionFactoryDep, settings: SettingsDep, broker: BrokerDep
+) -> JSONResponse:
     """200 when the database and the broker answer (and a worker, if required), else 503.
 
     Body: ``{"status": "ready"|"not_ready", "checks": {"database": {...}, "broker": {...},
@@ -72,9 +75,9 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     """
     checks: dict[str, dict[str, Any]] = {}
     try:
-        with runtime.session_factory() as session:
+        with session_factory() as session:
             session.execute(text("SELECT 1"))
-            workers = live_workers(session, runtime.settings.worker_heartbeat_timeout_s)
+            workers = live_workers(session, settings.worker_heartbeat_timeout_s)
         checks["database"] = {"ok": True}
         checks["worker"] = {"ok": bool(workers), "live": [w.worker_id for w in workers]}
     except DATABASE_DOWN as error:
@@ -82,14 +85,12 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
         checks["database"] = {"ok": False, "error": type(error).__name__}
         checks["worker"] = {"ok": False, "error": "database unavailable"}
     try:
-        runtime.broker.ping()
+        broker.ping()
         checks["broker"] = {"ok": True}
     except BROKER_DOWN as error:
         logger.warning("readyz: broker check failed: %s", error)
         checks["broker"] = {"ok": False, "error": type(error).__name__}
-    required = ["database", "broker"] + (
-        ["worker"] if runtime.settings.readyz_requires_worker else []
-    )
+    required = ["database", "broker"] + (["worker"] if settings.readyz_requires_worker else [])
     ready = all(checks[name]["ok"] for name in required)
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
@@ -102,11 +103,11 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={200: {"description": "Prometheus text exposition format"}},
 )
-def metrics(runtime: RuntimeDep) -> Response:
+def metrics(session_factory: SessionFactoryDep, settings: SettingsDep, blobs: BlobsDep) -> Response:
     """Prometheus exposition; state gauges are refreshed from the database and the blob store
     on each scrape."""
     try:
-        with runtime.session_factory() as session:
+        with session_factory() as session:
             for model in registry_repository.list_models(session):
                 version_id = versions_repository.active_version_id(session, model.id)
                 version = versions_repository.get(session, version_id) if version_id else None
@@ -116,12 +117,10 @@ def metrics(runtime: RuntimeDep) -> Response:
             for status in JobStatus:
                 JOBS.labels(status=status.value).set(counts.get(status, 0))
             OUTBOX_PENDING.set(outbox_repository.count_pending(session))
-            LIVE_WORKERS.set(
-                len(live_workers(session, runtime.settings.worker_heartbeat_timeout_s))
-            )
+            LIVE_WORKERS.set(len(live_workers(session, settings.worker_heartbeat_timeout_s)))
     except DATABASE_DOWN:  # metrics must still answer when the database is down
         pass
-    usage = storage_usage(runtime.blobs)
+    usage = storage_usage(blobs)
     STORED_BYTES.set(usage.bytes)
     STORED_BLOBS.set(usage.blobs)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -7,16 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from service.api.deps import (
-    AnyPrincipal,
-    CorrectionsPrincipal,
-    ModelReader,
-    ResourceId,
-    RuntimeDep,
-    SessionDep,
-)
+from service.api.deps import ResourceId, SessionDep
 from service.api.openapi import conflict
-from service.auth.service import Principal
+from service.auth.dependencies import AnyPrincipal, CorrectionsPrincipal, ModelReader
+from service.auth.principal import Principal
 from service.db.tables import Job
 from service.errors import NotFound
 from service.jobs import repository
@@ -59,14 +53,11 @@ def read_job_events(
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, responses=conflict("job_finished"))
-def cancel_job(
-    job_id: ResourceId, session: SessionDep, runtime: RuntimeDep, principal: CorrectionsPrincipal
-) -> JobOut:
+def cancel_job(job_id: ResourceId, session: SessionDep, principal: CorrectionsPrincipal) -> JobOut:
     """Cancel a queued job at once; a running one stops at its next step (no version)."""
     visible_job(session, principal, job_id)
     job = request_cancel(session, job_id)
     session.commit()
-    runtime.notify_outbox()  # cancelling a queued job may have sent the model's next one
     return JobOut.of(job)
 
 

@@ -1,18 +1,21 @@
 """Sends committed outbox messages to the broker and marks them dispatched.
 
 Retryable by construction: a message is marked only after the broker accepted it, so a broker
-outage leaves it pending for the next sweep (the API runs one after each request that wrote
-messages and on a timer). A crash between send and commit can send a message twice (at least
-once delivery); the worker's job lease makes a duplicate delivery a no-op.
+outage leaves it pending for the next sweep (the API's loop sweeps on a timer and as soon as a
+transaction that recorded messages commits: ``wake_after_commit``). A crash between send and
+commit can send a message twice (at least once delivery); the worker's job lease makes a
+duplicate delivery a no-op.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from service.db.base import utcnow
 from service.outbox import repository
@@ -87,3 +90,19 @@ class OutboxLoop:
                 logger.exception("outbox sweep failed")
             self._wake.wait(self._interval)
             self._wake.clear()
+
+
+def wake_after_commit(session_factory: sessionmaker[Session], wake: Callable[[], None]) -> None:
+    """Call ``wake()`` after each commit of a session from ``session_factory`` that recorded
+    outbox messages (never after a rollback), so no caller has to remember to."""
+
+    def after_commit(session: Session) -> None:
+        if session.info.pop(repository.NEW_MESSAGES, False):
+            wake()
+
+    def after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+        if previous_transaction.parent is None:  # the whole transaction, not a savepoint
+            session.info.pop(repository.NEW_MESSAGES, None)
+
+    event.listen(session_factory, "after_commit", after_commit)
+    event.listen(session_factory, "after_soft_rollback", after_soft_rollback)

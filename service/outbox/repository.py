@@ -9,12 +9,17 @@ from sqlalchemy.orm import Session
 
 from service.db.tables import OutboxMessage
 
+# Set on a session that recorded messages; read by the after-commit hook that wakes the
+# dispatcher (``service/outbox/dispatcher.py``: ``wake_after_commit``).
+NEW_MESSAGES = "vlmc_outbox_new_messages"
+
 
 def add(session: Session, task_name: str, args: list[Any], queue: str) -> OutboxMessage:
     """Record a message in the caller's transaction (sent only once that commits)."""
     message = OutboxMessage(task_name=task_name, args=args, queue=queue)
     session.add(message)
     session.flush()
+    session.info[NEW_MESSAGES] = True
     return message
 
 

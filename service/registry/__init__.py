@@ -1,1 +1,1 @@
-"""Deployed models and their evaluation sets."""
+"""Deployed models and their evaluation sets, as records (below versions and jobs)."""

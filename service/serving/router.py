@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
 from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
-from service.api.deps import ModelInference, ResourceId, RuntimeDep, SessionDep
+from service.api.deps import ResourceId, SessionDep, SettingsDep
 from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
 from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
-from service.errors import Unavailable
-from service.serving.batching import Batcher
-from service.serving.cache import ModelCache
+from service.auth.dependencies import ModelInference
+from service.registry.dependencies import ModelLookupDep
+from service.serving.dependencies import ImageBatcherDep, InferenceSlot, ModelCacheDep
 from service.serving.schemas import ClassifyJson, ClassifyOut, EmbedJson, EmbedOut
 from service.serving.service import classify_images, embed
 from service.validation import (
@@ -35,33 +34,6 @@ InferenceBody = Annotated[
         )
     ),
 ]
-
-
-def serving_cache(runtime: RuntimeDep) -> ModelCache:
-    if runtime.cache is None:
-        raise Unavailable("serving_disabled", "this process does not serve inference")
-    return runtime.cache
-
-
-def serving_batcher(runtime: RuntimeDep) -> Batcher:
-    if runtime.batcher is None:
-        raise Unavailable("serving_disabled", "this process does not serve inference")
-    return runtime.batcher
-
-
-async def _inference_slot(runtime: RuntimeDep) -> AsyncIterator[None]:
-    """Hold one of the process's inference slots for the request (503 server_busy if none
-    frees up in time). Waits on the event loop, before the request body is read."""
-    if runtime.admission is None:
-        raise Unavailable("serving_disabled", "this process does not serve inference")
-    await runtime.admission.enter()
-    try:
-        yield
-    finally:
-        runtime.admission.leave()
-
-
-InferenceSlot = Annotated[None, Depends(_inference_slot)]
 
 
 _VERSION_ID_FIELD = {
@@ -98,7 +70,10 @@ def classify_endpoint(
     __: InferenceSlot,
     body: InferenceBody,
     session: SessionDep,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
+    cache: ModelCacheDep,
+    batcher: ImageBatcherDep,
+    models: ModelLookupDep,
 ) -> ClassifyOut:
     """Probabilities over the candidate labels per image, and the version that answered."""
     if body.is_json:
@@ -112,15 +87,15 @@ def classify_endpoint(
         images = _images(body, [])
     return classify_images(
         session,
-        serving_cache(runtime),
-        serving_batcher(runtime),
-        runtime.settings,
+        cache,
+        batcher,
+        settings,
         model_id=model_id,
         images=images,
         labels=labels,
         version_id=version_id,
         template=template,
-        models=runtime.models,
+        models=models,
     )
 
 
@@ -143,7 +118,10 @@ def embed_endpoint(
     __: InferenceSlot,
     body: InferenceBody,
     session: SessionDep,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
+    cache: ModelCacheDep,
+    batcher: ImageBatcherDep,
+    models: ModelLookupDep,
 ) -> EmbedOut:
     """Normalised image and/or text embeddings from the answering version."""
     if body.is_json:
@@ -155,12 +133,12 @@ def embed_endpoint(
         images = _images(body, [])
     return embed(
         session,
-        serving_cache(runtime),
-        serving_batcher(runtime),
-        runtime.settings,
+        cache,
+        batcher,
+        settings,
         model_id=model_id,
         images=images,
         texts=texts,
         version_id=version_id,
-        models=runtime.models,
+        models=models,
     )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks
 
-from service.api.deps import ModelAdmin, ModelReader, ResourceId, RuntimeDep, SessionDep
+from service.api.deps import ResourceId, SessionDep
 from service.api.openapi import conflict
+from service.auth.dependencies import ModelAdmin, ModelReader
 from service.registry.service import get_model
 from service.versions import repository
+from service.versions.dependencies import PointerFollowerDep
 from service.versions.schemas import DeploymentOut, PointerMove, VersionOut
-from service.versions.service import activate_version, archive_version, get_version, rollback
+from service.versions.service import activate_version, get_version, rollback
 
 router = APIRouter(prefix="/v1/models", tags=["versions"])
 
@@ -36,7 +38,7 @@ def _move(
     model_id: ResourceId,
     body: PointerMove,
     session: SessionDep,
-    runtime: RuntimeDep,
+    follower: PointerFollowerDep,
     principal: ModelAdmin,
     background: BackgroundTasks,
 ) -> DeploymentOut:
@@ -46,8 +48,9 @@ def _move(
     session.commit()
     # Answer with it here from the next request on; the other replicas load it beside the old
     # version when the move's announcement arrives (service/serving/pointer_watch.py).
-    runtime.pointer_moved(model_id, deployment.to_version_id)
-    background.add_task(runtime.load_active, model_id)
+    if follower is not None:
+        follower.moved(model_id, deployment.to_version_id)
+        background.add_task(follower.refresh, model_id)
     return DeploymentOut.of(deployment)
 
 
@@ -61,12 +64,12 @@ def activate(
     model_id: ResourceId,
     body: PointerMove,
     session: SessionDep,
-    runtime: RuntimeDep,
+    follower: PointerFollowerDep,
     principal: ModelAdmin,
     background: BackgroundTasks,
 ) -> DeploymentOut:
     """Make a ready version active (e.g. one the gate held back)."""
-    return _move("activate", model_id, body, session, runtime, principal, background)
+    return _move("activate", model_id, body, session, follower, principal, background)
 
 
 @router.post("/{model_id}/rollback", response_model=DeploymentOut, responses=_MOVE_CONFLICTS)
@@ -74,32 +77,12 @@ def rollback_model(
     model_id: ResourceId,
     body: PointerMove,
     session: SessionDep,
-    runtime: RuntimeDep,
+    follower: PointerFollowerDep,
     principal: ModelAdmin,
     background: BackgroundTasks,
 ) -> DeploymentOut:
     """Re-activate an earlier version; serving answers exactly as that version did."""
-    return _move("rollback", model_id, body, session, runtime, principal, background)
-
-
-@router.post(
-    "/{model_id}/versions/{version_id}/archive",
-    response_model=VersionOut,
-    responses=conflict(
-        "version_archived (already), version_active (the active version), version_needed (a "
-        "retained version is rebuilt through it; details.needed_by lists their numbers), "
-        "version_in_use (an unfinished job trains from it)"
-    ),
-)
-def archive(
-    model_id: ResourceId, version_id: ResourceId, session: SessionDep, _: ModelAdmin
-) -> VersionOut:
-    """Archive a version nothing retained needs: it can no longer be activated, rolled back
-    to or pinned, and its blobs become collectable (``POST /v1/storage/gc``)."""
-    get_model(session, model_id)
-    version = archive_version(session, model_id, version_id)
-    session.commit()
-    return VersionOut.of(version, repository.active_version_id(session, model_id))
+    return _move("rollback", model_id, body, session, follower, principal, background)
 
 
 @router.get("/{model_id}/deployments", response_model=list[DeploymentOut])

@@ -8,10 +8,10 @@
   history chain stays exact (each move's ``from`` is the previous move's ``to``). Every move
   (version 1's pointer too) is announced to the API processes once it commits
   (``service/versions/announcements.py``).
-- ``archive_version``: retire a version no retained version needs (its blobs become
-  collectable); archived versions cannot be activated, rolled back to, pinned or trained from.
-  It, ``create_version`` and the pointer moves all lock the pointer row first, so an archive
-  never races a new child of the version it archives.
+- Archived versions (``service/retention/archive.py``) cannot be activated, rolled back to,
+  pinned or trained from (``refuse_archived``). ``create_version`` and the pointer moves lock
+  the pointer row first, as archiving does, so an archive never races a new child of the
+  version it archives.
 - ``gate_verdict``: the activation gate; ``apply_activation_gate`` applies a model's policy
   to a new version and records its decision with the reasons (the worker's last step).
 
@@ -38,7 +38,6 @@ from service.db.tables import (
     VersionSetAccuracy,
 )
 from service.errors import Conflict, NotFound
-from service.jobs import repository as jobs_repository
 from service.registry import repository as registry_repository
 from service.versions import repository
 from service.versions.announcements import announce_pointer_move
@@ -68,11 +67,12 @@ def get_version(session: Session, model_id: str, version_id: str) -> Version:
 def servable_version(session: Session, model_id: str, version_id: str) -> Version:
     """The version a request pins: 404 as ``get_version``, 409 ``version_archived``."""
     version = get_version(session, model_id, version_id)
-    _refuse_archived(version)
+    refuse_archived(version)
     return version
 
 
-def _refuse_archived(version: Version) -> None:
+def refuse_archived(version: Version) -> None:
+    """409 ``version_archived`` for an archived version."""
     if version.archived_at is not None:
         raise Conflict(
             "version_archived",
@@ -189,7 +189,7 @@ def activate_version(
         raise NotFound("version_not_found", f"no version {version_id}")
     if version.model_id != model_id:
         raise Conflict("version_foreign", f"version {version_id} belongs to another model")
-    _refuse_archived(version)
+    refuse_archived(version)
     if version.status == "failed":
         raise Conflict("version_failed", f"version {version.number} failed and cannot serve")
     if version.status != "ready":
@@ -218,41 +218,6 @@ def rollback(
 ) -> Deployment:
     """Re-activate an earlier (ready) version; the same rules as ``activate_version``."""
     return activate_version(session, model_id, version_id, actor, reason, action="rollback")
-
-
-def archive_version(session: Session, model_id: str, version_id: str) -> Version:
-    """Archive a version that nothing retained needs (in the caller's transaction).
-
-    409 ``version_archived`` (already), ``version_active`` (the one serving),
-    ``version_needed`` (a retained version is rebuilt through it: it lies on that version's
-    path from its nearest checkpoint, see ``state_chain``), ``version_in_use`` (an unfinished
-    job trains from it).
-    """
-    repository.lock_active(session, model_id)
-    version = get_version(session, model_id, version_id)
-    _refuse_archived(version)
-    if repository.active_version_id(session, model_id) == version.id:
-        raise Conflict("version_active", f"version {version.number} is the active version")
-    dependants = sorted(
-        other.number
-        for other in repository.list_for_model(session, model_id)
-        if other.id != version.id
-        and other.archived_at is None
-        and version in repository.rebuild_path(session, other)
-    )
-    if dependants:
-        raise Conflict(
-            "version_needed",
-            f"version {version.number} is needed to rebuild version(s) "
-            + ", ".join(str(number) for number in dependants)
-            + ": archive those first",
-            details={"needed_by": dependants},
-        )
-    if jobs_repository.unfinished_with_parent(session, version.id):
-        raise Conflict("version_in_use", f"a running job trains from version {version.number}")
-    version.archived_at = utcnow()
-    session.flush()
-    return version
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from service.db.migrate import upgrade_head
 from service.db.session import session_scope
 from service.db.tables import Deployment, Job, JobEvent, OutboxMessage, Version
 from service.images import ImageLimits
-from service.registry.service import create_eval_set, register_model
+from service.registration.service import register_model
+from service.registry.service import create_eval_set
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
 from service.versions import repository as versions_repository

@@ -12,7 +12,7 @@ from catalogue.captions import answer_key
 from service.db.session import session_scope
 from service.modelling.checkpoints import load_checkpoint
 from service.modelling.snapshots import state_sha256
-from service.registry.service import register_model
+from service.registration.service import register_model
 from service.versions.state_chain import version_state
 from standin.llava_factory import build_tiny_llava
 from tests.worker.harness import Shots, Stack

@@ -6,36 +6,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from service.api.deps import (
-    AdminPrincipal,
-    AnyPrincipal,
-    BlobsDep,
-    ModelAdmin,
-    ModelReader,
-    ResourceId,
-    SessionDep,
-    SettingsDep,
-)
+from service.api.deps import BlobsDep, ResourceId, SessionDep, SettingsDep
 from service.api.openapi import IMAGE_FILES, body_docs, conflict, text_field, text_fields
 from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
-from service.auth.service import Principal
+from service.auth.dependencies import AdminPrincipal, AnyPrincipal, ModelAdmin, ModelReader
+from service.auth.principal import Principal
 from service.db.tables import EvalSet, Model
 from service.images import ImageLimits
-from service.registry import repository
-from service.registry.schemas import (
+from service.registration.schemas import (
     EvalSetCreateJson,
     EvalSetHeader,
     EvalSetOut,
     ModelCreate,
     ModelOut,
 )
-from service.registry.service import (
-    active_version_summary,
-    create_eval_set,
-    delete_eval_set,
-    get_model,
-    register_model,
-)
+from service.registration.service import active_version_summary, delete_eval_set, register_model
+from service.registry import repository
+from service.registry.service import create_eval_set, get_model
 from service.validation import MAX_LABEL_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
