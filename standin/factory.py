@@ -123,9 +123,7 @@ def save_model_directory(model: Any, tokenizer: Any, out_dir: Path, image_size: 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    ImagePreprocessor(shortest_edge=image_size, crop_height=image_size, crop_width=image_size).save(
-        out_dir
-    )
+    ImagePreprocessor.clip(image_size).save(out_dir)
     return out_dir
 
 

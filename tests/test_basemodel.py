@@ -65,6 +65,9 @@ def test_committed_weights_are_small_and_hold_no_text_tower() -> None:
 
 
 def test_committed_model_knows_its_concepts_and_fails_on_openmoji(released: Path) -> None:
+    # Served with the preprocessing committed beside the weights (what it was trained with).
+    config = "preprocessor_config.json"
+    assert (released / config).read_bytes() == (RELEASE_DIR / config).read_bytes()
     model = load_dual_encoder(released)
     accuracy = {}
     for name in ("emoji-google", "emoji-openmoji", "fashion-mnist"):

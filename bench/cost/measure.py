@@ -67,7 +67,7 @@ def measure(
     torch_device = torch.device(device)
     with PeakMemory(torch_device) as load_memory:
         model = load_dual_encoder(model_dir, device=device)
-    size = model.preprocessor.crop_height
+    size = model.preprocessor.height
     rng = np.random.default_rng(seed)
     labels = [f"class {i % 4}" for i in range(batch_size)]
     examples = [

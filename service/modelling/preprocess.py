@@ -1,107 +1,101 @@
 """Turns PIL images into the pixel tensors an image encoder expects.
 
-Reads the usual Hugging Face ``preprocessor_config.json`` keys (CLIP style: resize the shortest
-edge, centre crop, scale, normalise) and implements them with PIL and NumPy only, so serving
-and training share one exact code path and no torchvision is needed.
+The work is done by transformers' own image processor for the checkpoint, built from the
+checkpoint's ``preprocessor_config.json``, so a CLIP, SigLIP or LLaVA checkpoint sees exactly
+the pixels it was trained on (its resize rule, crop, rescale and normalisation), and serving
+and training share that one code path. The PIL/NumPy backend is always chosen: it needs no
+torchvision and gives the same pixels on every machine, whatever else is installed there.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from PIL import Image
 
+if TYPE_CHECKING:
+    from transformers.image_processing_utils import BaseImageProcessor
+
 PREPROCESSOR_FILE = "preprocessor_config.json"
-_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-@dataclass(frozen=True)
+class PreprocessorConfigError(ValueError):
+    """The preprocessor config cannot feed a fixed-size image encoder."""
+
+
 class ImagePreprocessor:
-    """Resize (shortest edge), centre crop, normalise; RGB output in CHW float32."""
+    """A checkpoint's transformers image processor (PIL backend) and the fixed size of what it
+    produces. One instance per loaded model; calls are thread-safe (the processor keeps no
+    state between calls)."""
 
-    shortest_edge: int
-    crop_height: int
-    crop_width: int
-    mean: tuple[float, float, float] = _CLIP_MEAN
-    std: tuple[float, float, float] = _CLIP_STD
-    resample: int = int(Image.Resampling.BICUBIC)
+    def __init__(self, processor: BaseImageProcessor) -> None:
+        self.processor = processor
+        self.height, self.width = _output_size(processor)
 
     @classmethod
-    def from_config(cls, config: dict) -> ImagePreprocessor:
-        size = config.get("size", 224)
-        if isinstance(size, dict):
-            shortest = int(
-                size.get("shortest_edge") or min(int(size["height"]), int(size["width"]))
-            )
-        else:
-            shortest = int(size)
-        crop = config.get("crop_size", shortest)
-        if isinstance(crop, dict):
-            crop_h, crop_w = int(crop["height"]), int(crop["width"])
-        else:
-            crop_h = crop_w = int(crop)
-        if not config.get("do_center_crop", True):
-            crop_h = crop_w = shortest
-        mean = tuple(float(x) for x in config.get("image_mean", _CLIP_MEAN))
-        std = tuple(float(x) for x in config.get("image_std", _CLIP_STD))
-        return cls(
-            shortest_edge=shortest,
-            crop_height=crop_h,
-            crop_width=crop_w,
-            mean=mean,  # type: ignore[arg-type]
-            std=std,  # type: ignore[arg-type]
-            resample=int(config.get("resample", int(Image.Resampling.BICUBIC))),
+    def from_directory(cls, path: Path | str, default_size: int) -> ImagePreprocessor:
+        """The processor ``path``'s ``preprocessor_config.json`` describes, or (without that
+        file) CLIP's at ``default_size``."""
+        from transformers import AutoImageProcessor
+
+        if not (Path(path) / PREPROCESSOR_FILE).is_file():
+            return cls.clip(default_size)
+        processor = AutoImageProcessor.from_pretrained(
+            str(path), backend="pil", local_files_only=True
         )
+        return cls(processor)
 
     @classmethod
-    def from_directory(cls, path: Path, default_size: int) -> ImagePreprocessor:
-        config_path = Path(path) / PREPROCESSOR_FILE
-        if config_path.is_file():
-            return cls.from_config(json.loads(config_path.read_text()))
-        return cls(shortest_edge=default_size, crop_height=default_size, crop_width=default_size)
+    def clip(cls, image_size: int) -> ImagePreprocessor:
+        """CLIP's processor (bicubic resize of the shortest edge, centre crop, CLIP mean and
+        std) at ``image_size``: what the models built here are trained and served with."""
+        from transformers import CLIPImageProcessorPil
 
-    def to_config(self) -> dict:
-        """The ``preprocessor_config.json`` content that reproduces this preprocessor."""
-        return {
-            "image_processor_type": "CLIPImageProcessor",
-            "do_resize": True,
-            "size": {"shortest_edge": self.shortest_edge},
-            "do_center_crop": True,
-            "crop_size": {"height": self.crop_height, "width": self.crop_width},
-            "do_rescale": True,
-            "rescale_factor": 1 / 255,
-            "do_normalize": True,
-            "image_mean": list(self.mean),
-            "image_std": list(self.std),
-            "resample": self.resample,
-            "do_convert_rgb": True,
-        }
+        processor: Any = CLIPImageProcessorPil(
+            size={"shortest_edge": image_size},
+            crop_size={"height": image_size, "width": image_size},
+        )
+        return cls(processor)
 
-    def save(self, path: Path) -> None:
-        (Path(path) / PREPROCESSOR_FILE).write_text(json.dumps(self.to_config(), indent=2))
-
-    def _one(self, image: Image.Image) -> np.ndarray:
-        image = image.convert("RGB")
-        width, height = image.size
-        scale = self.shortest_edge / min(width, height)
-        new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if new_size != (width, height):
-            image = image.resize(new_size, resample=Image.Resampling(self.resample))
-        width, height = image.size
-        left = (width - self.crop_width) // 2
-        top = (height - self.crop_height) // 2
-        image = image.crop((left, top, left + self.crop_width, top + self.crop_height))
-        scaled = np.asarray(image, dtype=np.float32) / np.float32(255.0)
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        normalised: np.ndarray = (scaled - mean) / std
-        return normalised.transpose(2, 0, 1)
+    def save(self, path: Path | str) -> None:
+        """Write ``preprocessor_config.json`` into ``path`` (loadable by either backend)."""
+        self.processor.save_pretrained(str(path))
 
     def __call__(self, images: list[Image.Image]) -> torch.Tensor:
-        """Stack images into a ``(N, 3, crop_height, crop_width)`` float32 tensor."""
-        return torch.from_numpy(np.stack([self._one(image) for image in images]))
+        """Stack images into a ``(N, 3, height, width)`` float32 tensor, in one call of the
+        processor for the whole batch."""
+        features = self.processor(images, return_tensors="pt")
+        pixels: torch.Tensor = features["pixel_values"]
+        return pixels.to(torch.float32)
+
+    def from_unit_range(self, pixels: torch.Tensor) -> torch.Tensor:
+        """What the processor's rescale and normalise steps make of ``(N, 3, H, W)`` RGB pixels
+        given in [0, 1] (an image already resized to ``(height, width)`` in float, as the base
+        model's training augmentation renders them)."""
+        processor: Any = self.processor
+        values = pixels * 255.0
+        if processor.do_rescale:
+            values = values * float(processor.rescale_factor)
+        if processor.do_normalize:
+            mean = torch.tensor(processor.image_mean, dtype=values.dtype).view(1, -1, 1, 1)
+            std = torch.tensor(processor.image_std, dtype=values.dtype).view(1, -1, 1, 1)
+            values = (values - mean) / std
+        return values
+
+
+def _output_size(processor: Any) -> tuple[int, int]:
+    """``(height, width)`` of every image the processor returns; refuses a config whose
+    images keep their own aspect ratio (no crop after a shortest-edge resize, or no resize)."""
+    if processor.do_center_crop and processor.crop_size is not None:
+        crop = processor.crop_size
+        return int(crop.height), int(crop.width)
+    size = processor.size
+    if processor.do_resize and size is not None and size.height and size.width:
+        return int(size.height), int(size.width)
+    raise PreprocessorConfigError(
+        f"{type(processor).__name__} with size={dict(size or {})}, "
+        f"do_resize={processor.do_resize}, do_center_crop={processor.do_center_crop} gives "
+        "images of varying size; an image encoder here needs one fixed size"
+    )

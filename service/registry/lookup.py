@@ -4,7 +4,8 @@ A model row is read at most once per ``ttl`` seconds (``VLMC_LOOKUP_CACHE_TTL_S`
 between get a detached copy from memory (no query). Models have no update or delete endpoint
 today; ``forget`` is what a deletion on this process would call, and other processes would
 drop the row within ``ttl``. A model that does not exist is not cached (each such request
-reads the database and answers 404 ``model_not_found``). ``ttl`` 0 turns the cache off.
+reads the database and answers 404 ``model_not_found``). ``ttl`` 0 turns the cache off. At most
+``CAPACITY`` models are held; beyond that the least recently used one is dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from cachetools import TTLCache
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
@@ -20,15 +22,16 @@ from service.db.tables import Model
 from service.errors import NotFound
 from service.registry import repository
 
+CAPACITY = 1024
+
 
 class ModelLookup:
-    """Thread-safe ``model id -> (Model copy, read at)``, also found by name."""
+    """Thread-safe ``model id -> Model copy`` for ``ttl`` seconds, also found by name."""
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
-        self._clock = clock
-        self._by_id: dict[str, tuple[Model, float]] = {}
-        self._ids_by_name: dict[str, str] = {}
+        self._by_id: TTLCache[str, Model] = TTLCache(CAPACITY, ttl, timer=clock)
+        self._ids_by_name: TTLCache[str, str] = TTLCache(CAPACITY, ttl, timer=clock)
         self._lock = threading.Lock()
 
     def get(self, session: Session, model_id: str) -> Model:
@@ -48,23 +51,20 @@ class ModelLookup:
 
     def forget(self, model_id: str) -> None:
         with self._lock:
-            entry = self._by_id.pop(model_id, None)
-            if entry is not None:
-                self._ids_by_name.pop(entry[0].name, None)
+            model = self._by_id.pop(model_id, None)
+            if model is not None:
+                self._ids_by_name.pop(model.name, None)
 
     def _fresh(self, model_id: str) -> Model | None:
         with self._lock:
-            entry = self._by_id.get(model_id)
-        if entry is None or self._clock() - entry[1] >= self.ttl:
-            return None
-        return entry[0]
+            return self._by_id.get(model_id)
 
     def _remember(self, model: Model | None) -> Model | None:
         if model is None or self.ttl <= 0:
             return model
         copy = _detached_copy(model)
         with self._lock:
-            self._by_id[model.id] = (copy, self._clock())
+            self._by_id[model.id] = copy
             self._ids_by_name[model.name] = model.id
         return copy
 

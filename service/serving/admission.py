@@ -3,23 +3,19 @@
 Past its capacity a server that queues every request answers all of them late (clients time
 out, the server keeps working on abandoned requests and goodput collapses; see
 bench/results/load-notes.md). Here a request waits at most ``wait_s`` for one of ``limit``
-slots, on the event loop (no worker thread is held while waiting), and is otherwise answered
-at once with 503 ``server_busy`` and a ``Retry-After`` header, so the requests that are
-admitted keep their latency.
+slots, on the event loop (no worker thread is held while waiting; a released slot is handed to
+the longest waiting request and wakes it), and is otherwise answered at once with 503
+``server_busy`` and a ``Retry-After`` header, so the requests that are admitted keep their
+latency.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 
 from service.errors import Unavailable
 from service.observability import INFERENCE_IN_FLIGHT, INFERENCE_SHED
 from service.slots import BoundedSlots
-
-# How often a waiting request checks for a free slot.
-_POLL_S = 0.005
 
 
 class InferenceAdmission(BoundedSlots):
@@ -31,15 +27,13 @@ class InferenceAdmission(BoundedSlots):
 
     async def enter(self) -> None:
         """Take a slot within ``wait_s`` seconds or raise 503 ``server_busy``."""
-        deadline = time.monotonic() + self.wait_s
-        while not self.try_enter():
-            if time.monotonic() >= deadline:
-                INFERENCE_SHED.inc()
-                retry_after = max(1, math.ceil(self.wait_s))
-                raise Unavailable(
-                    "server_busy",
-                    f"all {self.limit} inference slots are busy; retry in {retry_after} s",
-                    details={"retry_after_s": retry_after},
-                    headers={"Retry-After": str(retry_after)},
-                )
-            await asyncio.sleep(_POLL_S)
+        if await self.acquire(self.wait_s):
+            return
+        INFERENCE_SHED.inc()
+        retry_after = max(1, math.ceil(self.wait_s))
+        raise Unavailable(
+            "server_busy",
+            f"all {self.limit} inference slots are busy; retry in {retry_after} s",
+            details={"retry_after_s": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )

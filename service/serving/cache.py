@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from cachetools import TTLCache
 from sqlalchemy.orm import Session
 
 from service.db.tables import Model, Version
@@ -45,6 +46,8 @@ from service.versions.state_chain import version_state
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_FAILURE_S = 30.0
+# Failed loads remembered at once (each for RETRY_AFTER_FAILURE_S); beyond, the oldest go.
+_FAILURES_KEPT = 1024
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,14 @@ class ModelCache:
         self._capacity = capacity
         self._text_cache_size = text_cache_size
         self._bases: dict[str, ModelBase] = {}
+        # In least recently used order. Not a cachetools LRUCache: eviction passes over the
+        # versions being served (``_evict``), which LRUCache's eviction cannot do.
         self._entries: OrderedDict[tuple[str, str], LoadedVersion] = OrderedDict()
         self._serving: dict[str, str] = {}
-        self._failures: dict[tuple[str, str], tuple[float, str]] = {}
+        # (model id, version id) -> the error of a load that failed recently.
+        self._failures: TTLCache[tuple[str, str], str] = TTLCache(
+            _FAILURES_KEPT, RETRY_AFTER_FAILURE_S
+        )
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
         self._pointers: ActivePointers | None = None
@@ -282,9 +290,8 @@ class ModelCache:
 
     def _record_failure(self, model_id: str, version_id: str, error: Exception) -> None:
         with self._lock:
-            self._failures[(model_id, version_id)] = (time.monotonic(), str(error))
+            self._failures[(model_id, version_id)] = str(error)
 
     def _recently_failed(self, model_id: str, version_id: str) -> bool:
         with self._lock:
-            failure = self._failures.get((model_id, version_id))
-        return failure is not None and time.monotonic() - failure[0] < RETRY_AFTER_FAILURE_S
+            return (model_id, version_id) in self._failures

@@ -9,9 +9,9 @@ the texts not cached yet, all in one forward pass; the least recently used entri
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import torch
+from cachetools import LRUCache
 
 from service.modelling.dual_encoder import DualEncoder
 from service.observability import TEXT_EMBEDDING_LOOKUPS
@@ -22,8 +22,7 @@ class TextEmbeddings:
 
     def __init__(self, encoder: DualEncoder, capacity: int) -> None:
         self._encoder = encoder
-        self._capacity = capacity
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache: LRUCache[str, torch.Tensor] = LRUCache(maxsize=capacity)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -46,9 +45,8 @@ class TextEmbeddings:
         found: dict[str, torch.Tensor] = {}
         with self._lock:
             for text in texts:
-                embedding = self._cache.get(text)
+                embedding = self._cache.get(text)  # a hit counts as a use
                 if embedding is not None:
-                    self._cache.move_to_end(text)
                     found[text] = embedding
         return found
 
@@ -57,6 +55,3 @@ class TextEmbeddings:
             for text, embedding in zip(texts, embeddings, strict=True):
                 # A row of the batch, cloned so the cache does not pin the whole batch.
                 self._cache[text] = embedding.clone()
-                self._cache.move_to_end(text)
-            while len(self._cache) > self._capacity:
-                self._cache.popitem(last=False)

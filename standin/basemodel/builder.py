@@ -201,9 +201,7 @@ def _build(
     model, tokenizer = build_dual_encoder(
         vision=vision, text="minilm", projection_dim=PROJECTION_DIM, seed=seed
     )
-    preprocessor = ImagePreprocessor(
-        shortest_edge=vision.image_size, crop_height=vision.image_size, crop_width=vision.image_size
-    )
+    preprocessor = ImagePreprocessor.clip(vision.image_size)
     data = training_data(preprocessor, train_limit_per_class, seed)
     started = time.perf_counter()
     losses = train_image_tower(model, tokenizer, data, preprocessor, recipe, seed, progress)

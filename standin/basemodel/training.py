@@ -142,12 +142,10 @@ def emoji_batch(
     """``count`` fresh renderings at the model's resolution, normalised, with targets."""
     chosen = torch.randint(len(pool.targets), (count,), generator=generator)
     images = augmented_batch(pool.artwork[chosen], generator)
-    size = (preprocessor.crop_height, preprocessor.crop_width)
+    size = (preprocessor.height, preprocessor.width)
     # Antialiased bicubic, like the PIL resize that serving applies to a 64 px upload.
     images = F.interpolate(images, size=size, mode="bicubic", antialias=True).clamp(0.0, 1.0)
-    mean = torch.tensor(preprocessor.mean).view(1, 3, 1, 1)
-    std = torch.tensor(preprocessor.std).view(1, 3, 1, 1)
-    return (images - mean) / std, pool.targets[chosen]
+    return preprocessor.from_unit_range(images), pool.targets[chosen]
 
 
 def train_image_tower(

@@ -10,9 +10,9 @@ is loaded once per model; jobs overwrite its image-encoder weights in place.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import torch
+from cachetools import LRUCache
 from sqlalchemy.orm import Session
 
 from service.db.tables import Model, Version
@@ -29,10 +29,9 @@ class WeightsCache:
 
     def __init__(self, device: str, capacity: int) -> None:
         self._device = device
-        self._capacity = capacity
         self._checkpoints: dict[str, tuple[str, LoadedCheckpoint]] = {}
         self._base_states: dict[str, State] = {}
-        self._states: OrderedDict[tuple[str, str], State] = OrderedDict()
+        self._states: LRUCache[tuple[str, str], State] = LRUCache(maxsize=capacity)
         self._lock = threading.Lock()
 
     def encoder_at(
@@ -46,19 +45,17 @@ class WeightsCache:
         with self._lock:
             encoder = self._encoder(model)
             key = (model.id, version.id)
-            state = self._states.get(key)
+            state = self._states.get(key)  # a hit counts as a use
             if state is None:
                 state = version_state(session, blobs, version, self._base_states[model.id])
-                self._remember(key, state)
-            else:
-                self._states.move_to_end(key)
+                self._states[key] = state
             encoder.load_image_encoder_state(state)
             return encoder, state
 
     def remember(self, model_id: str, version_id: str, state: State) -> None:
         """Keep a freshly produced version's state (the likely parent of the next job)."""
         with self._lock:
-            self._remember((model_id, version_id), state)
+            self._states[(model_id, version_id)] = state
 
     def checkpoint(self, model: Model) -> LoadedCheckpoint:
         """The model's loaded checkpoint (its VLM too, for generative models), loaded once."""
@@ -78,9 +75,3 @@ class WeightsCache:
         self._checkpoints[model.id] = (model.base_path, checkpoint)
         self._base_states[model.id] = checkpoint.encoder.image_encoder_state()
         return checkpoint
-
-    def _remember(self, key: tuple[str, str], state: State) -> None:
-        self._states[key] = state
-        self._states.move_to_end(key)
-        while len(self._states) > self._capacity:
-            self._states.popitem(last=False)

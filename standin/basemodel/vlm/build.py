@@ -142,7 +142,9 @@ def _build(
             test_limit_per_class=test_limit_per_class,
             notes=read_build_info(out_dir).get("notes", []) if is_released(out_dir) else [],
         )
-        export_vlm_release(skeleton.model, skeleton.tokenizer, staging, info.to_dict())
+        export_vlm_release(
+            skeleton.model, skeleton.tokenizer, skeleton.preprocessor, staging, info.to_dict()
+        )
         vlm_dir = materialise_vlm_release(work / "vlm", base_dir, staging)
         info.test_accuracy = evaluate_answers(vlm_dir, base_dir, "test", test_limit_per_class)
         info.validation_accuracy = evaluate_answers(

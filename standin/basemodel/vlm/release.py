@@ -1,8 +1,9 @@
 """The committed stand-in VLM: what was trained here, in ``standin/basemodel/vlm/release/``.
 
 Only the trained tensors are committed (``language-model.safetensors``: projector, language
-model and ``lm_head``), with the LLaVA config, generation config, tokenizer, build facts and
-card. The vision tower is the committed base model's image tower, unchanged:
+model and ``lm_head``), with the LLaVA config, generation config, tokenizer, preprocessor config
+(the base model's: the tower sees the pixels it was trained on), build facts and card. The
+vision tower is the committed base model's image tower, unchanged:
 :func:`materialise_vlm_release` joins it (from a materialised base directory) with the release
 into a loadable Hugging Face LLaVA directory in seconds, after checking the weights against
 the sha256 in the build facts and the base tower against the digest of the tower the VLM was
@@ -21,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from service.modelling.loading import load_dual_encoder
-from service.modelling.preprocess import PREPROCESSOR_FILE
+from service.modelling.preprocess import PREPROCESSOR_FILE, ImagePreprocessor
 from service.modelling.snapshots import state_sha256
 from standin.basemodel.release import ReleaseError, release_info, sha256_of
 from standin.basemodel.vlm.card import BUILD_INFO_FILE, CARD_FILE
@@ -46,14 +47,17 @@ def trained_state(model: Any) -> dict[str, torch.Tensor]:
     }
 
 
-def export_vlm_release(model: Any, tokenizer: Any, release_dir: Path, info: dict) -> str:
-    """Write the trained tensors, configs, tokenizer and ``info`` (plus the weights' sha256)
-    into ``release_dir``; returns the sha256."""
+def export_vlm_release(
+    model: Any, tokenizer: Any, preprocessor: ImagePreprocessor, release_dir: Path, info: dict
+) -> str:
+    """Write the trained tensors, configs, tokenizer, preprocessor config and ``info`` (plus
+    the weights' sha256) into ``release_dir``; returns the sha256."""
     release_dir.mkdir(parents=True, exist_ok=True)
     save_file(trained_state(model), release_dir / WEIGHTS_FILE, metadata={"format": "pt"})
     model.config.save_pretrained(release_dir)
     model.generation_config.save_pretrained(release_dir)
     tokenizer.save_pretrained(release_dir)
+    preprocessor.save(release_dir)
     digest = sha256_of(release_dir / WEIGHTS_FILE)
     write_vlm_build_info(
         release_dir, {**info, "weights_file": WEIGHTS_FILE, "weights_sha256": digest}
@@ -114,8 +118,7 @@ def materialise_vlm_release(out_dir: Path, base_dir: Path, release_dir: Path = R
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        shutil.copy(base_dir / PREPROCESSOR_FILE, staging / PREPROCESSOR_FILE)
-        for name in (BUILD_INFO_FILE, CARD_FILE):
+        for name in (PREPROCESSOR_FILE, BUILD_INFO_FILE, CARD_FILE):
             if (release_dir / name).is_file():
                 shutil.copy(release_dir / name, staging / name)
         if out_dir.exists():
