@@ -27,11 +27,10 @@ from service.corrections import repository
 from service.corrections.schemas import CorrectionAccepted, CorrectionInput, SubmittedExample
 from service.db.tables import Correction, CorrectionExample, Job
 from service.errors import Conflict, InvalidInput
-from service.images import ImageLimits, decode_image, load_stored_image
+from service.images import ImageLimits, decode_image
 from service.jobs import repository as jobs_repository
 from service.jobs.service import create_job
 from service.jobs.statuses import JobStatus
-from service.modelling.examples import ImageExample
 from service.registry import repository as registry_repository
 from service.registry.service import get_model, model_architecture
 from service.settings import Settings
@@ -325,26 +324,3 @@ def ti_note(correction: Correction) -> str:
         f"all {trained} examples train; nothing measures TI (no eval_examples, no target "
         f"eval sets), so the auto gate will hold the version for review"
     )
-
-
-@dataclass(frozen=True)
-class StoredCorrection:
-    """A correction's examples read back for the worker: what trains and what measures TI."""
-
-    trained: list[ImageExample]
-    held_out: list[ImageExample]
-
-
-def load_correction(session: Session, blobs: BlobStore, correction_id: str) -> StoredCorrection:
-    """Every example of a correction in order, images read back and hash-checked."""
-    trained: list[ImageExample] = []
-    held_out: list[ImageExample] = []
-    for row in repository.examples(session, correction_id):
-        example = ImageExample(
-            image=load_stored_image(blobs, row.image_sha256),
-            label=row.label,
-            question=row.question,
-            answer=row.answer,
-        )
-        (held_out if row.held_out else trained).append(example)
-    return StoredCorrection(trained=trained, held_out=held_out)

@@ -174,15 +174,22 @@ def renew_lease(session: Session, lease: Lease, lease_seconds: int = DEFAULT_LEA
     )
 
 
-def held_job(
-    session: Session, lease: Lease, lease_seconds: int = DEFAULT_LEASE_SECONDS
-) -> Job | None:
+class LeaseLost(Exception):
+    """Another worker took the job over (our lease expired): stop without writing anything."""
+
+
+def held_job(session: Session, lease: Lease, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> Job:
     """The job row, with the lease renewed and the model's queue locked (for a status change
-    such as ``finish_job``); None when the lease was lost."""
+    such as ``finish_job``); :class:`LeaseLost` when another worker holds it now."""
     repository.lock_model_queue(session, lease.model_id)
-    if not renew_lease(session, lease, lease_seconds):
-        return None
-    return repository.get_fresh(session, lease.job_id)
+    job = (
+        repository.get_fresh(session, lease.job_id)
+        if renew_lease(session, lease, lease_seconds)
+        else None
+    )
+    if job is None:
+        raise LeaseLost(f"job {lease.job_id}: lease lost")
+    return job
 
 
 def record_progress(

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
 from sqlalchemy.orm import Session
 
 from catalogue.architecture import VisionArchitecture, read_vision_architecture
 from service.db.tables import EvalSet, EvalSetItem, Model
 from service.errors import Conflict, InvalidInput, NotFound
-from service.images import ImageLimits, decode_image, load_stored_image
+from service.images import ImageLimits, decode_image
 from service.modelling.checkpoints import checkpoint_family, load_checkpoint
-from service.modelling.examples import ImageExample
 from service.modelling.loading import ModelLoadError, load_dual_encoder
 from service.modelling.snapshots import state_sha256
 from service.modelling.vlm import LLAVA_FAMILY, VISION_TOWER_CHILDREN, architecture_differences
@@ -196,44 +194,3 @@ def create_eval_set(
         raise InvalidInput("max_drop_needs_control", "max_drop applies to control sets only")
     eval_set = EvalSet(model_id=model_id, name=name, kind=kind, max_drop=max_drop)
     return repository.add_eval_set(session, eval_set, items)
-
-
-@dataclass
-class LoadedEvalSet:
-    """An evaluation set with its images decoded (what the worker evaluates on); where an
-    item has a question, its label is that question's right answer."""
-
-    name: str
-    kind: str
-    images: list[Image.Image]
-    labels: list[str]
-    questions: list[str | None] = field(default_factory=list)
-
-    def examples(self) -> list[ImageExample]:
-        """The items as examples: labelled, or question/answer where a question is set."""
-        questions = self.questions or [None] * len(self.images)
-        return [
-            ImageExample(image=image, label=label)
-            if question is None
-            else ImageExample(image=image, question=question, answer=label)
-            for image, label, question in zip(self.images, self.labels, questions, strict=True)
-        ]
-
-
-def load_eval_sets(
-    session: Session, blobs: BlobStore, model_id: str, kind: str | None = None
-) -> list[LoadedEvalSet]:
-    """Every eval set of a model (optionally one kind), images read and hash-checked."""
-    loaded = []
-    for eval_set in repository.list_eval_sets(session, model_id, kind):
-        items = repository.eval_set_items(session, eval_set.id)
-        loaded.append(
-            LoadedEvalSet(
-                name=eval_set.name,
-                kind=eval_set.kind,
-                images=[load_stored_image(blobs, item.image_sha256) for item in items],
-                labels=[item.label for item in items],
-                questions=[item.question for item in items],
-            )
-        )
-    return loaded

@@ -9,10 +9,10 @@ from PIL import Image
 
 from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
-from service.registry.service import LoadedEvalSet
 from service.versions.service import gate_verdict
 from standin.datasets import load_dataset
 from workers.pipeline.evaluation import Accuracies, build_plan, evaluation_records, measure
+from workers.pipeline.stored_inputs import LoadedEvalSet
 
 TEMPLATE = "a photo of a {}."
 

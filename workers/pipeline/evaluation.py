@@ -29,7 +29,6 @@ from service.db.tables import VersionEvaluation, VersionSetAccuracy
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.vlm import VisionLanguageModel
-from service.registry.service import LoadedEvalSet
 from workers.engine.accuracy import (
     caption_accuracy,
     control_change,
@@ -37,6 +36,7 @@ from workers.engine.accuracy import (
     zero_shot_predictions,
 )
 from workers.engine.examples import build_captioned_batch
+from workers.pipeline.stored_inputs import LoadedEvalSet
 
 
 @dataclass(frozen=True)

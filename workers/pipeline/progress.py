@@ -15,11 +15,7 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
-from service.jobs.lifecycle import Lease, cancel_requested, record_progress
-
-
-class LeaseLost(Exception):
-    """Another worker took the job over (our lease expired): stop without writing anything."""
+from service.jobs.lifecycle import Lease, LeaseLost, cancel_requested, record_progress
 
 
 class JobProgress:

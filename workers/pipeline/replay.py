@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from service.corrections.service import load_correction
 from service.db.tables import Version
 from service.jobs import repository as jobs_repository
 from service.modelling.examples import ImageExample
 from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
+from workers.pipeline.stored_inputs import correction_examples
 
 # At most this many replayed examples per job, the newest corrections first: the anchor batch
 # samples from them every step, so more would only add encoding time.
@@ -34,7 +34,7 @@ def replayed_examples(
         job = jobs_repository.get(session, version.job_id)
         if job is None:
             continue
-        correction = load_correction(session, blobs, job.correction_id)
+        correction = correction_examples(session, blobs, job.correction_id)
         replayed += [example for example in correction.trained if example.label is not None]
         if len(replayed) >= limit:
             return replayed[:limit]
