@@ -4,7 +4,6 @@ Retry-After header at once, instead of queueing every request until clients time
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,40 +67,65 @@ def test_a_request_without_a_free_slot_is_shed_with_retry_after(
     assert admission.in_flight == 0  # every admitted request gave its slot back
 
 
+def _on_each_wait(
+    admission: InferenceAdmission, monkeypatch: pytest.MonkeyPatch, action: Callable[[int], None]
+) -> None:
+    """Call ``action(n)`` on the event loop at a request's ``n``-th failed try for a slot
+    (1, 2, ...): the request is then waiting for one, past authentication."""
+    try_enter = admission.try_enter
+    failed = 0
+
+    def watched() -> bool:
+        nonlocal failed
+        if try_enter():
+            return True
+        failed += 1
+        action(failed)
+        return False
+
+    monkeypatch.setattr(admission, "try_enter", watched)
+
+
 def test_a_request_waits_for_a_slot_that_frees_up(
-    client: TestClient, model: dict[str, Any], fashion: Any
+    client: TestClient, model: dict[str, Any], fashion: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     admission = _admission(client)
-    assert admission.try_enter()
-    releaser = threading.Timer(0.05, admission.leave)
-    releaser.start()
+    assert admission.try_enter()  # someone else holds the slot
+    waits: list[int] = []
+
+    def free_the_slot(failed: int) -> None:
+        waits.append(failed)
+        if failed == 1:
+            admission.leave()  # the holder finishes while the request waits
+
+    _on_each_wait(admission, monkeypatch, free_the_slot)
     response = _classify(client, model["id"], fashion)
-    releaser.join()
     assert response.status_code == 200, response.text
+    assert waits == [1]  # it waited, then took the freed slot at its next try
+    assert admission.in_flight == 0
 
 
 def test_a_waiting_request_holds_no_database_connection(
-    client: TestClient, model: dict[str, Any], fashion: Any
+    client: TestClient, model: dict[str, Any], fashion: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
     admission = _admission(client)
+    admission.wait_s = 60.0  # the slot is freed below, after ten looks; never shed here
     assert admission.try_enter()
-    responses: list[Any] = []
-    waiting = threading.Thread(
-        target=lambda: responses.append(_classify(client, model["id"], fashion))
-    )
-    waiting.start()
-    time.sleep(0.03)  # authenticated, now waiting for the slot (up to 0.2 s)
-    checked_out = []
-    for _ in range(10):
+    checked_out: list[int] = []
+
+    def look_at_the_pool(failed: int) -> None:
         checked_out.append(runtime.engine.pool.checkedout())  # type: ignore[attr-defined]
-        time.sleep(0.01)
-    admission.leave()
-    waiting.join(timeout=30)
+        if failed == 10:
+            admission.leave()
+
+    _on_each_wait(admission, monkeypatch, look_at_the_pool)
+    response = _classify(client, model["id"], fashion)
+    assert response.status_code == 200, response.text
+    assert len(checked_out) == 10
     # The auth lookup's connection went back to the pool before the wait (only the outbox
     # thread may hold one now and then).
     assert min(checked_out) == 0
-    assert responses[0].status_code == 200, responses[0].text
 
 
 def test_slots_bound_concurrency_and_are_returned() -> None:
