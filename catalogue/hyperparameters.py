@@ -32,10 +32,10 @@ class CommonHyperparameters(BaseModel):
     """Fields every method shares.
 
     Defaults come from the TI-CC fronts of the continual benchmark (style-shift scenario,
-    3 seeds; bench/results/continual-findings.md, "Issue 10"): the largest target gain whose
-    control change after five corrections stays within -1 point. What makes that possible is
-    the anchor terms (on by default): without them every method that learns anything costs
-    tens of control points. Each method declares its own learning rate.
+    3 seeds; bench/results/continual-findings.md, "Anchored updates"): the largest target
+    gain whose control change after five corrections stays within -1 point. What makes that
+    possible is the anchor terms (on by default): without them every method that learns
+    anything costs tens of control points. Each method declares its own learning rate.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -11,8 +11,9 @@ schemas = bodies):
                     (``constants.py``: task ``vlmc.run_update_job``, args ``[job_id]``, queue
                     ``updates``)
 - ``versions/``     immutable versions, active pointer, deployments, activation gate, and the
-                    base + delta chain that rebuilds a version's weights (``snapshots.py``)
+                    base + delta chain that rebuilds a version's weights (``state_chain.py``)
 - ``serving/``      classify / embed from the active or a pinned version (hot-swapping cache)
+- ``chat/``         ``/v1/chat/completions``: OpenAI-compatible answers from a generative model
 - ``outbox/``       broker messages written with the job, sent after commit (``dispatcher``)
 - ``retention/``    storage lifecycle: blob garbage collection safe against concurrent
                     writers, storage usage (``/v1/storage``; archiving is in ``versions/``)

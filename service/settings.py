@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     default_held_out_fraction: float = Field(default=0.2, ge=0, lt=1)
 
     # Seeds an admin key at start; ``admin_api_key`` reads VLMC_ADMIN_API_KEY, and the bare
-    # ADMIN_API_KEY the issue names is honoured too.
+    # ADMIN_API_KEY (the name the README gives) is honoured too.
     admin_api_key: str | None = Field(
         default=None,
         validation_alias=AliasChoices("admin_api_key", "VLMC_ADMIN_API_KEY", "ADMIN_API_KEY"),

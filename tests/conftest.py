@@ -2,13 +2,18 @@
 
 - ``postgres_url``: a fresh, uniquely named PostgreSQL database (``vlmc_test_<hex>``) on the
   server at ``VLMC_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``),
-  dropped afterwards; SQLAlchemy URL with the psycopg 3 driver. Skips when the server is down.
+  dropped afterwards; SQLAlchemy URL with the psycopg 3 driver. A test that needs it *fails*
+  (never skips) when the server is down, naming the server and how to start it, so a run
+  without PostgreSQL cannot pass.
 - ``sqlite_url``: a SQLite file in the test's tmp dir.
 - ``make_settings``: ``make_settings(**overrides) -> Settings`` for the embedded default under
   the test's tmp dir (SQLite, kombu-on-SQLite broker, filesystem blobs), admin key
   ``ADMIN_KEY``, model roots: pytest's base temporary directory (where model fixtures live).
 - ``api_model_dir``: a tiny random dual encoder (session-scoped, built once).
 - ``to_png(image) -> bytes`` (a plain function): a PIL image as PNG bytes, for uploads.
+
+Tests marked ``redis`` start a private ``redis-server`` (``bench/load/processes.py``); they fail
+at setup, with the same kind of message, when no ``redis-server`` is installed.
 
 Tests marked ``gpu`` are skipped when torch finds no CUDA device (the default CPU run), so
 ``pytest -m gpu`` on a GPU machine runs exactly them.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +38,7 @@ ADMIN_KEY = "vlmc_test_admin_key_0123456789"
 POSTGRES_ADMIN_DSN = os.environ.get(
     "VLMC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+START_SERVICES = "`make services` (scripts/ensure-services.sh)"
 
 
 def _postgres_admin(sql: str) -> None:
@@ -49,7 +56,17 @@ def create_postgres_database() -> tuple[str, str]:
     try:
         _postgres_admin(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable: {error}")
+        unreachable = str(error)
+    else:
+        unreachable = ""
+    if unreachable:
+        # Fail, not skip: a run without the database must not pass.
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN} (VLMC_TEST_POSTGRES): "
+            f"{unreachable}\nStart it with {START_SERVICES}, or point VLMC_TEST_POSTGRES at a "
+            "running server.",
+            pytrace=False,
+        )
     info = psycopg.conninfo.conninfo_to_dict(POSTGRES_ADMIN_DSN)
     host, port, user = info.get("host", "127.0.0.1"), info.get("port", 5432), info.get("user")
     password = f":{info['password']}" if info.get("password") else ""
@@ -58,6 +75,15 @@ def create_postgres_database() -> tuple[str, str]:
 
 def drop_postgres_database(name: str) -> None:
     _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("redis") is not None and shutil.which("redis-server") is None:
+        pytest.fail(
+            "redis-server is not installed (on PATH): tests marked redis start a private Redis "
+            f"server. Install the Redis server (the one {START_SERVICES} starts).",
+            pytrace=False,
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

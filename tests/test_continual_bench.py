@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from bench.continual.runner import ZERO_SHOT, run_method
 from catalogue.methods.lorsu import default_head_count
 from standin.basemodel.recipe import EMOJI_TRAINING_DATASETS, PIXEL_DATASETS
 from standin.factory import VisionShape, build_tiny_dual_encoder
+from tests.markdown_tables import markdown_tables
 from tests.test_basemodel import one_thread
 
 __all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with the base model
@@ -184,9 +186,41 @@ def test_report_has_every_method_the_goal_check_and_plots(
     assert [run.key for run in load_runs(tmp_path / "runs")] == sorted(run.key for run in runs)
     report = write_report(tmp_path, tmp_path / "no-model", "python -m bench.continual.run", 1.0)
     text = report.read_text()
-    for method in ("zero-shot", "lorsu", "lora", "full-ft"):
-        assert f"| {method} | 1 |" in text
-    assert "| digits CL-5 |" in text and "### digits, CL-5 (new domain)" in text
+    assert "### digits, CL-5 (new domain)" in text
+    goal, results = markdown_tables(text)
+    last = {run.method: run.sessions[-1] for run in runs}
+
+    # One row per method (the report's order), each holding its run's final session.
+    assert [cells[0] for cells in results.rows] == ["zero-shot", "lorsu", "lora", "full-ft"]
+    controls = list(last["lorsu"].control_accuracies)
+    assert len(controls) == 5 and set(controls) <= set(results.header)
+    for run in runs:
+        row, session = results.row(run.method), last[run.method]
+        assert row["seeds"] == "1" and row["transfer"] == "n/a"  # a new-domain target
+        assert row["TI"] == f"{session.target_improvement:+.1f}"
+        assert row["CC"] == f"{session.control_change:+.1f}"
+        assert row["target acc (all classes)"] == f"{session.target_accuracy_all:.1f}"
+        for name in controls:
+            assert row[name] == f"{session.control_accuracies[name]:.1f}", name
+        params = max(s.trainable_parameters for s in run.sessions)
+        assert row["trainable params"] == f"{params:,}"
+    assert results.row("zero-shot")["TI"] == "+0.0" and results.row("zero-shot")["CC"] == "+0.0"
+
+    # The goal check: LoRSU's figures against full-ft's and LoRA's, and the verdicts.
+    check = goal.row("digits CL-5")
+    lorsu, full_ft, lora = last["lorsu"], last["full-ft"], last["lora"]
+    assert check["LoRSU TI"] == f"{lorsu.target_improvement:+.1f}"
+    assert check["full-ft TI"] == f"{full_ft.target_improvement:+.1f}"
+    assert check["LoRSU CC"] == f"{lorsu.control_change:+.1f}"
+    assert full_ft.target_improvement > 0  # learned (test_updates_learn_the_seen_target_classes)
+    assert check["TI share"] == f"{lorsu.target_improvement / full_ft.target_improvement:.0%}"
+    verdicts = [check["CC >= -1"], check["CC > full-ft CC"], check["CC > lora CC"]]
+    expected = [
+        lorsu.control_change >= -1.0,
+        lorsu.control_change > full_ft.control_change,
+        lorsu.control_change > lora.control_change,
+    ]
+    assert verdicts == ["yes" if met else "**no**" for met in expected]
     for plot in ("ti_vs_cc.png", "accuracy_per_session.png"):
         assert (tmp_path / plot).stat().st_size > 10_000
 
@@ -213,4 +247,13 @@ def test_command_runs_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
         "digits__cl5__zero-shot__seed0",
     ]
     text = (tmp_path / "results.md").read_text()
-    assert "| spu | 2 |" in text and '"learning_rate": 0.001' in text
+    _, results = markdown_tables(text)
+    assert results.column("method") == ["zero-shot", "spu"]
+    assert results.column("seeds") == ["1", "2"]
+    # Two seeds: the mean and the sample standard deviation of the saved runs' final TI.
+    saved = load_runs(tmp_path / "runs")
+    spu = [run.sessions[-1].target_improvement for run in saved if run.method == "spu"]
+    mean, std = statistics.fmean(spu), statistics.stdev(spu)
+    assert results.row("spu")["TI"] == f"{mean:+.1f} ± {std:.1f}"
+    resolved = json.loads(text.split("```json")[1].split("```")[0])
+    assert resolved["spu"]["learning_rate"] == 0.001

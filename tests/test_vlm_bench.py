@@ -4,6 +4,7 @@ question/answer corrections, the measurements, the saved runs, resuming and the 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ from service.modelling.vlm import load_vision_language_model
 from standin.basemodel.vlm.questions import question_answers
 from standin.factory import VisionShape, build_tiny_dual_encoder
 from standin.llava_factory import build_tiny_llava
+from tests.markdown_tables import only_table
 from tests.test_basemodel import one_thread
 
 __all__ = ["one_thread"]  # the module-wide single-thread fixture, shared with the base model
@@ -169,7 +171,7 @@ def test_command_runs_resumes_and_reports(models: ModelPaths, tmp_path: Path) ->
     info = json.loads((tmp_path / "run_info.json").read_text())
     assert (info["ran"], info["reused"]) == (4, 0)
     report = (tmp_path / "report.md").read_text()
-    assert "| lora | 2 |" in report and "| lora (what-only) | 2 |" in report
+    _check_report(report, load_runs(tmp_path / "runs"))
     what_only = VlmRun.load(saved[2])
     # One rendering of each of 10 concepts, asked only what it shows.
     assert what_only.corrections == "what-only" and what_only.sessions[1].examples == 10
@@ -184,3 +186,39 @@ def test_command_runs_resumes_and_reports(models: ModelPaths, tmp_path: Path) ->
         "vlm-openmoji__lora__seed0"
     ]
     assert load_runs(tmp_path / "runs")[0].setting["shots"] == 2
+
+
+def _check_report(report: str, runs: list[VlmRun]) -> None:
+    """The answers table ("What is in the picture?") and the cost table hold, per method, the
+    mean and sample std over seeds of the saved runs."""
+    by_label: dict[str, list[VlmRun]] = {}
+    for run in runs:
+        by_label.setdefault(run.label, []).append(run)
+    assert sorted(by_label) == ["lora", "lora (what-only)"]
+
+    section = report.split('### Generated answers: "What is in the picture?"')[1]
+    answers = only_table(section.split("###")[0])
+    assert answers.column("method") == ["lora", "lora (what-only)"]
+    for cells in answers.rows:
+        label_runs = by_label[cells[0]]
+        assert cells[1] == str(len(label_runs)) == "2"
+        expected = []
+        for group in (CORRECTED, NEVER_CORRECTED, CONTROLS):
+            before = [run.accuracy(run.sessions[0], ANSWERS, group, "what") for run in label_runs]
+            after = [run.accuracy(run.sessions[-1], ANSWERS, group, "what") for run in label_runs]
+            change = [run.change(ANSWERS, group, "what") for run in label_runs]
+            expected += [
+                f"{statistics.fmean(before):.1f} ± {statistics.stdev(before):.1f}",
+                f"{statistics.fmean(after):.1f} ± {statistics.stdev(after):.1f}",
+                f"**{statistics.fmean(change):+.1f} ± {statistics.stdev(change):.1f}**",
+            ]
+        assert cells[2:] == expected, cells[0]
+
+    cost = only_table(report.split("### Cost")[1].split("##")[0])
+    assert cost.column("method") == ["lora", "lora (what-only)"]
+    for cells in cost.rows:
+        label_runs = by_label[cells[0]]
+        steps = statistics.fmean(sum(s.steps for s in run.sessions) for run in label_runs)
+        params = max(s.trainable_parameters for run in label_runs for s in run.sessions)
+        assert steps == 2  # one session, max_steps 2
+        assert (cells[1], cells[3]) == (f"{steps:.0f}", f"{params:,}")

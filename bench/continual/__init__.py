@@ -1,4 +1,5 @@
-"""Few-shot continual-learning benchmark on real images (issue 3).
+"""Few-shot continual-learning benchmark on real images (protocol: ``protocol.py``; the
+findings behind the methods' defaults: ``bench/results/continual-findings.md``).
 
 ``python -m bench.continual.run`` runs it and writes the table and plots under
 ``bench/results/continual/`` (``--report-only`` re-renders them from the saved runs);

@@ -23,7 +23,7 @@ METHOD_ORDER = (
     "codyra",
     "keeplora",
 )
-# The issue's goal: LoRSU forgets at most 1 point on average and keeps 80% of full-ft's TI.
+# The benchmark's goal: LoRSU forgets at most 1 point on average and keeps 80% of full-ft's TI.
 CC_FLOOR = -1.0
 TI_SHARE_OF_FULL_FT = 0.8
 
@@ -123,7 +123,8 @@ def settings_table(runs: Sequence[RunResult]) -> str:
 
 
 def goal_check(runs: Sequence[RunResult], method: str = "lorsu") -> str:
-    """The issue's goal, per setting, from the final-session means."""
+    """The goal (``CC_FLOOR``, ``TI_SHARE_OF_FULL_FT``), per setting, from the final-session
+    means."""
     lines = [
         "| setting | LoRSU TI | full-ft TI | TI share | LoRSU CC | CC >= -1 | "
         "CC > full-ft CC | CC > lora CC |",

@@ -176,7 +176,7 @@ two training styles ({EMOJI_CONTROL_RENDERINGS} per concept), Fashion-MNIST and 
 ({runs[0].evaluation_per_class} per class), plus the other new-domain dataset for a new-domain
 target. All figures in points, mean ± sample std over seeds, after the last session.
 {notes}
-## Goal check (issue 3)
+## Goal check (LoRSU CC >= -1, TI >= 80% of full-ft's)
 
 {goal_check(runs)}
 

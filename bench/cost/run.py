@@ -56,12 +56,12 @@ SMALL_VISION = VisionShape(
     num_layers=2,
     num_heads=4,
 )
-TARGETS = {  # LoRSU / full-ft, from the update-engine issue
+TARGETS = {  # LoRSU / full-ft
     "optimizer_state_bytes": 0.15,
     "seconds_per_step": 0.85,
     "peak_memory_bytes": 0.75,
 }
-# Peak memory / full-ft's, from the training-memory issue (13).
+# Peak memory / full-ft's, per method.
 PEAK_MEMORY_TARGETS = {"lorsu": 0.65, "lora": 0.75}
 # Columns of the per-phase peak-memory table (measure.py records these and setup, anchors).
 PHASES = ["load", "prepare", "training", "merge", "snapshot"]
@@ -227,7 +227,7 @@ def render(
             + " | ".join(f"{phases[phase] / 2**30:.2f} GiB" for phase in PHASES)
             + " |"
         )
-    lines += ["", "## Peak memory against the targets of the training-memory issue", ""]
+    lines += ["", "## Peak memory against its targets (per method)", ""]
     for method, target in PEAK_MEMORY_TARGETS.items():
         ratio = summary[method]["peak_memory_bytes"] / full["peak_memory_bytes"]
         verdict = "met" if ratio <= target else f"MISSED by {ratio - target:.2f}"

@@ -1,1 +1,2 @@
-"""Load benchmark of the production topology on loopback (issue 5); see run.py."""
+"""Load benchmark of the production topology on loopback; see run.py (results:
+bench/results/load.md, notes: bench/results/load-notes.md)."""

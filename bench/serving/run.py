@@ -94,7 +94,8 @@ def report(result: dict[str, Any], command: str) -> str:
             "",
             "Closed-loop clients, one image + three labels per request (JSON, base64 PNG); the "
             "bare model classifies the same image at batch = clients (preprocessing, image "
-            "forward, three captions through the text tower) in this process. "
+            "forward, probabilities against the three captions' text embeddings, computed "
+            "once beforehand as the service's text cache holds them) in this process. "
             f"{result['throughput']['seconds']} s per row; the bare model runs on "
             f"{result['throughput']['threads']} torch threads, the API process on "
             f"{result['throughput']['server_threads']} (`OMP_NUM_THREADS`); client, server and "

@@ -27,7 +27,7 @@ class LorsuStructure(LowRankHyperparameters):
     # A larger step than the common 1e-3, held in check by four times the anchors per step:
     # on the style-shift front this point learns +26 where lr 1e-3 learns +18, for CC -1.4
     # instead of -0.8 after five corrections, and its versions pass the auto gate more often
-    # (bench/results/continual-findings.md, "Issue 10").
+    # (bench/results/continual-findings.md, "Anchored updates").
     learning_rate: float = Field(2e-3, gt=0, le=1.0)
     anchor_batch_size: int = Field(64, ge=1, le=1024, description="anchors per optimizer step")
 

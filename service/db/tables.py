@@ -47,7 +47,6 @@ TI_SOURCES = ("held_out", "target_sets", "none")
 # examples; a share of its examples held out of training; the model's target sets (every
 # example trains); or nothing (every example trains and the model has no target sets).
 CORRECTION_TI_SOURCES = ("eval_examples", "held_out", "target_sets", "none")
-SCOPES = ("inference", "corrections", "admin")
 
 
 def _in(column: str, values: Iterable[str]) -> str:

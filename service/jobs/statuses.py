@@ -27,8 +27,6 @@ class JobStatus(enum.StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 # A job in one of these is held by a worker's lease.
 ACTIVE_STATUSES = frozenset({JobStatus.RUNNING, JobStatus.EVALUATING})
-# Not finished: queued or active (what blocks a later job of the same model).
-UNFINISHED_STATUSES = frozenset(JobStatus) - TERMINAL_STATUSES
 
 # The state machine: the statuses each status may move to.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
@@ -52,8 +50,3 @@ class JobEventType(enum.StrEnum):
     METRICS = "metrics"  # evaluation results before / after the update
     LOG = "log"  # a human-readable note (re-queued, cancel requested, ...)
     STATUS = "status"  # a state change; ``data.status`` is the new JobStatus
-
-
-def sorted_values(members: frozenset[JobStatus]) -> tuple[str, ...]:
-    """The members' values in declaration order (stable SQL and messages)."""
-    return tuple(status.value for status in JobStatus if status in members)

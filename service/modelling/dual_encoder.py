@@ -44,16 +44,6 @@ class EncoderBlock:
     fc1_name: str
     fc2_name: str
 
-    def linears(self) -> dict[str, nn.Linear]:
-        return {
-            "q": self.q,
-            "k": self.k,
-            "v": self.v,
-            "out": self.out,
-            "fc1": self.fc1,
-            "fc2": self.fc2,
-        }
-
 
 def _find_blocks(vision: nn.Module) -> list[EncoderBlock]:
     blocks: list[EncoderBlock] = []

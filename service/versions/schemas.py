@@ -184,12 +184,6 @@ def _evaluation(version: Version) -> EvaluationOut | None:
     )
 
 
-class ArchiveRequest(BaseModel):
-    """Body of archive (optional)."""
-
-    reason: FreeText = Field(default="", max_length=2000)
-
-
 class PointerMove(BaseModel):
     """Body of activate and rollback."""
 

@@ -44,7 +44,6 @@ EVAL_SETS: dict[str, tuple[str, int, int | None]] = {
     "textures": ("control", 30, None),
     "emoji-openmoji": ("target", 1, EMOJI_SET_CONCEPTS),
 }
-CONTROL_SETS = tuple(name for name, (kind, _, _) in EVAL_SETS.items() if kind == "control")
 # The VLM's sets: the emoji ones (it was taught emoji concepts only: on Fashion-MNIST and
 # textures its answers are always wrong, which would only dilute its answer CC), and a
 # question/answer control set: the Google renderings asked a yes/no question each.

@@ -1,4 +1,6 @@
-"""Every bad input of issue 4 gets a clear 4xx and a stable code, and nothing is recorded."""
+"""Every bad input (a broken or oversized image, bad base64, empty or mismatched labels, a
+bad method or hyperparameter, an unknown id...) gets a clear 4xx with a stable code in the
+common error body (``service/api/errors.py``), and nothing is recorded."""
 
 from __future__ import annotations
 

@@ -70,10 +70,11 @@ def test_submissions_waiting_behind_a_batch_run_together_and_get_their_own_rows(
 def test_batches_respect_keys_and_the_maximum_size() -> None:
     batcher = Batcher(max_batch_items=3, max_wait_s=0.0)
     calls: list[tuple[str, list[int]]] = []
-    gate = threading.Event()
+    running, gate = threading.Event(), threading.Event()
 
     def tagged(tag: str) -> Any:
         def run(items: list[int]) -> list[int]:
+            running.set()
             gate.wait(10)
             calls.append((tag, list(items)))
             return items
@@ -82,7 +83,7 @@ def test_batches_respect_keys_and_the_maximum_size() -> None:
 
     try:
         blocker = batcher.submit("b", tagged("b"), [0])
-        time.sleep(0.05)  # the batching thread is inside the blocker's batch
+        assert running.wait(10)  # the batching thread is inside the blocker's batch
         futures = [batcher.submit("a", tagged("a"), [i]) for i in range(4)]
         futures.append(batcher.submit("b", tagged("b"), [9]))
         gate.set()
@@ -119,8 +120,21 @@ def test_a_lone_request_does_not_wait_for_company() -> None:
         batcher.close()
 
 
+class _FormingBatcher(Batcher):
+    """A batcher that tells when its thread, forming a batch, waits for announced requests:
+    it counts the batch's items then, and only then."""
+
+    def __init__(self, max_batch_items: int, max_wait_s: float) -> None:
+        self.waiting_for_company = threading.Event()
+        super().__init__(max_batch_items, max_wait_s)
+
+    def _batchable_items(self) -> int:
+        self.waiting_for_company.set()
+        return super()._batchable_items()
+
+
 def test_an_announced_request_joins_the_batch_being_formed() -> None:
-    batcher = Batcher(max_batch_items=64, max_wait_s=5.0)
+    batcher = _FormingBatcher(max_batch_items=64, max_wait_s=60.0)
     calls: list[list[int]] = []
 
     def record(items: list[int]) -> list[int]:
@@ -130,7 +144,10 @@ def test_an_announced_request_joins_the_batch_being_formed() -> None:
     try:
         with batcher.expect():
             first = batcher.submit("k", record, [1])
-            time.sleep(0.1)  # the announced request is still decoding its images
+            # The batching thread has the first request and waits, while the announced one
+            # is still decoding its images.
+            assert batcher.waiting_for_company.wait(10)
+            assert not first.done()
             second = batcher.submit("k", record, [2])
         assert first.result(10) == [1] and second.result(10) == [2]
         assert calls == [[1, 2]]

@@ -8,19 +8,19 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, make_url, text
 
 from service.db.migrate import startup_lock
 from service.db.session import create_db_engine
 
+# Prints when it got the lock, on the machine-wide monotonic clock the test reads too.
 _WAIT_AND_MIGRATE = """
 import sys, time
 from service.db.migrate import startup_lock, upgrade_head
-started = time.monotonic()
 with startup_lock(sys.argv[1]):
-    waited = time.monotonic() - started
+    acquired = time.monotonic()
     upgrade_head(sys.argv[1])
-print(waited)
+print(acquired)
 """
 
 
@@ -35,14 +35,41 @@ def _start_other_process(database_url: str) -> subprocess.Popen[str]:
     )
 
 
+def _waits_for_the_lock(database_url: str, pid: int) -> bool:
+    """Whether the startup lock has a waiter: on PostgreSQL an advisory lock of this database
+    not granted yet, on SQLite process ``pid`` blocked on a file lock (``/proc/locks``)."""
+    if make_url(database_url).get_backend_name() == "postgresql":
+        engine = create_db_engine(database_url)
+        try:
+            with engine.connect() as connection:
+                waiting = connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND NOT granted AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                    )
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        return bool(waiting)
+    # A blocked request reads "<n>: -> FLOCK  ADVISORY  WRITE <pid> <device:inode> 0 EOF".
+    blocked = [line.split() for line in Path("/proc/locks").read_text().splitlines()]
+    return any(f[1:3] == ["->", "FLOCK"] and f[5] == str(pid) for f in blocked if len(f) > 5)
+
+
 def test_another_process_waits_for_the_lock_then_finds_the_schema(database_url: str) -> None:
     with startup_lock(database_url):
         other = _start_other_process(database_url)
-        time.sleep(3.0)  # the other process is blocked on the lock meanwhile
+        deadline = time.monotonic() + 120
+        while not _waits_for_the_lock(database_url, other.pid):
+            assert other.poll() is None, "the other process ended while this one held the lock"
+            assert time.monotonic() < deadline, "the other process never waited for the lock"
+            time.sleep(0.05)
         assert other.poll() is None
+        released = time.monotonic()  # the lock is released right after this
     output, _ = other.communicate(timeout=120)
     assert other.returncode == 0
-    assert float(output.strip()) > 1.0  # it waited for this process to let go
+    assert float(output.strip()) > released  # it got the lock only once this process let go
     engine = create_db_engine(database_url)
     try:
         assert "versions" in inspect(engine).get_table_names()
