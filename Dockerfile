@@ -37,8 +37,8 @@ ENV OMP_NUM_THREADS=1
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
-# The app applies pending migrations at start (idempotent); the compose file also runs them
-# once, before any replica starts, so replicas never race on them.
+# The app does not migrate: it refuses to start on an older schema. Run the prestart step,
+# `python -m service.cli migrate` (compose's `migrate` service), before any replica starts.
 CMD ["uvicorn", "--factory", "service.app:create_app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
 
 # --- Emoji artwork and names (pinned npm packages), for the worker image ----------------------

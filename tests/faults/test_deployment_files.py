@@ -3,8 +3,9 @@
 No container engine runs here, so these read the files: every ``VLMC_*`` variable the compose
 file sets is a real setting (a typo would be silently ignored at run time), the worker
 reserves a GPU and runs one job at a time, every long-running service has a health check,
-and both image targets exist with the right torch build. When a compose CLI is installed
-(``docker compose`` or the standalone ``docker-compose``), its ``config`` must accept the file.
+one one-shot service migrates before anything else starts, and both image targets exist with
+the right torch build. When a compose CLI is installed (``docker compose`` or the standalone
+``docker-compose``), its ``config`` must accept the file.
 """
 
 from __future__ import annotations
@@ -66,12 +67,13 @@ def test_services_are_health_checked_and_start_in_order(compose: dict[str, Any])
             depends["postgres"]["condition"] == depends["redis"]["condition"] == ("service_healthy")
         )
         assert "vlmc-data:/data" in services[name]["volumes"]  # one shared blob store
+    # One prestart step migrates, before the default model is registered and anything serves.
+    assert services["migrate"]["command"] == ["python", "-m", "service.cli", "migrate"]
+    assert services["migrate"]["restart"] == "no"
+    for name in ("init", "api", "worker"):
+        migrated = services[name]["depends_on"]["migrate"]["condition"]
+        assert migrated == "service_completed_successfully", name
     assert services["init"]["command"] == ["python", "-m", "workers.basemodel.default_model"]
-    import inspect
-
-    import workers.basemodel.default_model as default_model
-
-    assert "upgrade_head(" in inspect.getsource(default_model.prepare_default_model)
 
 
 def test_the_dockerfile_has_a_cpu_api_target_and_a_cuda_worker_target() -> None:
