@@ -1,23 +1,24 @@
 """What the client commands print: rich tables and one-line summaries, or the API's JSON.
 
-Tables are printed at their natural width, never cut to the terminal's: ids, timestamps and
-reasons stay whole, so they can be copied and searched (a terminal narrower than the table
-wraps the lines, it does not lose text).
+Nothing in a table is cut to fit the terminal: ids, timestamps and numbers are never broken
+(they can be copied and searched), free text (a reason, a name) wraps between words, and a
+table that cannot fit the terminal that way is printed wider than it (the terminal wraps the
+lines; no text is lost).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
+from rich.console import Console, ConsoleOptions
 from rich.measure import Measurement
-from rich.table import Table
+from rich.table import Column, Table
 
 from service.auth.schemas import ApiKeyCreated, ApiKeyOut
 from service.corrections.schemas import CorrectionAccepted
@@ -27,7 +28,7 @@ from service.retention.schemas import GarbageCollectionOut, StorageUsageOut
 from service.serving.schemas import ClassifyOut
 from service.versions.schemas import DeploymentOut, VersionOut
 
-# Wider than any table these commands print: the measure of a table's unwrapped width.
+# Wider than any table these commands print: measures a table free of the terminal's width.
 _UNBOUNDED_WIDTH = 100_000
 
 
@@ -47,10 +48,29 @@ def _jsonable(value: Any) -> Any:
 
 
 def print_table(table: Table) -> None:
-    """Print ``table`` at its natural width (at least the terminal's)."""
+    """Print ``table`` within the terminal's width, or as wide as it must be to cut nothing."""
     console = Console()
-    natural = Measurement.get(console, console.options.update_width(_UNBOUNDED_WIDTH), table)
-    Console(width=max(natural.maximum, console.width)).print(table)
+    options = console.options.update_width(_UNBOUNDED_WIDTH)
+    natural = Measurement.get(console, options, table).maximum
+    # Its width with every cell on one line, less what wrapping free text between words saves.
+    saved = sum(
+        _wrapping_saves(console, options, column) for column in table.columns if not column.no_wrap
+    )
+    Console(width=max(natural - saved, console.width)).print(table)
+
+
+def _wrapping_saves(console: Console, options: ConsoleOptions, column: Column) -> int:
+    measures = [Measurement.get(console, options, cell) for cell in (column.header, *column.cells)]
+    return max(m.maximum for m in measures) - max(m.minimum for m in measures)
+
+
+def _table(title: str, columns: Sequence[str], wrapping: Collection[str] = ()) -> Table:
+    """A table whose columns never break their cells, except ``wrapping`` (free text), which
+    wrap between words."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=column not in wrapping, overflow="fold")
+    return table
 
 
 def _when(moment: datetime | None) -> str:
@@ -75,11 +95,9 @@ def _number_of(numbers: dict[str, int], version_id: str | None) -> str:
 def versions_table(model: ModelOut, versions: Sequence[VersionOut]) -> Table:
     """The model's versions with TI / CC and the gate's decision (for a generative model,
     also TI / CC of its generated answers, which its gate judges)."""
-    table = Table(title=f"{model.name} ({model.id})")
     answers = ("answer TI", "answer CC") if model.generative else ()
     columns = ("#", "id", "status", "method", "TI", "CC", *answers, "gate", "parent", "created")
-    for column in (*columns, "active"):
-        table.add_column(column)
+    table = _table(f"{model.name} ({model.id})", (*columns, "active"))
     numbers = version_numbers(versions)
     for version in versions:
         evaluation = version.evaluation
@@ -107,9 +125,8 @@ def deployments_table(
     model: ModelOut, deployments: Sequence[DeploymentOut], numbers: dict[str, int], title: str
 ) -> Table:
     """Moves of the model's active pointer: when, what, from and to which version, who, why."""
-    table = Table(title=f"{title} of {model.name}")
-    for column in ("when", "action", "from", "to", "actor", "reason"):
-        table.add_column(column)
+    columns = ("when", "action", "from", "to", "actor", "reason")
+    table = _table(f"{title} of {model.name}", columns, wrapping={"actor", "reason"})
     for deployment in deployments:
         table.add_row(
             _when(deployment.created_at),
@@ -123,9 +140,8 @@ def deployments_table(
 
 
 def jobs_table(model: ModelOut, jobs: Sequence[JobOut], numbers: dict[str, int]) -> Table:
-    table = Table(title=f"jobs of {model.name}")
-    for column in ("id", "status", "method", "progress", "version", "error", "created"):
-        table.add_column(column)
+    columns = ("id", "status", "method", "progress", "version", "error", "created")
+    table = _table(f"jobs of {model.name}", columns)
     for job in jobs:
         table.add_row(
             job.id,
@@ -141,9 +157,7 @@ def jobs_table(model: ModelOut, jobs: Sequence[JobOut], numbers: dict[str, int])
 
 def job_table(job: JobOut) -> Table:
     """One job, a field per row."""
-    table = Table(title=f"job {job.id}")
-    table.add_column("field")
-    table.add_column("value")
+    table = _table(f"job {job.id}", ("field", "value"), wrapping={"value"})
     split = job.training_split
     rows = {
         "model": job.model_id,
@@ -151,7 +165,9 @@ def job_table(job: JobOut) -> Table:
         "status": job.status,
         "progress": f"{job.progress.step}/{job.progress.total}",
         "method": job.method,
-        "hyperparameters": json.dumps(job.hyperparameters, sort_keys=True),
+        "hyperparameters": "\n".join(
+            f"{name}={json.dumps(value)}" for name, value in sorted(job.hyperparameters.items())
+        ),
         "seed": str(job.seed),
         "examples": f"{split.examples} ({split.trained} trained, {split.held_out} held out; "
         f"TI from {split.ti_source})",
@@ -170,9 +186,9 @@ def job_table(job: JobOut) -> Table:
 
 
 def classify_table(model: ModelOut, images: Sequence[Path], answer: ClassifyOut) -> Table:
-    table = Table(title=f"{model.name} version {answer.version_number}")
-    for column in ("image", "label", "probability"):
-        table.add_column(column)
+    table = _table(
+        f"{model.name} version {answer.version_number}", ("image", "label", "probability")
+    )
     for path, prediction in zip(images, answer.predictions, strict=True):
         probability = prediction.probabilities[prediction.label]
         table.add_row(str(path), prediction.label, f"{probability:.3f}")
@@ -180,9 +196,8 @@ def classify_table(model: ModelOut, images: Sequence[Path], answer: ClassifyOut)
 
 
 def eval_sets_table(model: ModelOut, eval_sets: Sequence[EvalSetOut]) -> Table:
-    table = Table(title=f"eval sets of {model.name}")
-    for column in ("id", "name", "kind", "size", "questions", "max drop", "labels", "created"):
-        table.add_column(column)
+    columns = ("id", "name", "kind", "size", "questions", "max drop", "labels", "created")
+    table = _table(f"eval sets of {model.name}", columns, wrapping={"name"})
     for eval_set in eval_sets:
         table.add_row(
             eval_set.id,
@@ -199,9 +214,8 @@ def eval_sets_table(model: ModelOut, eval_sets: Sequence[EvalSetOut]) -> Table:
 
 def keys_table(keys: Sequence[ApiKeyOut]) -> Table:
     """Every key's scopes, models, expiry, last use and revocation (never the key)."""
-    table = Table(title="API keys")
-    for column in ("id", "name", "prefix", "scopes", "models", "expires", "last used", "revoked"):
-        table.add_column(column)
+    columns = ("id", "name", "prefix", "scopes", "models", "expires", "last used", "revoked")
+    table = _table("API keys", columns, wrapping={"name"})
     for key in keys:
         table.add_row(
             key.id,

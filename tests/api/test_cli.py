@@ -240,6 +240,12 @@ def test_walk_through_commands(
         ["rollback", "2", "1"],
     ]
     assert _table_rows(history.stdout)[-1][-1] == "regression on cats"
+    # On a narrow terminal free text wraps between words; timestamps stay whole.
+    narrow = _vlmc(server, "deployments", columns=60)
+    assert narrow.exit_code == 0, narrow.output
+    for deployment in deployments:
+        assert deployment["created_at"][:19].replace("T", " ") in narrow.stdout
+    assert {"regression", "on", "cats"} <= set(narrow.stdout.split())
     assert json.loads(_vlmc(server, "deployments", "--json").stdout) == deployments
 
 
