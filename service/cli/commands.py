@@ -105,7 +105,9 @@ def resolve_model(service: ServiceClient, model: str | None) -> ModelOut:
         default = [candidate for candidate in models if candidate.name == DEFAULT_MODEL_NAME]
         if len(models) == 1 or default:
             return (default or models)[0]
-        names = ", ".join(candidate.name for candidate in models) or "none"
+        if not models:
+            raise typer.BadParameter("no model is registered (or visible to this key)")
+        names = ", ".join(candidate.name for candidate in models)
         raise typer.BadParameter(f"several models ({names}): choose one with --model")
     for candidate in models:
         if model in (candidate.id, candidate.name):
