@@ -41,7 +41,8 @@ ENV OMP_NUM_THREADS=1
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
-# The schema is migrated once, before any replica starts, by `vlmc migrate` (compose's init).
+# The app does not migrate: it refuses to start on an older schema. The prestart step,
+# `vlmc migrate` (compose's init), brings the schema up once, before any replica starts.
 CMD ["uvicorn", "--factory", "service.app:create_app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
 
 # --- GPU worker ----------------------------------------------------------------------------

@@ -25,6 +25,6 @@ schemas = bodies):
 - ``db/``           tables, sessions, migrations; ``storage/`` the content-addressed blobs;
   ``images.py`` upload validation; ``validation.py`` text bounds and characters;
   ``modelling/`` model loading and inference math
-- ``app.py`` the FastAPI factory, ``cli.py`` the ``vlmc`` command, ``settings.py`` all
+- ``app.py`` the FastAPI factory, ``cli/`` the ``vlmc`` command, ``settings.py`` all
   configuration (env prefix ``VLMC_``).
 """

@@ -1,9 +1,11 @@
 """The FastAPI application factory.
 
-``create_app(settings)`` builds the app; at start-up (lifespan) it applies the migrations,
-builds the runtime (database, blob store, broker producer, model cache), seeds the admin key
-(printing a generated one once) and starts the outbox loop and the pointer watch (which keeps
-this process's active pointers and loaded versions in step with every replica's moves). No
+``create_app(settings)`` builds the app; at start-up (lifespan) it checks the database's
+schema is at the latest revision (it does not migrate: ``vlmc migrate`` is the one prestart
+step, and an API process on an older schema refuses to start), builds the runtime (database,
+blob store, broker producer, model cache), seeds the admin key (printing a generated one once)
+and starts the outbox loop and the pointer watch (which keeps this process's active pointers
+and loaded versions in step with every replica's moves). No
 training code is imported here or anywhere under ``service/`` (a test checks
 ``workers.engine`` stays unimported).
 """
@@ -26,7 +28,7 @@ from service.auth.router import router as api_keys_router
 from service.auth.service import seed_admin_key
 from service.chat.router import router as chat_router
 from service.corrections.router import router as corrections_router
-from service.db.migrate import startup_lock, upgrade_head
+from service.db.migrate import require_head, startup_lock
 from service.db.session import session_scope
 from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
@@ -45,15 +47,16 @@ logger = logging.getLogger(__name__)
 
 
 def start_runtime(settings: Settings, run_outbox: bool = True) -> Runtime:
-    """Migrate, build the runtime, seed the admin key and start the outbox loop."""
+    """Check the schema is current, build the runtime, seed the admin key and start the
+    outbox loop."""
     from transformers.utils import logging as transformers_logging
 
     # Per-load progress bars would flood the server log on every version swap.
     transformers_logging.disable_progress_bar()
     settings.ensure_directories()
-    with startup_lock(settings.database_url):
-        upgrade_head(settings.database_url)
+    require_head(settings.database_url)
     runtime = build_runtime(settings)
+    # Processes starting together on a database with no admin key seed one key, not one each.
     with startup_lock(settings.database_url):
         seed_and_show_admin_key(runtime.session_factory, settings)
     if run_outbox:

@@ -8,7 +8,9 @@
 - ``sqlite_url``: a SQLite file in the test's tmp dir.
 - ``make_settings``: ``make_settings(**overrides) -> Settings`` for the embedded default under
   the test's tmp dir (SQLite, kombu-on-SQLite broker, filesystem blobs), admin key
-  ``ADMIN_KEY``, model roots: pytest's base temporary directory (where model fixtures live).
+  ``ADMIN_KEY``, model roots: pytest's base temporary directory (where model fixtures live);
+  its database migrated to the latest revision (the prestart step, ``vlmc migrate``: the app
+  itself does not migrate).
 - ``api_model_dir``: a tiny random dual encoder (session-scoped, built once).
 - ``to_png(image) -> bytes`` (a plain function): a PIL image as PNG bytes, for uploads.
 
@@ -32,6 +34,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from service.db.migrate import upgrade_head
 from service.settings import Settings
 
 ADMIN_KEY = "vlmc_test_admin_key_0123456789"
@@ -126,7 +129,10 @@ def make_settings(
             "model_roots": [tmp_path_factory.getbasetemp()],
         }
         values.update(overrides)
-        return Settings(**values)
+        settings = Settings(**values)
+        settings.ensure_directories()
+        upgrade_head(settings.database_url)
+        return settings
 
     return factory
 

@@ -1,5 +1,6 @@
 """The embedded default registers the stand-in base model and the stand-in VLM paired with it,
-with real evaluation sets, once; an existing deployment of the base gains the VLM."""
+with real evaluation sets, once; an existing deployment of the base gains the VLM. It needs a
+migrated database (``vlmc migrate`` is the one step that migrates)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from service.db.migrate import SchemaNotCurrent, upgrade_head
 from service.db.session import create_db_engine, create_session_factory, session_scope
 from service.registration.service import register_model
 from service.registry import repository
@@ -23,6 +25,13 @@ from standin.basemodel.release import materialise_release
 @pytest.fixture(scope="module")
 def standin_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return materialise_release(tmp_path_factory.mktemp("models") / "standin-base")
+
+
+def _migrated(settings: Settings) -> Settings:
+    """``settings`` once its database is at the latest revision (what ``vlmc migrate`` does)."""
+    settings.ensure_directories()
+    upgrade_head(settings.database_url)
+    return settings
 
 
 def _sets(settings: Settings, model_id: str) -> dict[str, tuple[str, list[str], list]]:
@@ -55,8 +64,7 @@ def _answers(settings: Settings, model_id: str, set_name: str) -> list[str]:
 def test_default_models_are_registered_once_with_their_sets(
     tmp_path: Path, standin_base: Path
 ) -> None:
-    settings = Settings(data_dir=tmp_path, base_model_path=standin_base)
-    settings.ensure_directories()
+    settings = _migrated(Settings(data_dir=tmp_path, base_model_path=standin_base))
     base_id, vlm_id = prepare_default_model(settings)
     assert prepare_default_model(settings) == []  # second start: nothing new
     engine = create_db_engine(settings.database_url)
@@ -91,11 +99,7 @@ def test_default_models_are_registered_once_with_their_sets(
 
 
 def test_an_existing_default_deployment_gains_the_vlm(tmp_path: Path, standin_base: Path) -> None:
-    settings = Settings(data_dir=tmp_path, base_model_path=standin_base)
-    settings.ensure_directories()
-    from service.db.migrate import upgrade_head
-
-    upgrade_head(settings.database_url)
+    settings = _migrated(Settings(data_dir=tmp_path, base_model_path=standin_base))
     engine = create_db_engine(settings.database_url)
     try:
         with session_scope(create_session_factory(engine)) as session:
@@ -116,8 +120,15 @@ def test_another_base_model_gets_no_default_vlm(tmp_path: Path) -> None:
     from standin.factory import build_tiny_dual_encoder
 
     base = build_tiny_dual_encoder(tmp_path / "models" / "tiny-base")
-    settings = Settings(data_dir=tmp_path / "data", base_model_path=base)
-    settings.ensure_directories()
+    settings = _migrated(Settings(data_dir=tmp_path / "data", base_model_path=base))
     [base_id] = prepare_default_model(settings)
     assert not settings.vlm_model_dir.exists()
     assert _sets(settings, base_id)
+
+
+def test_an_unmigrated_database_is_refused_before_anything_is_assembled(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", base_model_path=tmp_path / "models" / "base")
+    settings.ensure_directories()
+    with pytest.raises(SchemaNotCurrent, match="vlmc migrate"):
+        prepare_default_model(settings)
+    assert not settings.base_model_dir.exists() and not settings.vlm_model_dir.exists()

@@ -1,7 +1,8 @@
 """Starting the service's processes on one machine: API (uvicorn), workers, a private Redis.
 
 Shared by the load benchmark and the fault tests, so both exercise the same entry points a
-deployment runs (``uvicorn --factory service.app:create_app`` and ``vlmc worker``).
+deployment runs (``vlmc migrate``, then ``uvicorn --factory service.app:create_app``, and
+``vlmc worker``).
 """
 
 from __future__ import annotations
@@ -57,8 +58,16 @@ def start_api(
     settings: Settings, port: int, log_path: Path, workers: int = 1, **env: str
 ) -> subprocess.Popen[bytes]:
     """The API under uvicorn (``workers`` processes) on ``127.0.0.1:port``, output to
-    ``log_path``."""
+    ``log_path``; the prestart step (``vlmc migrate``) first, as a deployment runs it."""
     with open(log_path, "ab") as log:
+        subprocess.run(
+            [sys.executable, "-m", "service.cli", "migrate"],
+            cwd=REPO_ROOT,
+            env=service_env(settings, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
         return subprocess.Popen(
             [
                 *(sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app"),

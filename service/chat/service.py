@@ -16,7 +16,8 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from service.api.uploads import decode_base64
-from service.auth.service import Principal, require_model
+from service.auth.principal import Principal
+from service.auth.service import require_model
 from service.chat.schemas import (
     AssistantMessage,
     ChatCompletion,

@@ -1,9 +1,11 @@
-"""Applies the Alembic migrations programmatically (``serve`` and the app start call this).
+"""Applies the Alembic migrations programmatically, and says whether a database is current.
 
-Several API processes may start at once on a fresh database (``uvicorn --workers N``):
-``startup_lock`` serialises their schema upgrades and first writes across processes (a
-PostgreSQL advisory lock, or an exclusive lock on a file beside a SQLite database), so only
-the first creates the tables and the others find them.
+Migrating is one prestart step (``vlmc migrate``, which ``vlmc serve`` runs once before it
+starts anything); the API only checks the schema is at the latest revision (``require_head``)
+and refuses to start otherwise. ``startup_lock`` serialises schema upgrades and first writes
+(the admin key's seeding) across processes that start at once on one database (a PostgreSQL
+advisory lock, or an exclusive lock on a file beside a SQLite database): of several
+``vlmc migrate`` runs only the first creates the tables and the others find them.
 """
 
 from __future__ import annotations
@@ -15,16 +17,23 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+import migrations
+
+# The migrations are a package of their own, installed beside ``service``: found wherever the
+# project is installed, not only in a checkout (``alembic.ini`` at the root is for running
+# Alembic's own command line in a checkout).
+MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
 
 def alembic_config(database_url: str) -> Config:
-    """An Alembic config pointing at ``migrations/`` and ``database_url``."""
-    config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    """An Alembic config pointing at the migrations package and ``database_url``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Percent signs in URLs (encoded passwords) would be read as interpolation otherwise.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
@@ -33,6 +42,39 @@ def alembic_config(database_url: str) -> Config:
 def upgrade_head(database_url: str) -> None:
     """Bring the schema of ``database_url`` to the latest revision (idempotent)."""
     command.upgrade(alembic_config(database_url), "head")
+
+
+def head_revision() -> str:
+    """The latest revision of ``migrations/`` (what ``upgrade_head`` brings a database to)."""
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert head is not None, "migrations/ has no revision"
+    return head
+
+
+def current_revision(database_url: str) -> str | None:
+    """The revision the database's schema is at; None for a database never migrated."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database's schema is not at the latest revision (``vlmc migrate`` brings it)."""
+
+
+def require_head(database_url: str) -> None:
+    """Raise ``SchemaNotCurrent`` unless the schema of ``database_url`` is at the latest
+    revision."""
+    current, head = current_revision(database_url), head_revision()
+    if current != head:
+        found = "has no schema" if current is None else f"is at revision {current}"
+        raise SchemaNotCurrent(
+            f"the database {found}, this code needs revision {head}: run `vlmc migrate` "
+            "(the prestart step) before starting the API"
+        )
 
 
 def downgrade_base(database_url: str) -> None:

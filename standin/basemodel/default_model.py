@@ -2,7 +2,8 @@
 registered with evaluation sets.
 
 ``vlmc serve`` runs ``python -m standin.basemodel.default_model`` in a child process before
-it starts the API, so the API process never imports training code. Idempotent: assembles the
+it starts the API, so the API process never imports training code. The database's schema must
+be current (``vlmc migrate``, which ``vlmc serve`` runs first). Idempotent: assembles the
 models from the committed releases (no training) only if their directories are missing;
 registers the base model only if no model exists yet, and the VLM (beside it, paired with it)
 only if the base model is registered and the VLM is not (so an existing deployment of the
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy.orm import Session
 
-from service.db.migrate import upgrade_head
+from service.db.migrate import require_head
 from service.db.session import create_db_engine, create_session_factory, session_scope
 from service.images import ImageLimits
 from service.registration.service import register_model
@@ -99,6 +100,7 @@ def yes_no_items(limit: int) -> tuple[list[Image.Image], list[str], list[str]]:
 def prepare_default_model(settings: Settings) -> list[str]:
     """Assemble what is missing and register what is not registered yet (see the module
     docstring); returns the ids of the models registered now."""
+    require_head(settings.database_url)
     base_dir, vlm_dir = settings.base_model_dir, settings.vlm_model_dir
     if not is_built(base_dir):
         print(f"Assembling the stand-in base model into {base_dir} (committed weights)...")
@@ -111,7 +113,6 @@ def prepare_default_model(settings: Settings) -> list[str]:
     elif not is_built(vlm_dir):
         print(f"Assembling the stand-in VLM into {vlm_dir} (committed weights)...")
         materialise_vlm_release(vlm_dir, base_dir)
-    upgrade_head(settings.database_url)
     engine = create_db_engine(settings.database_url)
     registered: list[str] = []
     try:

@@ -1,5 +1,6 @@
-"""The client commands of ``vlmc``: against the app through TestClient (an httpx.Client), and
-over real HTTP against the app under uvicorn for the README's sequence."""
+"""The client commands of ``vlmc`` over real HTTP, against the app under uvicorn, as the README
+runs them: tables and summaries by default, the API's JSON with ``--json``, and the API's
+error code on stderr with exit status 1."""
 
 from __future__ import annotations
 
@@ -9,20 +10,41 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
-import service.cli
-from service.cli import app, image_folder
+from bench.load.processes import free_port
+from service.cli import app
+from service.cli.commands import image_folder
 from tests.api.conftest import LiveServer
 from tests.api.versions_helpers import train_version
 from tests.conftest import ADMIN_KEY
 
+# How the deployment history names the seeded admin key.
+ADMIN_ACTOR = "key:admin (ADMIN_API_KEY)"
+
 
 @pytest.fixture
-def cli(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setattr(service.cli, "_client", lambda url, api_key: client)
-    return CliRunner()
+def served(live_server: LiveServer, api_model_dir: Path) -> tuple[LiveServer, dict[str, Any]]:
+    response = httpx.post(
+        f"{live_server.url}/v1/models",
+        json={"name": "tiny", "base_path": str(api_model_dir)},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    assert response.status_code == 201, response.text
+    return live_server, response.json()
+
+
+def _vlmc(server: LiveServer, *args: str, key: str = ADMIN_KEY, columns: int = 200) -> Result:
+    """``vlmc ARGS`` with the service's URL and ``key`` in the environment (as the README
+    exports them) on a terminal ``columns`` wide."""
+    env = {"VLMC_URL": server.url, "VLMC_API_KEY": key, "COLUMNS": str(columns)}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def _api(server: LiveServer, path: str) -> Any:
+    response = httpx.get(f"{server.url}{path}", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def _write_folder(root: Path, fashion: Any) -> Path:
@@ -36,6 +58,15 @@ def _write_folder(root: Path, fashion: Any) -> Path:
     return root
 
 
+def _table_rows(output: str) -> list[list[str]]:
+    """The cells of each body row of a rich table (rows drawn with ``│``)."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in output.splitlines()
+        if line.strip().startswith("│")
+    ]
+
+
 def test_image_folder_layout(tmp_path: Path, fashion: Any) -> None:
     pairs = image_folder(_write_folder(tmp_path / "batch", fashion))
     assert len(pairs) == 8
@@ -45,81 +76,114 @@ def test_image_folder_layout(tmp_path: Path, fashion: Any) -> None:
 
 
 def test_correct_submits_the_folder(
-    cli: CliRunner, client: TestClient, model: dict[str, Any], fashion: Any, tmp_path: Path
+    served: tuple[LiveServer, dict[str, Any]], fashion: Any, tmp_path: Path
 ) -> None:
+    server, model = served
     folder = _write_folder(tmp_path / "batch", fashion)
-    result = cli.invoke(app, ["correct", str(folder), "--no-follow", "--method", "spu"])
+    result = _vlmc(
+        server, "correct", str(folder), "--no-follow", "--method", "spu", "--seed", "3", "--json"
+    )
     assert result.exit_code == 0, result.output
-    [job] = client.get(f"/v1/models/{model['id']}/jobs").json()
-    assert job["method"] == "spu" and job["status"] == "queued"
-    assert job["id"] in result.output
+    printed = json.loads(result.stdout)
+    [job] = _api(server, f"/v1/models/{model['id']}/jobs")
+    assert job["method"] == "spu" and job["status"] == "queued" and job["seed"] == 3
+    assert printed["correction"]["job_id"] == job["id"]
+    assert printed["correction"]["examples"] == 8
+    assert printed["job"] is None and printed["version"] is None  # not followed
+
+    not_json = _vlmc(server, "correct", str(folder), "--no-follow", "--hyperparameters", "[1]")
+    assert not_json.exit_code == 2 and "must be a JSON object" in not_json.output
 
 
-def test_versions_table_and_rollback_by_number(
-    cli: CliRunner, client: TestClient, model: dict[str, Any], fashion: Any
+def test_versions_table_keeps_whole_columns_on_a_narrow_terminal(
+    served: tuple[LiveServer, dict[str, Any]], fashion: Any
 ) -> None:
+    server, model = served
     labels = [fashion.class_names[label] for label in fashion.labels]
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    version = train_version(runtime, model["id"], fashion.images, labels)
-    client.post(f"/v1/models/{model['id']}/activate", json={"version_id": version.id})
+    version = train_version(server.runtime, model["id"], fashion.images, labels)
 
-    table = cli.invoke(app, ["versions", "--model", "tiny"])
+    table = _vlmc(server, "versions", "--model", "tiny", columns=60)
     assert table.exit_code == 0, table.output
-    assert "full-ft" in table.output and "base" in table.output
+    rows = _table_rows(table.stdout)
+    listed = _api(server, f"/v1/models/{model['id']}/versions")
+    by_number = {row[0]: row for row in rows}
+    assert set(by_number) == {"1", "2"}
+    for expected in listed:
+        row = by_number[str(expected["number"])]
+        # Whole ids and timestamps, however narrow the terminal: nothing is cut or wrapped.
+        assert row[1] == expected["id"]
+        assert row[8] == expected["created_at"][:19].replace("T", " ")
+    assert by_number["2"][2:4] == ["ready", "full-ft"]
+    assert by_number["2"][7] == "1"  # parent: version 1
+    assert by_number["1"][3] == "base" and by_number["1"][-1] == "*"  # the active one
+    assert max(len(line) for line in table.stdout.splitlines()) > 60
 
-    rolled = cli.invoke(app, ["rollback", "1", "--reason", "cli test"])
+    as_json = _vlmc(server, "versions", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == listed
+    assert version.id in {row["id"] for row in json.loads(as_json.stdout)}
+
+
+def test_activate_and_rollback_print_the_move_as_a_table(
+    served: tuple[LiveServer, dict[str, Any]], fashion: Any
+) -> None:
+    server, model = served
+    labels = [fashion.class_names[label] for label in fashion.labels]
+    train_version(server.runtime, model["id"], fashion.images, labels)
+
+    activated = _vlmc(server, "activate", "latest", "--reason", "reviewed by hand")
+    assert activated.exit_code == 0, activated.output
+    [row] = _table_rows(activated.stdout)
+    assert row[1:] == ["activate", "1", "2", ADMIN_ACTOR, "reviewed by hand"]
+    assert "activate of tiny" in activated.stdout
+    again = _vlmc(server, "activate", "2")
+    assert again.exit_code == 0 and again.stdout == "version 2 of tiny is already active\n"
+
+    rolled = _vlmc(server, "rollback", "1", "--reason", "cli test")
     assert rolled.exit_code == 0, rolled.output
-    assert client.get(f"/v1/models/{model['id']}").json()["active_version_number"] == 1
-    again = cli.invoke(app, ["rollback", "1"])
-    assert again.exit_code == 1 and "version_already_active" in again.output
+    [row] = _table_rows(rolled.stdout)
+    assert row[1:] == ["rollback", "2", "1", ADMIN_ACTOR, "cli test"]
+    assert _api(server, f"/v1/models/{model['id']}")["active_version_number"] == 1
 
+    refused = _vlmc(server, "rollback", "1")
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("error (409) version_already_active: ")
 
-# -- the client commands over real HTTP (the app under uvicorn), as the README runs them -----
-@pytest.fixture
-def served(live_server: LiveServer, api_model_dir: Path) -> tuple[LiveServer, dict[str, Any]]:
-    response = httpx.post(
-        f"{live_server.url}/v1/models",
-        json={"name": "tiny", "base_path": str(api_model_dir)},
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    )
-    assert response.status_code == 201, response.text
-    return live_server, response.json()
-
-
-def _vlmc(server: LiveServer, *args: str, key: str = ADMIN_KEY) -> Any:
-    result = CliRunner().invoke(
-        app, list(args), env={"VLMC_URL": server.url, "VLMC_API_KEY": key, "COLUMNS": "200"}
-    )
-    return result
+    as_json = _vlmc(server, "rollback", "2", "--reason", "forward again", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    moved = json.loads(as_json.stdout)
+    assert (moved["action"], moved["reason"]) == ("rollback", "forward again")
+    assert moved == _api(server, f"/v1/models/{model['id']}/deployments")[-1]
 
 
 def test_keys_create_list_revoke(served: tuple[LiveServer, dict[str, Any]]) -> None:
     server, model = served
     created = _vlmc(server, "keys", "create", "kiosk", "-s", "inference", "-m", "tiny")
     assert created.exit_code == 0, created.output
-    key = created.output.strip().splitlines()[-1]
+    key = created.stdout.strip().splitlines()[-1]
     assert key.startswith("vlmc_")
     listed = _vlmc(server, "keys", "list")
     assert listed.exit_code == 0, listed.output
-    assert "kiosk" in listed.output and model["id"] in listed.output and key not in listed.output
+    [kiosk] = [row for row in _table_rows(listed.stdout) if row[1] == "kiosk"]
+    assert kiosk[3:5] == ["inference", model["id"]] and key not in listed.stdout
+    as_json = _vlmc(server, "keys", "list", "--json")
+    assert {row["name"]: row["model_ids"] for row in json.loads(as_json.stdout)}["kiosk"] == [
+        model["id"]
+    ]
     # The new key works, for its model only, and cannot manage keys.
     assert _vlmc(server, "versions", key=key).exit_code == 0
     denied = _vlmc(server, "keys", "list", key=key)
-    assert denied.exit_code == 1 and "insufficient_scope" in denied.output
-    key_id = created.output.split()[1]
+    assert denied.exit_code == 1 and "error (403) insufficient_scope: " in denied.stderr
+    key_id = created.stdout.split()[1]
+    assert kiosk[0] == key_id
     revoked = _vlmc(server, "keys", "revoke", key_id)
-    assert revoked.exit_code == 0 and "revoked" in revoked.output, revoked.output
+    assert revoked.exit_code == 0, revoked.output
+    assert revoked.stdout.startswith(f"key {key_id} (kiosk) revoked at ")
     after = _vlmc(server, "versions", key=key)
-    assert after.exit_code == 1 and "invalid_api_key" in after.output
-    admin_id = next(
-        row["id"]
-        for row in httpx.get(
-            f"{server.url}/v1/api-keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
-        ).json()
-        if "admin" in row["scopes"]
-    )
+    assert after.exit_code == 1 and "error (401) invalid_api_key: " in after.stderr
+    admin_id = next(row["id"] for row in _api(server, "/v1/api-keys") if "admin" in row["scopes"])
     last = _vlmc(server, "keys", "revoke", admin_id)
-    assert last.exit_code == 1 and "last_admin_key" in last.output
+    assert last.exit_code == 1 and "last_admin_key" in last.stderr
 
 
 def test_walk_through_commands(
@@ -132,66 +196,117 @@ def test_walk_through_commands(
 
     classified = _vlmc(server, "classify", str(image), *[f"-l{label}" for label in labels])
     assert classified.exit_code == 0, classified.output
-    assert "version 1" in classified.output and image.name in classified.output
+    assert "tiny version 1" in classified.stdout
+    [row] = _table_rows(classified.stdout)
+    assert row[0] == str(image) and row[1] in labels and 0 < float(row[2]) <= 1
+    answer = json.loads(
+        _vlmc(server, "classify", str(image), *[f"-l{label}" for label in labels], "--json").stdout
+    )
+    assert answer["version_number"] == 1
+    assert answer["predictions"][0]["label"] == row[1]
 
     submitted = _vlmc(server, "correct", str(folder), "--no-follow")
     assert submitted.exit_code == 0, submitted.output
-    [job] = httpx.get(
-        f"{server.url}/v1/models/{model['id']}/jobs",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ).json()
+    [job] = _api(server, f"/v1/models/{model['id']}/jobs")
+    assert submitted.stdout.startswith(f"correction {job['correction_id']}: 8 examples, job ")
     listed = _vlmc(server, "jobs")
-    assert listed.exit_code == 0 and job["id"] in listed.output and "queued" in listed.output
+    assert listed.exit_code == 0, listed.output
+    [listed_row] = _table_rows(listed.stdout)
+    assert listed_row[:3] == [job["id"], "queued", "lorsu"]
     one = _vlmc(server, "jobs", job["id"])
-    assert one.exit_code == 0 and json.loads(one.output)["id"] == job["id"]
+    assert one.exit_code == 0, one.output
+    fields = {row[0]: row[1] for row in _table_rows(one.stdout)}
+    assert (fields["status"], fields["method"], fields["progress"]) == ("queued", "lorsu", "0/0")
+    assert json.loads(_vlmc(server, "jobs", job["id"], "--json").stdout) == job
+    missing = _vlmc(server, "jobs", "no-such-job")
+    assert missing.exit_code == 1 and "error (404) job_not_found: " in missing.stderr
 
     # Version 2 as the worker would write it, held back by the gate (not active).
     all_labels = [fashion.class_names[label] for label in fashion.labels]
     train_version(server.runtime, model["id"], fashion.images, all_labels)
     activated = _vlmc(server, "activate", "latest", "--reason", "reviewed by hand")
     assert activated.exit_code == 0, activated.output
-    assert json.loads(activated.output)["action"] == "activate"
-    again = _vlmc(server, "activate", "2")
-    assert again.exit_code == 0 and "already active" in again.output
     pinned = _vlmc(server, "classify", str(image), "-l", "a", "-l", "b", "--version", "1")
-    assert pinned.exit_code == 0 and "version 1" in pinned.output, pinned.output
+    assert pinned.exit_code == 0 and "tiny version 1" in pinned.stdout, pinned.output
     rolled = _vlmc(server, "rollback", "1", "--reason", "regression on cats")
     assert rolled.exit_code == 0, rolled.output
-    deployments = httpx.get(
-        f"{server.url}/v1/models/{model['id']}/deployments",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ).json()
+    deployments = _api(server, f"/v1/models/{model['id']}/deployments")
     assert [d["action"] for d in deployments] == ["initial", "activate", "rollback"]
     history = _vlmc(server, "deployments")
-    assert history.exit_code == 0 and "regression on cats" in history.output, history.output
+    assert history.exit_code == 0, history.output
+    assert [row[1:4] for row in _table_rows(history.stdout)] == [
+        ["initial", "", "1"],
+        ["activate", "1", "2"],
+        ["rollback", "2", "1"],
+    ]
+    assert _table_rows(history.stdout)[-1][-1] == "regression on cats"
+    # On a narrow terminal free text wraps between words; timestamps stay whole.
+    narrow = _vlmc(server, "deployments", columns=60)
+    assert narrow.exit_code == 0, narrow.output
+    for deployment in deployments:
+        assert deployment["created_at"][:19].replace("T", " ") in narrow.stdout
+    assert {"regression", "on", "cats"} <= set(narrow.stdout.split())
+    assert json.loads(_vlmc(server, "deployments", "--json").stdout) == deployments
 
 
 def test_ask_streams_the_answer_of_the_generative_model(
-    cli: CliRunner,
-    client: TestClient,
-    model: dict[str, Any],
+    served: tuple[LiveServer, dict[str, Any]],
     api_vlm_dir: Path,
     api_model_dir: Path,
     fashion: Any,
     tmp_path: Path,
 ) -> None:
-    registered = client.post(
-        "/v1/models",
+    from tests.api.test_chat_completions import ask
+
+    server, model = served
+    registered = httpx.post(
+        f"{server.url}/v1/models",
         json={"name": "tiny-vlm", "base_path": str(api_vlm_dir), "pair_path": str(api_model_dir)},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     )
     assert registered.status_code == 201, registered.text
     image = tmp_path / "shoe.png"
     fashion.images[0].convert("RGB").save(image)
-    asked = cli.invoke(app, ["ask", str(image), "What is in the picture?", "--max-tokens", "8"])
+    asked = _vlmc(server, "ask", str(image), "What is in the picture?", "--max-tokens", "8")
     assert asked.exit_code == 0, asked.output
-    from tests.api.test_chat_completions import ask
+    completion = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json=ask(fashion.images[0].convert("RGB")),
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
+    [reference] = [choice["message"]["content"] for choice in completion["choices"]]
+    assert asked.stdout == f"{reference}\n(tiny-vlm version 1)\n"
+    as_json = _vlmc(
+        server, "ask", str(image), "What is in the picture?", "--max-tokens", "8", "--json"
+    )
+    assert as_json.exit_code == 0, as_json.output
+    printed = json.loads(as_json.stdout)
+    assert printed["choices"][0]["message"]["content"] == reference
+    assert printed["version_number"] == 1 and printed["model"] == "tiny-vlm"
+    dual_only = _vlmc(server, "ask", str(image), "What?", "--model", model["name"])
+    assert dual_only.exit_code == 1 and "error (422) not_generative: " in dual_only.stderr
 
-    [reference] = [
-        choice["message"]["content"]
-        for choice in client.post(
-            "/v1/chat/completions", json=ask(fashion.images[0].convert("RGB"))
-        ).json()["choices"]
-    ]
-    assert asked.output == f"{reference}\n(tiny-vlm version 1)\n"
-    dual_only = cli.invoke(app, ["ask", str(image), "What?", "--model", model["name"]])
-    assert dual_only.exit_code == 1 and "not_generative" in dual_only.output
+
+def test_url_and_key_as_global_options(served: tuple[LiveServer, dict[str, Any]]) -> None:
+    server, model = served
+    result = CliRunner().invoke(
+        app, ["--url", server.url, "--api-key", ADMIN_KEY, "versions", "--json"], env={}
+    )
+    assert result.exit_code == 0, result.output
+    assert [row["model_id"] for row in json.loads(result.stdout)] == [model["id"]]
+    # ADMIN_API_KEY, the server's own variable, is read too.
+    admin = CliRunner().invoke(
+        app, ["--url", server.url, "storage", "usage"], env={"ADMIN_API_KEY": ADMIN_KEY}
+    )
+    assert admin.exit_code == 0, admin.output
+    usage = _api(server, "/v1/storage")
+    assert admin.stdout == f"{usage['blobs']} blobs, {usage['bytes']} bytes\n"
+
+
+def test_no_key_and_no_server_are_said_plainly() -> None:
+    keyless = CliRunner().invoke(app, ["versions"], env={"VLMC_API_KEY": "", "ADMIN_API_KEY": ""})
+    assert keyless.exit_code == 2 and "give --api-key or set VLMC_API_KEY" in keyless.output
+    url = f"http://127.0.0.1:{free_port()}"
+    nobody = CliRunner().invoke(app, ["--url", url, "--api-key", "k", "versions"])
+    assert nobody.exit_code == 1 and nobody.stdout == ""
+    assert nobody.stderr.startswith(f"error: no answer from {url}/: ")

@@ -3,6 +3,7 @@ storage metrics, and the CLI commands for them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import service.cli
 from service.app import create_app
 from service.cli import app as cli_app
+from service.cli.client import ServiceClient
 from service.db.session import session_scope
 from service.db.tables import Job, Model
 from service.jobs.statuses import JobStatus
@@ -191,13 +192,12 @@ def test_storage_and_archive_need_an_admin_key(
 
 
 def test_cli_archive_delete_eval_set_and_gc(
-    client: TestClient,
-    model: dict[str, Any],
-    fashion: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    client: TestClient, model: dict[str, Any], fashion: Any
 ) -> None:
-    monkeypatch.setattr(service.cli, "_client", lambda url, api_key: client)
-    runner = CliRunner()
+    def vlmc(*args: str) -> Any:
+        # The commands' HTTP client over the test client (the app in this process).
+        return CliRunner().invoke(cli_app, list(args), obj=ServiceClient(client))
+
     first = _train(client, model, fashion, 1)
     _train(client, model, fashion, 2)
     files = [("images", ("0.png", to_png(fashion.images[0]), "image/png"))]
@@ -206,18 +206,27 @@ def test_cli_archive_delete_eval_set_and_gc(
         files=files,
         data={"name": "cli-set", "kind": "target", "labels": ["coat"]},
     )
-    needed = runner.invoke(cli_app, ["archive", "1", "--api-key", "k"])
-    assert needed.exit_code == 1 and "version_needed" in needed.output
-    archived = runner.invoke(cli_app, ["archive", "2", "--api-key", "k"])
+    needed = vlmc("archive", "1")
+    assert needed.exit_code == 1 and "error (409) version_needed: " in needed.stderr
+    archived = vlmc("archive", "2")
     assert archived.exit_code == 0, archived.output
-    assert "version 2 of tiny archived" in archived.output
+    assert archived.stdout == "version 2 of tiny archived\n"
     assert _versions(client, model["id"])[2]["archived_at"] is not None
     assert first == _versions(client, model["id"])[2]["id"]
-    deleted = runner.invoke(cli_app, ["eval-sets", "delete", "cli-set", "--api-key", "k"])
+    listed = vlmc("eval-sets", "list", "--json")
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["cli-set"]
+    deleted = vlmc("eval-sets", "delete", "cli-set")
     assert deleted.exit_code == 0, deleted.output
-    dry = runner.invoke(cli_app, ["storage", "gc", "--dry-run", "--api-key", "k"])
-    assert dry.exit_code == 0 and "would delete 2" in dry.output, dry.output
-    gc = runner.invoke(cli_app, ["storage", "gc", "--api-key", "k"])
-    assert gc.exit_code == 0 and "deleted 2" in gc.output, gc.output
-    usage = runner.invoke(cli_app, ["storage", "usage", "--api-key", "k"])
-    assert usage.exit_code == 0 and f"{_usage(client)['blobs']} blobs" in usage.output
+    assert deleted.stdout == "eval set cli-set of tiny deleted\n"
+    assert client.get(f"/v1/models/{model['id']}/eval-sets").json() == []
+    dry = vlmc("storage", "gc", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.stdout)
+    assert (report["dry_run"], report["deleted_blobs"]) == (True, 2)
+    gc = vlmc("storage", "gc")
+    assert gc.exit_code == 0 and "deleted 2 (" in gc.stdout, gc.output
+    usage = vlmc("storage", "usage")
+    blobs = _usage(client)
+    assert (
+        usage.exit_code == 0 and usage.stdout == f"{blobs['blobs']} blobs, {blobs['bytes']} bytes\n"
+    )

@@ -3,8 +3,9 @@
 No container engine runs here, so these read the files: every ``VLMC_*`` variable the compose
 file sets is a real setting (a typo would be silently ignored at run time), the worker
 reserves a GPU and runs one job at a time, every long-running service has a health check,
-and both image targets exist with the right torch build. When a compose CLI is installed
-(``docker compose`` or the standalone ``docker-compose``), its ``config`` must accept the file.
+one one-shot service migrates before anything else starts, and both image targets exist with
+the right torch build. When a compose CLI is installed (``docker compose`` or the standalone
+``docker-compose``), its ``config`` must accept the file.
 """
 
 from __future__ import annotations

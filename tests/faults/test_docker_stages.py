@@ -2,10 +2,13 @@
 
 No container engine runs here, so each stage is assembled the way ``docker build`` would
 assemble it: the Dockerfile's own ``COPY`` lines (and those of the stages it is built ``FROM``)
-are read, exactly those files are copied into a temporary directory, and the stage's processes
-are started there with nothing else importable (``stage_isolation/sitecustomize.py`` hides the
-editable install of this checkout). The third-party packages come from the test's virtual
-environment, which holds what the stage's ``pip install`` would.
+are read, exactly those files are copied into a temporary directory (the image's working
+directory), the project is installed from there as the stage's ``pip install .`` does (into a
+folder of its own, without dependencies), and the stage's processes are started with nothing
+else of the project importable (``stage_isolation/sitecustomize.py`` hides the editable install
+of this checkout). The third-party packages come from the test's virtual environment, which
+holds what the stage's ``pip install`` would. Console scripts (``vlmc``) run from an empty
+directory, as an installed script does; the server runs in the working directory.
 
 - the ``api`` stage runs compose's migration step, serves ``/readyz`` and validates corrections
   against the method catalogue, with no training code present;
@@ -37,7 +40,7 @@ from tests.worker.harness import Shots, fashion_shots
 
 ROOT = Path(__file__).resolve().parents[2]
 ISOLATION = Path(__file__).resolve().parent / "stage_isolation"
-PROJECT_PACKAGES = ("catalogue", "service", "workers", "standin", "bench", "tests")
+PROJECT_PACKAGES = ("catalogue", "service", "workers", "standin", "bench", "tests", "migrations")
 _STAGE = re.compile(r"^FROM\s+(\S+)\s+AS\s+(\w+)\s*$", re.M | re.I)
 
 
@@ -86,10 +89,28 @@ def assemble(stage: str, into: Path) -> Path:
     return into
 
 
-def stage_env(stage_dir: Path, **settings: str) -> dict[str, str]:
-    """An environment in which only ``stage_dir`` and third-party packages import."""
+def install(stage_dir: Path) -> Path:
+    """The stage's ``pip install .`` (no dependencies: the virtual environment has them), into
+    a site folder beside it; returns that folder."""
+    site = stage_dir.with_name(stage_dir.name + "-site")
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"),
+            *("--no-build-isolation", "--target", str(site), str(stage_dir)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return site
+
+
+def stage_env(site: Path, **settings: str) -> dict[str, str]:
+    """An environment in which only the stage's installed project and third-party packages
+    import."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("VLMC_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ISOLATION), str(stage_dir)])
+    env["PYTHONPATH"] = os.pathsep.join([str(ISOLATION), str(site)])
     env["OMP_NUM_THREADS"] = "1"
     env["ADMIN_API_KEY"] = ADMIN_KEY
     env.update(settings)
@@ -102,13 +123,13 @@ def vlmc(arguments: list[str]) -> list[str]:
     return [sys.executable, "-m", "service.cli", *arguments[1:]]
 
 
-def run_migration_step(stage_dir: Path, env: dict[str, str]) -> None:
-    """Compose's ``init`` service, verbatim, in ``stage_dir``."""
+def run_migration_step(stage: str, env: dict[str, str], cwd: Path) -> None:
+    """Compose's ``init`` service, verbatim, from ``cwd`` (an empty directory)."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     init = compose["services"]["init"]
-    assert init["build"]["target"] == stage_dir.name
+    assert init["build"]["target"] == stage
     result = subprocess.run(
-        vlmc(init["command"]), cwd=stage_dir, env=env, capture_output=True, text=True, timeout=300
+        vlmc(init["command"]), cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -174,22 +195,30 @@ def api_stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return assemble("api", tmp_path_factory.mktemp("stages") / "api")
 
 
-def test_the_api_stage_holds_no_training_or_demo_code(api_stage: Path, tmp_path: Path) -> None:
-    env = stage_env(api_stage, VLMC_DATA_DIR=str(tmp_path))
-    assert importable(api_stage, env) == {"catalogue", "service"}
+@pytest.fixture(scope="module")
+def api_site(api_stage: Path) -> Path:
+    return install(api_stage)
+
+
+def test_the_api_stage_holds_no_training_or_demo_code(
+    api_stage: Path, api_site: Path, tmp_path: Path
+) -> None:
+    env = stage_env(api_site, VLMC_DATA_DIR=str(tmp_path))
+    assert importable(api_stage, env) == {"catalogue", "service", "migrations"}
+    assert importable(tmp_path, env) == {"catalogue", "service", "migrations"}
 
 
 def test_the_api_stage_migrates_serves_and_validates_corrections(
-    api_stage: Path, tmp_path: Path, tiny_model_dir: Path, shots: Shots
+    api_stage: Path, api_site: Path, tmp_path: Path, tiny_model_dir: Path, shots: Shots
 ) -> None:
     env = stage_env(
-        api_stage,
+        api_site,
         VLMC_DATA_DIR=str(tmp_path / "data"),
         VLMC_DATABASE_URL=f"sqlite:///{tmp_path / 'vlmc.db'}",
         VLMC_MODEL_ROOTS=str(tiny_model_dir.parent),
         VLMC_READYZ_REQUIRES_WORKER="false",
     )
-    run_migration_step(api_stage, env)
+    run_migration_step("api", env, cwd=tmp_path)
     with api_from_stage(api_stage, env, tmp_path / "api.log") as api:
         model_id = register(api, "tiny", tiny_model_dir)
         # A correction the catalogue accepts is queued (no worker here: it stays queued) ...
@@ -212,9 +241,12 @@ def test_the_api_stage_migrates_serves_and_validates_corrections(
 @pytest.mark.redis
 @pytest.mark.slow
 def test_the_worker_stage_runs_a_job_on_postgres_and_redis(
-    api_stage: Path, tmp_path: Path, tiny_model_dir: Path, shots: Shots
+    api_stage: Path, api_site: Path, tmp_path: Path, tiny_model_dir: Path, shots: Shots
 ) -> None:
     worker_stage = assemble("worker", tmp_path / "worker")
+    worker_site = install(worker_stage)
+    empty = tmp_path / "empty"
+    empty.mkdir()
     name, url = create_postgres_database()
     redis = RedisServer(tmp_path / "redis")
     redis.start()
@@ -226,16 +258,16 @@ def test_the_worker_stage_runs_a_job_on_postgres_and_redis(
         "VLMC_OUTBOX_INTERVAL_S": "0.5",
         "VLMC_WORKER_HEARTBEAT_INTERVAL_S": "0.5",
     }
-    worker_env = stage_env(worker_stage, **settings)
-    assert importable(worker_stage, worker_env) == {"catalogue", "service", "workers"}
+    worker_env = stage_env(worker_site, **settings)
+    assert importable(empty, worker_env) == {"catalogue", "service", "workers", "migrations"}
     try:
-        api_env = stage_env(api_stage, **settings)
-        run_migration_step(api_stage, api_env)
+        api_env = stage_env(api_site, **settings)
+        run_migration_step("api", api_env, cwd=empty)
         [command] = [i for i in dockerfile_stages()["worker"][1] if i.startswith("CMD")]
         with open(tmp_path / "worker.log", "ab") as log:
             worker = subprocess.Popen(
                 vlmc(yaml.safe_load(command.removeprefix("CMD").strip())),
-                cwd=worker_stage,
+                cwd=empty,
                 env=worker_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

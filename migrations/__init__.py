@@ -1,0 +1,1 @@
+"""The Alembic migrations: the only way the schema is created (``vlmc migrate`` applies them)."""

@@ -1,0 +1,5 @@
+"""``python -m service.cli``: the ``vlmc`` command line."""
+
+from service.cli import app
+
+app()
