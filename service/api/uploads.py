@@ -1,8 +1,9 @@
 """Reading request bodies that come as multipart (files + fields) or JSON (base64 images).
 
-Corrections, eval sets, classify and embed accept both; each domain turns the
-:class:`RequestBody` into its own typed input. Size limits are checked while reading, so an
-oversized file is rejected with 413 before it is held in full.
+Corrections, eval sets, classify and embed accept both; each domain's ``forms.py`` turns the
+:class:`RequestBody` into its own typed input, a FastAPI dependency of its routes, so no router
+branches on the encoding. Size limits are checked while reading, so an oversized file is
+rejected with 413 before it is held in full.
 """
 
 from __future__ import annotations

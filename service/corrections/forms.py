@@ -1,4 +1,5 @@
-"""Turning either request form into a :class:`CorrectionInput`.
+"""Turning either request form of a correction into a :class:`CorrectionInput` (a FastAPI
+dependency, with the OpenAPI description of both forms).
 
 Multipart fields: ``images`` (files) with one ``labels`` each, or one ``questions`` and
 ``answers`` each; optional ``eval_images`` + ``eval_labels``; ``method``, ``hyperparameters``
@@ -8,7 +9,18 @@ JSON: :class:`service.corrections.schemas.CorrectionJson` with base64 images.
 
 from __future__ import annotations
 
-from service.api.uploads import RequestBody, decode_base64, parse_json_field, validate_json
+from typing import Annotated, Any
+
+from fastapi import Depends
+
+from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
+from service.api.uploads import (
+    RequestBody,
+    body_dependency,
+    decode_base64,
+    parse_json_field,
+    validate_json,
+)
 from service.corrections.schemas import (
     CorrectionInput,
     CorrectionJson,
@@ -17,6 +29,28 @@ from service.corrections.schemas import (
     SubmittedExample,
 )
 from service.errors import InvalidInput
+from service.validation import MAX_LABEL_LENGTH, MAX_METHOD_LENGTH, MAX_TEXT_LENGTH
+
+CorrectionBody = Annotated[
+    RequestBody, Depends(body_dependency(lambda settings: settings.max_examples_per_batch * 4 + 20))
+]
+
+CORRECTION_BODY_DOCS: dict[str, Any] = body_docs(
+    {
+        "images": IMAGE_FILES,
+        "labels": text_fields(MAX_LABEL_LENGTH),
+        "questions": text_fields(MAX_TEXT_LENGTH, multiline=True),
+        "answers": text_fields(MAX_LABEL_LENGTH),
+        "eval_images": IMAGE_FILES,
+        "eval_labels": text_fields(MAX_LABEL_LENGTH),
+        "method": text_field(MAX_METHOD_LENGTH),
+        "hyperparameters": text_field(MAX_TEXT_LENGTH, description="a JSON object"),
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        "held_out_fraction": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+    },
+    ["images"],
+    CorrectionJson,
+)
 
 
 def _from_json_examples(examples: list[ExampleIn], prefix: str) -> list[SubmittedExample]:
@@ -65,7 +99,7 @@ def _paired(
     return []
 
 
-def parse_correction(body: RequestBody) -> CorrectionInput:
+def correction_form(body: CorrectionBody) -> CorrectionInput:
     """The correction in ``body`` (multipart or JSON), not yet validated for content."""
     if body.is_json:
         parsed = validate_json(CorrectionJson, body.json)
@@ -92,3 +126,6 @@ def parse_correction(body: RequestBody) -> CorrectionInput:
             "eval_images",
         ),
     )
+
+
+CorrectionForm = Annotated[CorrectionInput, Depends(correction_form)]

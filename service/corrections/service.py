@@ -1,11 +1,18 @@
 """Accepting a correction batch: validate, store images, create the job, queue it (outbox).
 
-Everything a submission writes (images aside) happens in the caller's transaction: the
-correction, its examples, and the job with its first event and outbox message
-(``service.jobs.service.create_job``). The broker hears of
-the job only after that commits, so a rolled-back request leaves no ghost job and a broker
-outage loses nothing. Images are written to the content-addressed store first; an aborted
-request can leave an unreferenced blob, which is harmless (same bytes, same address).
+A submission runs these steps in order (:func:`submit_correction`): resolve the method's
+hyperparameters, validate the examples, split them into what trains and what measures TI,
+store the images, then record the correction with its examples and the job with its first
+event and outbox message (``service.jobs.service.create_job``) in one savepoint of the
+caller's transaction. The broker hears of the job only after that commits, so a rolled-back
+request leaves no ghost job and a broker outage loses nothing. Images are written to the
+content-addressed store first; an aborted request can leave an unreferenced blob, which is
+harmless (same bytes, same address).
+
+An Idempotency-Key is looked at once, where the database keeps it unique per model: the
+insert of the job. When the key is taken, the savepoint is rolled back and the request
+answers as the key's job did (or 409 for a different body), so concurrent retries create
+one job.
 """
 
 from __future__ import annotations
@@ -24,8 +31,13 @@ from catalogue.architecture import ArchitectureError
 from catalogue.declarations import resolve_hyperparameters
 from catalogue.hyperparameters import HyperparameterError
 from service.corrections import repository
-from service.corrections.schemas import CorrectionAccepted, CorrectionInput, SubmittedExample
-from service.db.tables import Correction, CorrectionExample, Job
+from service.corrections.schemas import (
+    CorrectionAccepted,
+    CorrectionInput,
+    CorrectionOptions,
+    SubmittedExample,
+)
+from service.db.tables import Correction, CorrectionExample, Job, Model
 from service.errors import Conflict, InvalidInput
 from service.images import ImageLimits, decode_image
 from service.jobs import repository as jobs_repository
@@ -35,13 +47,7 @@ from service.registry import repository as registry_repository
 from service.registry.service import get_model, model_architecture
 from service.settings import Settings
 from service.storage.blobs import BlobStore, sha256_hex
-from service.validation import (
-    MAX_IDEMPOTENCY_KEY_LENGTH,
-    MAX_TEXT_LENGTH,
-    check_batch_size,
-    check_characters,
-    clean_text,
-)
+from service.validation import MAX_TEXT_LENGTH, check_batch_size, clean_text
 
 
 @dataclass(frozen=True)
@@ -157,23 +163,48 @@ def submit_correction(
 ) -> Submission:
     """Validate and record a correction batch and its queued job (see the module docstring).
 
-    Errors (all before anything is written): 404 ``model_not_found``; 422 ``no_examples``,
+    Errors (all before any row is written): 404 ``model_not_found``; 422 ``no_examples``,
     ``too_many_examples``, ``empty_label``, ``example_needs_label_or_qa``, ``single_class``,
-    the image codes of
-    ``service/images.py``, ``unknown_method`` / ``invalid_hyperparameter``; 409
-    ``idempotency_key_reused`` for a known key with a different body.
+    the image codes of ``service/images.py``, ``unknown_method`` / ``invalid_hyperparameter``;
+    409 ``model_unreadable``, and ``idempotency_key_reused`` for a known key with a different
+    body. A known key with the same body answers the job it created (``replayed``).
     """
     model = get_model(session, model_id)
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-        raise InvalidInput(
-            "invalid_idempotency_key",
-            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters",
-        )
-    if idempotency_key is not None:
-        check_characters(idempotency_key, "Idempotency-Key")
-    options = request.options
+    hyperparameters = _resolved_hyperparameters(model, request.options)
+    examples, eval_examples = _validated_batch(request, settings)
+    split = _split_examples(session, settings, model.id, examples, eval_examples, request.options)
+    rows = _store_examples(blobs, split)
+    body_hash = request_hash(request)
+    job = Job(
+        model_id=model.id,
+        method=request.options.method,
+        hyperparameters=hyperparameters,
+        seed=request.options.seed,
+        idempotency_key=idempotency_key,
+        request_hash=body_hash,
+    )
     try:
-        hyperparameters = resolve_hyperparameters(
+        correction = _record_correction(session, model.id, rows, split.ti_source, job)
+    except IntegrityError:
+        # The unique constraint on (model, Idempotency-Key) decides, even between concurrent
+        # requests: the key is taken, so answer as its job did.
+        existing = (
+            None
+            if idempotency_key is None
+            else jobs_repository.get_by_idempotency_key(session, model.id, idempotency_key)
+        )
+        if existing is None:
+            raise
+        return _replay(session, existing, body_hash)
+    return Submission(accepted=_accepted(correction, job), replayed=False)
+
+
+def _resolved_hyperparameters(model: Model, options: CorrectionOptions) -> dict[str, Any]:
+    """The method's full hyperparameters for the model: the request's over the defaults (422
+    ``unknown_method`` / ``invalid_hyperparameter``; 409 ``model_unreadable`` when the model's
+    checkpoint config can no longer be read)."""
+    try:
+        return resolve_hyperparameters(
             options.method, options.hyperparameters, model_architecture(model)
         ).model_dump()
     except HyperparameterError as error:
@@ -182,86 +213,109 @@ def submit_correction(
         raise Conflict(
             "model_unreadable", "the model's checkpoint can no longer be read"
         ) from error
+
+
+def _validated_batch(
+    request: CorrectionInput, settings: Settings
+) -> tuple[list[SubmittedExample], list[SubmittedExample]]:
+    """The request's examples and eval examples, texts cleaned and images checked to decode
+    within the limits (422 ``no_examples``, ``too_many_examples``, the text and image codes)."""
     if not request.examples:
         raise InvalidInput("no_examples", "a correction needs at least one example")
     check_batch_size(
         len(request.examples) + len(request.eval_examples), settings.max_examples_per_batch
     )
-    body_hash = request_hash(request)
-    if idempotency_key is not None:
-        existing = jobs_repository.get_by_idempotency_key(session, model.id, idempotency_key)
-        if existing is not None:
-            return _replay(session, existing, body_hash)
+    return (
+        _validated_examples(request.examples, "examples", settings),
+        _validated_examples(request.eval_examples, "eval_examples", settings),
+    )
 
-    examples = _validated_examples(request.examples, "examples", settings)
-    eval_examples = _validated_examples(request.eval_examples, "eval_examples", settings)
-    has_target_sets = bool(registry_repository.list_eval_sets(session, model.id, "target"))
+
+@dataclass(frozen=True)
+class ExampleSplit:
+    """Every example of a correction in stored order (examples, then eval examples), which of
+    them stay out of training, and what measures TI."""
+
+    examples: list[SubmittedExample]
+    held_out: set[int]
+    ti_source: str
+
+
+def _split_examples(
+    session: Session,
+    settings: Settings,
+    model_id: str,
+    examples: list[SubmittedExample],
+    eval_examples: list[SubmittedExample],
+    options: CorrectionOptions,
+) -> ExampleSplit:
+    """Decide what trains and what measures TI, and check that what trains can (422
+    ``single_class``). Eval examples never train; of the examples, a share per label is held
+    out only when nothing else can measure TI, unless the request sets the share."""
+    has_target_sets = bool(registry_repository.list_eval_sets(session, model_id, "target"))
     fraction = options.held_out_fraction
     if fraction is None:
-        # Hold examples out only when nothing else can measure TI.
         fraction = 0.0 if eval_examples or has_target_sets else settings.default_held_out_fraction
     held_out = choose_held_out(
         [example.label or example.answer or "" for example in examples], fraction, options.seed
     )
-    ti_source = ti_source_of(bool(eval_examples), bool(held_out), has_target_sets)
     check_contrast(
         [example for position, example in enumerate(examples) if position not in held_out],
         {example.label for example in examples + eval_examples if example.label is not None},
-        registry_repository.known_labels(session, model.id),
+        registry_repository.known_labels(session, model_id),
     )
-    rows = [
+    return ExampleSplit(
+        examples=examples + eval_examples,
+        held_out=held_out | set(range(len(examples), len(examples) + len(eval_examples))),
+        ti_source=ti_source_of(bool(eval_examples), bool(held_out), has_target_sets),
+    )
+
+
+def _store_examples(blobs: BlobStore, split: ExampleSplit) -> list[CorrectionExample]:
+    """Write each image to the content-addressed store; the example rows that reference them
+    (not yet added to a session)."""
+    return [
         CorrectionExample(
             position=position,
             image_sha256=blobs.put(example.image),
             label=example.label,
             question=example.question,
             answer=example.answer,
-            held_out=position in held_out or position >= len(examples),
+            held_out=position in split.held_out,
         )
-        for position, example in enumerate(examples + eval_examples)
+        for position, example in enumerate(split.examples)
     ]
+
+
+def _record_correction(
+    session: Session, model_id: str, rows: list[CorrectionExample], ti_source: str, job: Job
+) -> Correction:
+    """Add the correction, its examples and ``job`` (with its first event and outbox message)
+    in one savepoint of the caller's transaction. ``IntegrityError`` when ``job``'s
+    Idempotency-Key is already taken for the model, with nothing of the attempt left."""
     data_hash = _canonical_hash(
         [[row.image_sha256, row.label, row.question, row.answer, row.held_out] for row in rows]
     )
-    try:
-        with session.begin_nested():
-            correction = repository.add(
-                session,
-                Correction(
-                    model_id=model.id,
-                    data_hash=data_hash,
-                    num_examples=len(rows),
-                    num_held_out=sum(row.held_out for row in rows),
-                    ti_source=ti_source,
-                ),
-                rows,
-            )
-            job = create_job(
-                session,
-                Job(
-                    model_id=model.id,
-                    correction_id=correction.id,
-                    method=options.method,
-                    hyperparameters=hyperparameters,
-                    seed=options.seed,
-                    idempotency_key=idempotency_key,
-                    request_hash=body_hash,
-                ),
-            )
-    except IntegrityError:
-        # A concurrent request with the same Idempotency-Key won the insert.
-        existing = (
-            jobs_repository.get_by_idempotency_key(session, model.id, idempotency_key)
-            if idempotency_key is not None
-            else None
+    with session.begin_nested():
+        correction = repository.add(
+            session,
+            Correction(
+                model_id=model_id,
+                data_hash=data_hash,
+                num_examples=len(rows),
+                num_held_out=sum(row.held_out for row in rows),
+                ti_source=ti_source,
+            ),
+            rows,
         )
-        if existing is None:
-            raise
-        return _replay(session, existing, body_hash)
-    return Submission(accepted=_accepted(correction, job), replayed=False)
+        job.correction_id = correction.id
+        create_job(session, job)
+    return correction
 
 
 def _replay(session: Session, job: Job, body_hash: str) -> Submission:
+    """The answer ``job`` gave, for a request with its Idempotency-Key: the same response
+    when the body is the same (``replayed``), 409 ``idempotency_key_reused`` otherwise."""
     if job.request_hash != body_hash:
         raise Conflict(
             "idempotency_key_reused",

@@ -1,29 +1,21 @@
-"""``/v1/models`` and ``/v1/models/{model_id}/eval-sets``."""
+"""``/v1/models`` and ``/v1/models/{model_id}/eval-sets`` (eval-set uploads are multipart or
+JSON, read by ``forms.py``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 
 from service.api.deps import BlobsDep, ResourceId, SessionDep, SettingsDep
-from service.api.openapi import IMAGE_FILES, body_docs, conflict, text_field, text_fields
-from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
+from service.api.openapi import conflict
 from service.auth.dependencies import AdminPrincipal, AnyPrincipal, ModelAdmin, ModelReader
 from service.auth.principal import Principal
 from service.db.tables import EvalSet, Model
 from service.images import ImageLimits
-from service.registration.schemas import (
-    EvalSetCreateJson,
-    EvalSetHeader,
-    EvalSetOut,
-    ModelCreate,
-    ModelOut,
-)
+from service.registration.forms import EVAL_SET_BODY_DOCS, EvalSetForm
+from service.registration.schemas import EvalSetOut, ModelCreate, ModelOut
 from service.registration.service import active_version_summary, delete_eval_set, register_model
 from service.registry import repository
 from service.registry.service import create_eval_set, get_model
-from service.validation import MAX_LABEL_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -119,75 +111,34 @@ def eval_set_out(session: SessionDep, eval_set: EvalSet) -> EvalSetOut:
     )
 
 
-EvalSetBody = Annotated[
-    RequestBody, Depends(body_dependency(lambda settings: settings.max_examples_per_batch * 2 + 10))
-]
-
-
 @router.post(
     "/{model_id}/eval-sets",
     status_code=status.HTTP_201_CREATED,
     response_model=EvalSetOut,
     responses=conflict("eval_set_name_taken"),
-    openapi_extra=body_docs(
-        {
-            "name": text_field(MAX_NAME_LENGTH, minLength=1),
-            "kind": {"type": "string", "enum": ["control", "target"], "default": "control"},
-            "max_drop": {"type": "number", "minimum": 0, "maximum": 100},
-            "images": IMAGE_FILES,
-            "labels": text_fields(MAX_LABEL_LENGTH),
-            "questions": {
-                **text_fields(MAX_TEXT_LENGTH, multiline=True),
-                "description": "optional, one per image (empty: none): a question whose right "
-                "answer is the image's label",
-            },
-        },
-        ["name", "images", "labels"],
-        EvalSetCreateJson,
-    ),
+    openapi_extra=EVAL_SET_BODY_DOCS,
 )
 def create_model_eval_set(
     model_id: ResourceId,
-    body: EvalSetBody,
+    _: ModelAdmin,
+    body: EvalSetForm,
     session: SessionDep,
     blobs: BlobsDep,
     settings: SettingsDep,
-    _: ModelAdmin,
 ) -> EvalSetOut:
     """Register a labelled ``control`` set (must not regress) or ``target`` set; items may
     carry a question whose right answer is their label (question/answer sets)."""
-    if body.is_json:
-        parsed = validate_json(EvalSetCreateJson, body.json)
-        name, kind, max_drop = parsed.name, parsed.kind, parsed.max_drop
-        images = [
-            decode_base64(example.image_base64, f"examples[{i}].image_base64")
-            for i, example in enumerate(parsed.examples)
-        ]
-        labels = [example.label for example in parsed.examples]
-        questions: list[str | None] = [example.question for example in parsed.examples]
-    else:
-        form = validate_json(
-            EvalSetHeader,
-            {
-                "name": body.last("name"),
-                "kind": body.last("kind") or "control",
-                "max_drop": body.last("max_drop"),
-            },
-        )
-        name, kind, max_drop = form.name, form.kind, form.max_drop
-        images, labels = body.files.get("images", []), body.fields.get("labels", [])
-        questions = [question or None for question in body.fields.get("questions", [])]
     eval_set = create_eval_set(
         session,
         blobs,
         ImageLimits(settings.max_upload_bytes, settings.max_image_pixels),
         model_id=model_id,
-        name=name,
-        kind=kind,
-        max_drop=max_drop,
-        images=images,
-        labels=labels,
-        questions=questions,
+        name=body.name,
+        kind=body.kind,
+        max_drop=body.max_drop,
+        images=body.images,
+        labels=body.labels,
+        questions=body.questions,
         max_label_length=settings.max_label_length,
         max_examples=settings.max_examples_per_batch,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -86,6 +87,19 @@ class EvalSetHeader(BaseModel):
 
 class EvalSetCreateJson(EvalSetHeader):
     examples: list[EvalExampleIn] = Field(min_length=1)
+
+
+@dataclass
+class EvalSetUpload:
+    """An eval-set upload after parsing either form (images still raw bytes, labels and
+    questions not yet cleaned; ``questions`` is empty or has one entry per image)."""
+
+    name: str
+    kind: str
+    max_drop: float | None
+    images: list[bytes]
+    labels: list[str]
+    questions: list[str | None]
 
 
 class EvalSetOut(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from pydantic import BaseModel, Field
 
 from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
@@ -15,6 +17,17 @@ class ClassifyJson(BaseModel):
         default=None, description="answer with this version, not the active"
     )
     template: Template = DEFAULT_CAPTION_TEMPLATE
+
+
+@dataclass
+class ClassifyInput:
+    """A classify request after parsing either form (images still raw bytes, labels and
+    template not yet cleaned)."""
+
+    images: list[bytes]
+    labels: list[str]
+    version_id: str | None = None
+    template: str = DEFAULT_CAPTION_TEMPLATE
 
 
 class Prediction(BaseModel):
@@ -34,6 +47,16 @@ class EmbedJson(BaseModel):
     images: list[Base64Image] = Field(default_factory=list, description="base64-encoded images")
     texts: list[FreeText] = Field(default_factory=list)
     version_id: Identifier | None = None
+
+
+@dataclass
+class EmbedInput:
+    """An embed request after parsing either form (images still raw bytes, texts not yet
+    cleaned)."""
+
+    images: list[bytes] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    version_id: str | None = None
 
 
 class EmbedOut(BaseModel):

@@ -17,7 +17,7 @@ from service.registry.lookup import ModelLookup
 from service.registry.service import get_model
 from service.serving.batching import Batcher
 from service.serving.cache import LoadedVersion, ModelCache
-from service.serving.schemas import ClassifyOut, EmbedOut, Prediction
+from service.serving.schemas import ClassifyInput, ClassifyOut, EmbedInput, EmbedOut, Prediction
 from service.settings import Settings
 from service.validation import (
     MAX_TEMPLATE_LENGTH,
@@ -76,15 +76,13 @@ def classify_images(
     cache: ModelCache,
     batcher: Batcher,
     settings: Settings,
-    *,
     model_id: str,
-    images: list[bytes],
-    labels: list[str],
-    version_id: str | None,
-    template: str,
+    request: ClassifyInput,
     models: ModelLookup | None = None,
 ) -> ClassifyOut:
-    """Probabilities over ``labels`` for each image, and the version that answered."""
+    """Probabilities over the request's labels for each image, and the version that
+    answered."""
+    images, labels, template = request.images, request.labels, request.template
     if not images:
         raise InvalidInput("no_images", "send at least one image")
     if not labels:
@@ -106,7 +104,7 @@ def classify_images(
         raise InvalidInput("invalid_template", "template must contain '{}' where the label goes")
     with batcher.expect():
         decoded = decode_images(images, settings)
-        loaded = resolve_encoder(session, cache, model_id, version_id, models)
+        loaded = resolve_encoder(session, cache, model_id, request.version_id, models)
         started = time.perf_counter()
         text = loaded.texts.embed(captions_for_labels(cleaned, template))
     image = image_embeddings(batcher, loaded, decoded)
@@ -132,14 +130,12 @@ def embed(
     cache: ModelCache,
     batcher: Batcher,
     settings: Settings,
-    *,
     model_id: str,
-    images: list[bytes],
-    texts: list[str],
-    version_id: str | None,
+    request: EmbedInput,
     models: ModelLookup | None = None,
 ) -> EmbedOut:
     """L2-normalised embeddings of images and/or texts from the answering version."""
+    images, texts = request.images, request.texts
     if not images and not texts:
         raise InvalidInput("nothing_to_embed", "send images, texts or both")
     check_batch_size(len(texts), settings.max_examples_per_batch)
@@ -149,7 +145,7 @@ def embed(
     ]
     with batcher.expect():
         decoded = decode_images(images, settings)
-        loaded = resolve_encoder(session, cache, model_id, version_id, models)
+        loaded = resolve_encoder(session, cache, model_id, request.version_id, models)
         started = time.perf_counter()
         texts_out = loaded.texts.embed(cleaned).cpu().tolist() if cleaned else []
     images_out = image_embeddings(batcher, loaded, decoded).tolist() if decoded else []

@@ -1,0 +1,102 @@
+"""Turning either request form of classify and embed into a :class:`ClassifyInput` or an
+:class:`EmbedInput` (FastAPI dependencies, with the OpenAPI description of both forms).
+
+Multipart fields: ``images`` (files); ``labels`` (classify, one per candidate) or ``texts``
+(embed); ``version_id``; ``template`` (classify).
+JSON: :class:`service.serving.schemas.ClassifyJson` / :class:`EmbedJson` with base64 images.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends
+
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
+from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
+from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
+from service.serving.schemas import ClassifyInput, ClassifyJson, EmbedInput, EmbedJson
+from service.validation import (
+    ID_PATTERN,
+    MAX_ID_LENGTH,
+    MAX_LABEL_LENGTH,
+    MAX_TEMPLATE_LENGTH,
+    MAX_TEXT_LENGTH,
+)
+
+InferenceBody = Annotated[
+    RequestBody,
+    Depends(
+        body_dependency(
+            lambda settings: settings.max_examples_per_batch + settings.max_labels_per_request + 10
+        )
+    ),
+]
+
+_VERSION_ID_FIELD = {
+    "type": "string",
+    "maxLength": MAX_ID_LENGTH,
+    "pattern": ID_PATTERN,
+    "description": "answer with this version, not the active one",
+}
+CLASSIFY_BODY_DOCS: dict[str, Any] = body_docs(
+    {
+        "images": IMAGE_FILES,
+        "labels": text_fields(MAX_LABEL_LENGTH),
+        "version_id": _VERSION_ID_FIELD,
+        "template": text_field(MAX_TEMPLATE_LENGTH, default=DEFAULT_CAPTION_TEMPLATE),
+    },
+    ["images", "labels"],
+    ClassifyJson,
+)
+EMBED_BODY_DOCS: dict[str, Any] = body_docs(
+    {
+        "images": IMAGE_FILES,
+        "texts": text_fields(MAX_TEXT_LENGTH, multiline=True),
+        "version_id": _VERSION_ID_FIELD,
+    },
+    [],
+    EmbedJson,
+)
+
+
+def _decoded_images(encoded: list[str]) -> list[bytes]:
+    return [decode_base64(value, f"images[{index}]") for index, value in enumerate(encoded)]
+
+
+def classify_form(body: InferenceBody) -> ClassifyInput:
+    """The classify request in ``body`` (multipart or JSON), not yet validated for content."""
+    if body.is_json:
+        parsed = validate_json(ClassifyJson, body.json)
+        return ClassifyInput(
+            images=_decoded_images(parsed.images),
+            labels=parsed.labels,
+            version_id=parsed.version_id,
+            template=parsed.template,
+        )
+    return ClassifyInput(
+        images=body.files.get("images", []),
+        labels=body.fields.get("labels", []),
+        version_id=body.last("version_id") or None,
+        template=body.last("template") or DEFAULT_CAPTION_TEMPLATE,
+    )
+
+
+def embed_form(body: InferenceBody) -> EmbedInput:
+    """The embed request in ``body`` (multipart or JSON), not yet validated for content."""
+    if body.is_json:
+        parsed = validate_json(EmbedJson, body.json)
+        return EmbedInput(
+            images=_decoded_images(parsed.images),
+            texts=parsed.texts,
+            version_id=parsed.version_id,
+        )
+    return EmbedInput(
+        images=body.files.get("images", []),
+        texts=body.fields.get("texts", []),
+        version_id=body.last("version_id") or None,
+    )
+
+
+ClassifyForm = Annotated[ClassifyInput, Depends(classify_form)]
+EmbedForm = Annotated[EmbedInput, Depends(embed_form)]
