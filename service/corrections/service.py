@@ -167,14 +167,18 @@ def submit_correction(
     ``too_many_examples``, ``empty_label``, ``example_needs_label_or_qa``, ``single_class``,
     the image codes of ``service/images.py``, ``unknown_method`` / ``invalid_hyperparameter``;
     409 ``model_unreadable``, and ``idempotency_key_reused`` for a known key with a different
-    body. A known key with the same body answers the job it created (``replayed``).
+    body. A known key with the same body answers the job it created (``replayed``), before
+    anything is validated again: a retry gets the first answer, whatever changed since.
     """
     model = get_model(session, model_id)
+    body_hash = request_hash(request)
+    known = _job_of_key(session, model.id, idempotency_key)
+    if known is not None:
+        return _replay(session, known, body_hash)
     hyperparameters = _resolved_hyperparameters(model, request.options)
     examples, eval_examples = _validated_batch(request, settings)
     split = _split_examples(session, settings, model.id, examples, eval_examples, request.options)
     rows = _store_examples(blobs, split)
-    body_hash = request_hash(request)
     job = Job(
         model_id=model.id,
         method=request.options.method,
@@ -186,13 +190,9 @@ def submit_correction(
     try:
         correction = _record_correction(session, model.id, rows, split.ti_source, job)
     except IntegrityError:
-        # The unique constraint on (model, Idempotency-Key) decides, even between concurrent
-        # requests: the key is taken, so answer as its job did.
-        existing = (
-            None
-            if idempotency_key is None
-            else jobs_repository.get_by_idempotency_key(session, model.id, idempotency_key)
-        )
+        # A concurrent request with the same key won the race: the unique constraint on
+        # (model, Idempotency-Key) decides, so answer as its job did.
+        existing = _job_of_key(session, model.id, idempotency_key)
         if existing is None:
             raise
         return _replay(session, existing, body_hash)
@@ -311,6 +311,13 @@ def _record_correction(
         job.correction_id = correction.id
         create_job(session, job)
     return correction
+
+
+def _job_of_key(session: Session, model_id: str, idempotency_key: str | None) -> Job | None:
+    """The job an earlier request with this Idempotency-Key created, if any."""
+    if idempotency_key is None:
+        return None
+    return jobs_repository.get_by_idempotency_key(session, model_id, idempotency_key)
 
 
 def _replay(session: Session, job: Job, body_hash: str) -> Submission:
