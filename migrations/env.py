@@ -5,6 +5,7 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
+from sqlalchemy import Connection
 
 from service.db import tables  # noqa: F401  (registers every table on Base.metadata)
 from service.db.base import Base
@@ -40,19 +41,37 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     url = _database_url()
+    sqlite = url.startswith("sqlite")
     engine = create_db_engine(url)
     try:
         with engine.connect() as connection:
+            if sqlite:
+                # Batch mode rebuilds a table by dropping it and renaming a copy: with foreign
+                # keys enforced, the drop would delete (ON DELETE CASCADE) or be refused by
+                # every row referencing it. SQLite ignores this pragma inside a transaction,
+                # so it is set first; the references are checked once the migrations ran.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
             context.configure(
                 connection=connection,
                 target_metadata=target_metadata,
                 # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
-                render_as_batch=url.startswith("sqlite"),
+                render_as_batch=sqlite,
             )
             with context.begin_transaction():
                 context.run_migrations()
+            if sqlite:
+                _check_foreign_keys(connection)
     finally:
         engine.dispose()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """Raise if a row references a missing row (what enforcement would have refused)."""
+    violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    connection.commit()
+    if violations:
+        raise RuntimeError(f"foreign keys violated after migrating: {violations[:10]}")
 
 
 if context.is_offline_mode():

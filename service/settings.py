@@ -15,6 +15,7 @@ from PIL import Image
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.registry.enums import ActivationPolicy
 from service.validation import MAX_LABEL_LENGTH
 
 # The embedded default's models: the stand-in dual encoder and the stand-in VLM paired with it.
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
 
     # Activation gate default (points of accuracy) for models that do not set their own.
     activation_threshold: float = Field(default=1.0, ge=0)
-    default_activation_policy: Literal["auto", "manual", "always"] = "auto"
+    default_activation_policy: ActivationPolicy = ActivationPolicy.AUTO
     default_held_out_fraction: float = Field(default=0.2, ge=0, lt=1)
 
     # Seeds an admin key at start; ``admin_api_key`` reads VLMC_ADMIN_API_KEY, and the bare

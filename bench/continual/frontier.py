@@ -45,6 +45,7 @@ from bench.continual.run import (
 )
 from catalogue.architecture import VisionArchitecture, read_vision_architecture
 from catalogue.declarations import resolve_hyperparameters
+from service.registry.enums import ActivationPolicy
 from service.settings import Settings
 from service.versions.service import gate_verdict
 
@@ -184,7 +185,9 @@ class PointResult:
     def gate_share(self) -> float:
         """Share of sessions whose version the auto gate would activate."""
         verdicts = [
-            gate_verdict("auto", session.version_ti, session.version_cc, GATE_THRESHOLD).activated
+            gate_verdict(
+                ActivationPolicy.AUTO, session.version_ti, session.version_cc, GATE_THRESHOLD
+            ).activated
             for run in self.runs
             for session in run.sessions[1:]
         ]

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.versions.enums import StopReason
+
 
 @dataclass
 class SetAccuracy:
@@ -41,9 +43,9 @@ class SessionResult:
     trainable_parameters: int = 0
     optimizer_state_bytes: int = 0
     steps: int = 0
-    # Why the session's training ended ("planned_steps", "learned", "drift_budget"), and the
-    # anchors' mean 1 - cos from the parent afterwards (None without anchor terms).
-    stop_reason: str = "planned_steps"
+    # Why the session's training ended (a StopReason value), and the anchors' mean 1 - cos
+    # from the parent afterwards (None without anchor terms).
+    stop_reason: str = StopReason.PLANNED_STEPS
     anchor_drift: float | None = None
     # The session's version against its parent (what the service's activation gate judges):
     # TI on the session's own classes, CC over the control sets.

@@ -43,6 +43,8 @@ from bench.load.processes import (
     wait_until,
 )
 from bench.load.traffic import Request, png_base64, run_load
+from service.jobs.statuses import TERMINAL_STATUSES
+from service.registry.enums import ActivationPolicy
 from service.settings import Settings
 from standin.datasets import load_dataset
 from standin.factory import build_tiny_dual_encoder
@@ -92,7 +94,11 @@ def api(top: Topology) -> Iterator[httpx.Client]:
 
 
 def register(client: httpx.Client, name: str, model_dir: Path) -> str:
-    body = {"name": name, "base_path": str(model_dir), "activation_policy": "always"}
+    body = {
+        "name": name,
+        "base_path": str(model_dir),
+        "activation_policy": ActivationPolicy.ALWAYS.value,
+    }
     response = client.post("/v1/models", json=body)
     response.raise_for_status()
     return str(response.json()["id"])
@@ -125,7 +131,7 @@ def measure_jobs(
 
         def finished() -> bool:
             states = [client.get(f"/v1/jobs/{job_id}").json()["status"] for job_id in job_ids]
-            return all(state in ("succeeded", "failed", "cancelled") for state in states)
+            return all(state in TERMINAL_STATUSES for state in states)
 
         wait_until(finished, timeout=900, what="the jobs", processes=tuple(processes))
         wall = time.perf_counter() - started

@@ -36,6 +36,7 @@ from bench.load.processes import RedisServer, running_api
 from bench.load.traffic import png_base64
 from bench.serving.versions import perturbed_version
 from service.db.session import create_db_engine, create_session_factory
+from service.registry.enums import ActivationPolicy
 from service.settings import Settings
 from service.storage.blobs import FilesystemBlobStore
 from standin.factory import build_tiny_dual_encoder
@@ -125,7 +126,11 @@ def measure_activation(
         ):
             created = a.post(
                 "/v1/models",
-                json={"name": "switch", "base_path": str(model_dir), "activation_policy": "manual"},
+                json={
+                    "name": "switch",
+                    "base_path": str(model_dir),
+                    "activation_policy": ActivationPolicy.MANUAL.value,
+                },
             )
             created.raise_for_status()
             model_id, base_id = created.json()["id"], created.json()["active_version_id"]

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.session import session_scope
 from service.db.tables import Model, Version
 from service.modelling.checkpoints import load_checkpoint
+from service.modelling.enums import ModelFamily
 from service.modelling.snapshots import state_sha256
 from service.registry import repository as registry_repository
 from service.settings import Settings
@@ -38,7 +39,7 @@ def register_model(
     version 1, whose image encoder is ``base_state`` (no registration checks: benchmarks)."""
     model = Model(
         name=name,
-        family="llava" if pair_path else "clip",
+        family=ModelFamily.LLAVA if pair_path else ModelFamily.CLIP,
         base_path=str(base_path),
         pair_path=str(pair_path) if pair_path else None,
     )

@@ -30,9 +30,10 @@ from bench.continual.protocol import (
     Setting,
     evaluation_sets,
 )
+from catalogue.captions import WHAT_IS_SHOWN_QUESTION
 from service.modelling.examples import ImageExample
 from standin.basemodel.recipe import EMOJI_TRAINING_DATASETS
-from standin.basemodel.vlm.questions import WHAT_QUESTION, YES, question_answers
+from standin.basemodel.vlm.questions import YES, question_answers
 from standin.datasets import LabelledImages
 
 # OpenMoji test renderings per concept (all there are).
@@ -81,7 +82,7 @@ class VlmSetting:
 
 def question_kind(question: str, answer: str) -> str:
     """ "what", "yes" or "no": which of the VLM's questions a pair is."""
-    if question == WHAT_QUESTION:
+    if question == WHAT_IS_SHOWN_QUESTION:
         return WHAT
     return YES_KIND if answer == YES else NO_KIND
 
@@ -97,7 +98,7 @@ def qa_corrections(
         ImageExample(image=example.image, question=question, answer=answer)
         for example in labelled
         for question, answer in question_answers(str(example.label))
-        if questions == ALL_QUESTIONS or question == WHAT_QUESTION
+        if questions == ALL_QUESTIONS or question == WHAT_IS_SHOWN_QUESTION
     ]
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.deps import SessionFactoryDep
 from service.api.openapi import declare_statuses
+from service.auth.enums import Scope
 from service.auth.key_cache import KeyCache
 from service.auth.principal import Principal
 from service.auth.service import authenticate, cached_principal, require, require_model
@@ -78,7 +79,7 @@ def _principal_from_database(
 
 
 def scoped(
-    scope: str | None, per_model: bool = False
+    scope: Scope | None, per_model: bool = False
 ) -> Callable[[Request, Principal], Awaitable[Principal]]:
     """A dependency that requires ``scope`` (None: any valid key); ``per_model``: the route's
     ``{model_id}`` must be one the key may see (404 ``model_not_found`` otherwise)."""
@@ -98,11 +99,11 @@ def scoped(
 
 
 AnyPrincipal = Annotated[Principal, Depends(scoped(None))]
-InferencePrincipal = Annotated[Principal, Depends(scoped("inference"))]
-CorrectionsPrincipal = Annotated[Principal, Depends(scoped("corrections"))]
-AdminPrincipal = Annotated[Principal, Depends(scoped("admin"))]
+InferencePrincipal = Annotated[Principal, Depends(scoped(Scope.INFERENCE))]
+CorrectionsPrincipal = Annotated[Principal, Depends(scoped(Scope.CORRECTIONS))]
+AdminPrincipal = Annotated[Principal, Depends(scoped(Scope.ADMIN))]
 # The same, for routes under /v1/models/{model_id}: the key must also see that model.
 ModelReader = Annotated[Principal, Depends(scoped(None, per_model=True))]
-ModelInference = Annotated[Principal, Depends(scoped("inference", per_model=True))]
-ModelCorrections = Annotated[Principal, Depends(scoped("corrections", per_model=True))]
-ModelAdmin = Annotated[Principal, Depends(scoped("admin", per_model=True))]
+ModelInference = Annotated[Principal, Depends(scoped(Scope.INFERENCE, per_model=True))]
+ModelCorrections = Annotated[Principal, Depends(scoped(Scope.CORRECTIONS, per_model=True))]
+ModelAdmin = Annotated[Principal, Depends(scoped(Scope.ADMIN, per_model=True))]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.auth.enums import Scope
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -12,15 +14,15 @@ class Principal:
 
     key_id: str
     name: str
-    scopes: frozenset[str]
+    scopes: frozenset[Scope]
     model_ids: frozenset[str] | None = None
 
-    def has(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+    def has(self, scope: Scope) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes
 
     @property
     def is_admin(self) -> bool:
-        return "admin" in self.scopes
+        return Scope.ADMIN in self.scopes
 
     def can_access(self, model_id: str) -> bool:
         """Whether this key may see the model at all."""

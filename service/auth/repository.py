@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from service.auth.enums import Scope
 from service.db.tables import ApiKey
 
 
@@ -32,7 +33,7 @@ def active_admin_keys(session: Session, now: datetime, lock: bool = False) -> li
     if lock:
         query = query.with_for_update()
     # ``scopes`` is a JSON list: filtered here rather than with dialect-specific JSON operators.
-    return [key for key in session.scalars(query) if "admin" in key.scopes]
+    return [key for key in session.scalars(query) if Scope.ADMIN in key.scopes]
 
 
 def touch(session: Session, key_id: str, now: datetime) -> None:

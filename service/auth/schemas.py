@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from service.auth.enums import Scope
 from service.validation import Identifier, Name
 
-Scope = Literal["inference", "corrections", "admin"]
 MAX_MODELS_PER_KEY = 100
 
 
 class ApiKeyCreate(BaseModel):
     name: Name
-    scopes: list[Scope] = Field(min_length=1, max_length=3)
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     model_ids: list[Identifier] | None = Field(
         default=None,
         min_length=1,
@@ -32,7 +31,7 @@ class ApiKeyOut(BaseModel):
     id: str
     name: str
     prefix: str
-    scopes: list[str]
+    scopes: list[Scope]
     model_ids: list[str] | None
     created_at: datetime
     expires_at: datetime | None

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.auth import repository
+from service.auth.enums import Scope
 from service.auth.key_cache import KeyCache
 from service.auth.keys import display_prefix, generate_key, hash_key
 from service.auth.principal import Principal
@@ -96,11 +97,11 @@ def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
         raise Unauthenticated("expired_api_key", "this API key has expired")
 
 
-def require(principal: Principal, scope: str) -> None:
+def require(principal: Principal, scope: Scope) -> None:
     """403 unless the principal holds ``scope``."""
     if not principal.has(scope):
         raise Forbidden(
-            "insufficient_scope", f"this API key lacks the {scope!r} scope for this operation"
+            "insufficient_scope", f"this API key lacks the '{scope}' scope for this operation"
         )
 
 
@@ -114,7 +115,7 @@ def require_model(principal: Principal, model_id: str) -> None:
 def create_key(
     session: Session,
     name: str,
-    scopes: list[str],
+    scopes: list[Scope],
     model_ids: list[str] | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
@@ -124,7 +125,7 @@ def create_key(
     model id that does not exist, ``expiry_in_past`` for an ``expires_at`` already passed.
     """
     if model_ids is not None:
-        if "admin" in scopes:
+        if Scope.ADMIN in scopes:
             raise InvalidInput(
                 "admin_key_restricted", "an admin key acts on every model: leave model_ids out"
             )
@@ -153,7 +154,7 @@ def revoke_key(session: Session, key_id: str) -> ApiKey:
     if key.revoked_at is not None:
         return key
     now = utcnow()
-    if "admin" in key.scopes:
+    if Scope.ADMIN in key.scopes:
         admins = repository.active_admin_keys(session, now, lock=True)
         if not [other for other in admins if other.id != key.id]:
             raise Conflict(
@@ -181,7 +182,7 @@ def seed_admin_key(session: Session, configured_key: str | None) -> str | None:
                             name="admin (ADMIN_API_KEY)",
                             prefix=display_prefix(configured_key),
                             key_sha256=digest,
-                            scopes=["admin"],
+                            scopes=[Scope.ADMIN],
                         ),
                     )
             except IntegrityError:
@@ -190,5 +191,5 @@ def seed_admin_key(session: Session, configured_key: str | None) -> str | None:
         return None
     if repository.active_admin_keys(session, utcnow()):
         return None
-    _key, plain = create_key(session, "admin (generated at first start)", ["admin"])
+    _key, plain = create_key(session, "admin (generated at first start)", [Scope.ADMIN])
     return plain

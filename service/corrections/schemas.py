@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from catalogue.declarations import DEFAULT_METHOD
 from service.jobs.statuses import JobStatus
 from service.validation import Base64Image, FreeText, Label, MethodName
+from service.versions.enums import TISource
 
 
 class ExampleIn(BaseModel):
@@ -76,7 +77,7 @@ class CorrectionAccepted(BaseModel):
     examples: int = Field(description="examples received (eval_examples included)")
     trained: int = Field(description="examples the update trains on")
     held_out: int = Field(description="examples kept out of training to measure TI")
-    ti_source: Literal["eval_examples", "held_out", "target_sets", "none"] = Field(
+    ti_source: TISource = Field(
         description="what TI is measured on: the request's eval_examples; a share of its "
         "examples held out of training; the model's target eval sets; or nothing"
     )

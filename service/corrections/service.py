@@ -44,10 +44,12 @@ from service.jobs import repository as jobs_repository
 from service.jobs.service import create_job
 from service.jobs.statuses import JobStatus
 from service.registry import repository as registry_repository
+from service.registry.enums import EvalSetKind
 from service.registry.service import get_model, model_architecture
 from service.settings import Settings
 from service.storage.blobs import BlobStore, sha256_hex
 from service.validation import MAX_TEXT_LENGTH, check_batch_size, clean_text
+from service.versions.enums import TISource
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ class ExampleSplit:
 
     examples: list[SubmittedExample]
     held_out: set[int]
-    ti_source: str
+    ti_source: TISource
 
 
 def _split_examples(
@@ -252,7 +254,9 @@ def _split_examples(
     """Decide what trains and what measures TI, and check that what trains can (422
     ``single_class``). Eval examples never train; of the examples, a share per label is held
     out only when nothing else can measure TI, unless the request sets the share."""
-    has_target_sets = bool(registry_repository.list_eval_sets(session, model_id, "target"))
+    has_target_sets = bool(
+        registry_repository.list_eval_sets(session, model_id, EvalSetKind.TARGET)
+    )
     fraction = options.held_out_fraction
     if fraction is None:
         fraction = 0.0 if eval_examples or has_target_sets else settings.default_held_out_fraction
@@ -288,7 +292,7 @@ def _store_examples(blobs: BlobStore, split: ExampleSplit) -> list[CorrectionExa
 
 
 def _record_correction(
-    session: Session, model_id: str, rows: list[CorrectionExample], ti_source: str, job: Job
+    session: Session, model_id: str, rows: list[CorrectionExample], ti_source: TISource, job: Job
 ) -> Correction:
     """Add the correction, its examples and ``job`` (with its first event and outbox message)
     in one savepoint of the caller's transaction. ``IntegrityError`` when ``job``'s
@@ -346,37 +350,37 @@ def _accepted(correction: Correction, job: Job) -> CorrectionAccepted:
         examples=correction.num_examples,
         trained=correction.num_examples - correction.num_held_out,
         held_out=correction.num_held_out,
-        ti_source=correction.ti_source,  # type: ignore[arg-type]
+        ti_source=correction.ti_source,
         note=ti_note(correction),
         data_hash=correction.data_hash,
     )
 
 
-def ti_source_of(has_eval_examples: bool, holds_out: bool, has_target_sets: bool) -> str:
-    """What a correction's TI is measured on (``CORRECTION_TI_SOURCES``)."""
+def ti_source_of(has_eval_examples: bool, holds_out: bool, has_target_sets: bool) -> TISource:
+    """What a correction's TI is measured on."""
     if has_eval_examples:
-        return "eval_examples"
+        return TISource.EVAL_EXAMPLES
     if holds_out:
-        return "held_out"
-    return "target_sets" if has_target_sets else "none"
+        return TISource.HELD_OUT
+    return TISource.TARGET_SETS if has_target_sets else TISource.NONE
 
 
 def ti_note(correction: Correction) -> str:
     """One sentence for people: what trains and what measures TI."""
     trained = correction.num_examples - correction.num_held_out
-    if correction.ti_source == "eval_examples":
+    if correction.ti_source == TISource.EVAL_EXAMPLES:
         return (
             f"all {trained} examples train; TI is measured on the "
             f"{correction.num_held_out} eval_examples sent with them"
         )
-    if correction.ti_source == "held_out":
+    if correction.ti_source == TISource.HELD_OUT:
         return (
             f"{correction.num_held_out} of the {correction.num_examples} examples (one or more "
             f"per label with at least two) are held out of training to measure TI, so "
             f"{trained} train; send eval_examples, or register a target eval set for the "
             f"model, to train on all of them"
         )
-    if correction.ti_source == "target_sets":
+    if correction.ti_source == TISource.TARGET_SETS:
         return (
             f"all {trained} examples train; TI is measured on the model's target eval sets "
             f"(their images of the corrected labels, or all of them if they hold none)"

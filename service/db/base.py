@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, String
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, String
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -80,3 +80,26 @@ class StrEnumText(TypeDecorator[E]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
         return None if value is None else self.enum_class(value)
+
+
+class StrEnumList(TypeDecorator[list[E]]):
+    """A list of ``StrEnum`` members stored as a JSON list of their values (the table's CHECK
+    constraint lists the values it may hold).
+
+    Binding validates each member; reading gives the members back.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, enum_class: type[E]) -> None:
+        super().__init__()
+        self.enum_class = enum_class
+
+    def process_bind_param(
+        self, value: list[E] | list[str] | None, dialect: Dialect
+    ) -> list[str] | None:
+        return None if value is None else [self.enum_class(item).value for item in value]
+
+    def process_result_value(self, value: list[str] | None, dialect: Dialect) -> list[E] | None:
+        return None if value is None else [self.enum_class(item) for item in value]

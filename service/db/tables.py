@@ -6,7 +6,10 @@ Invariants the database itself enforces (not just the code):
   only name a version *of that model*;
 - one version per job (``uq_versions_job_id``) and one number per model;
 - the deployment history and job events are append-only (no code path updates them);
-- an Idempotency-Key is unique per model.
+- an Idempotency-Key is unique per model;
+- a column holding a closed set of values (a status, kind, action, policy, family, TI source,
+  stop reason, the scopes of a key) holds only its Enum's values: a CHECK constraint derived
+  from the Enum, which each domain defines in a module importing nothing but ``enum``.
 """
 
 from __future__ import annotations
@@ -31,26 +34,36 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.db.base import Base, StrEnumText, UTCDateTime, new_id, utcnow
+from service.auth.enums import Scope
+from service.db.base import Base, StrEnumList, StrEnumText, UTCDateTime, new_id, utcnow
 from service.jobs.statuses import JobEventType, JobStatus
+from service.modelling.enums import ModelFamily
+from service.registry.enums import ActivationPolicy, EvalSetKind
+from service.versions.enums import (
+    VERSION_TI_SOURCES,
+    DeploymentAction,
+    StopReason,
+    TISource,
+    VersionStatus,
+)
 
 # Integer primary keys that autoincrement on SQLite too (BIGINT does not alias ROWID there).
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
-VERSION_STATUSES = ("pending", "ready", "failed")
-ACTIVATION_POLICIES = ("auto", "manual", "always")
-EVAL_SET_KINDS = ("control", "target")
-# Where a version's TI came from: the correction's held-out examples, the model's target
-# sets (a correction without held-out examples), or nowhere (TI is then None).
-TI_SOURCES = ("held_out", "target_sets", "none")
-# What a correction's TI is measured on, decided at submission: the request's evaluation
-# examples; a share of its examples held out of training; the model's target sets (every
-# example trains); or nothing (every example trains and the model has no target sets).
-CORRECTION_TI_SOURCES = ("eval_examples", "held_out", "target_sets", "none")
-
 
 def _in(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+def _only(column: str, values: Iterable[str]) -> str:
+    """A JSON list column holds nothing but ``values``: removing each quoted value, then the
+    commas and spaces, from its text leaves ``[]``. (Checking each element with the JSON
+    functions would need a subquery, which neither SQLite nor PostgreSQL allows in a CHECK
+    constraint.)"""
+    text = f"CAST({column} AS TEXT)"
+    for value in values:
+        text = f"replace({text}, '\"{value}\"', '')"
+    return f"replace(replace({text}, ',', ''), ' ', '') = '[]'"
 
 
 class Model(Base):
@@ -59,19 +72,22 @@ class Model(Base):
     __tablename__ = "models"
     __table_args__ = (
         UniqueConstraint("name"),
-        CheckConstraint(_in("activation_policy", ACTIVATION_POLICIES), name="activation_policy"),
+        CheckConstraint(_in("family", ModelFamily), name="family"),
+        CheckConstraint(_in("activation_policy", ActivationPolicy), name="activation_policy"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
-    family: Mapped[str] = mapped_column(String(50))
+    family: Mapped[ModelFamily] = mapped_column(StrEnumText(ModelFamily, 50))
     base_path: Mapped[str] = mapped_column(Text)
     # ``llava`` models: the CLIP-style checkpoint whose text tower pairs with the VLM's vision
     # tower (the CLIP loss needs one), and whether the two towers' weights were equal at
     # registration. None for dual encoders.
     pair_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     vision_towers_equal: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    activation_policy: Mapped[str] = mapped_column(String(20), default="auto")
+    activation_policy: Mapped[ActivationPolicy] = mapped_column(
+        StrEnumText(ActivationPolicy, 20), default=ActivationPolicy.AUTO
+    )
     activation_threshold: Mapped[float] = mapped_column(Float, default=1.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -80,13 +96,16 @@ class ApiKey(Base):
     """An API key, stored as its sha256 only; ``prefix`` identifies it in listings."""
 
     __tablename__ = "api_keys"
-    __table_args__ = (UniqueConstraint("key_sha256"),)
+    __table_args__ = (
+        UniqueConstraint("key_sha256"),
+        CheckConstraint(_only("scopes", Scope), name="scopes"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(16))
     key_sha256: Mapped[str] = mapped_column(String(64))
-    scopes: Mapped[list[str]] = mapped_column(JSON)
+    scopes: Mapped[list[Scope]] = mapped_column(StrEnumList(Scope))
     # The models this key may see and act on; NULL: every model (admin keys are never
     # restricted).
     model_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
@@ -102,13 +121,13 @@ class EvalSet(Base):
     __tablename__ = "eval_sets"
     __table_args__ = (
         UniqueConstraint("model_id", "name"),
-        CheckConstraint(_in("kind", EVAL_SET_KINDS), name="kind"),
+        CheckConstraint(_in("kind", EvalSetKind), name="kind"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[EvalSetKind] = mapped_column(StrEnumText(EvalSetKind, 20))
     # A control set's own limit (accuracy points it may lose) for the auto gate; None: only
     # the model's threshold on the mean (CC) applies.
     max_drop: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -134,15 +153,17 @@ class Correction(Base):
     """A few-shot correction batch; ``data_hash`` identifies its content exactly."""
 
     __tablename__ = "corrections"
-    __table_args__ = (CheckConstraint(_in("ti_source", CORRECTION_TI_SOURCES), name="ti_source"),)
+    __table_args__ = (CheckConstraint(_in("ti_source", TISource), name="ti_source"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     data_hash: Mapped[str] = mapped_column(String(64))
     num_examples: Mapped[int] = mapped_column(Integer)
     num_held_out: Mapped[int] = mapped_column(Integer)
-    # What TI will be measured on (decided at submission, see ``CORRECTION_TI_SOURCES``).
-    ti_source: Mapped[str] = mapped_column(String(20), default="held_out")
+    # What TI will be measured on (decided at submission).
+    ti_source: Mapped[TISource] = mapped_column(
+        StrEnumText(TISource, 20), default=TISource.HELD_OUT
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -245,7 +266,7 @@ class Version(Base):
         # Target of the active pointer's composite foreign key (version must belong to model).
         UniqueConstraint("model_id", "id"),
         UniqueConstraint("job_id"),
-        CheckConstraint(_in("status", VERSION_STATUSES), name="status"),
+        CheckConstraint(_in("status", VersionStatus), name="status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -260,7 +281,9 @@ class Version(Base):
     # A safetensors blob of the full state (``snapshots.serialize_state``); None: rebuilt
     # from the nearest checkpointed ancestor (or the base checkpoint) and the deltas after it.
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[VersionStatus] = mapped_column(
+        StrEnumText(VersionStatus, 20), default=VersionStatus.PENDING
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -281,14 +304,14 @@ class VersionEvaluation(Base):
     """TI and CC of a version (accuracy points; after minus before its update)."""
 
     __tablename__ = "version_evaluations"
-    __table_args__ = (CheckConstraint(_in("ti_source", TI_SOURCES), name="ti_source"),)
+    __table_args__ = (CheckConstraint(_in("ti_source", VERSION_TI_SOURCES), name="ti_source"),)
 
     version_id: Mapped[str] = mapped_column(
         ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
     )
     ti: Mapped[float | None] = mapped_column(Float, nullable=True)
     cc: Mapped[float | None] = mapped_column(Float, nullable=True)
-    ti_source: Mapped[str] = mapped_column(String(20))
+    ti_source: Mapped[TISource] = mapped_column(StrEnumText(TISource, 20))
     held_out_examples: Mapped[int] = mapped_column(Integer, default=0)
     target_accuracy_before: Mapped[float | None] = mapped_column(Float, nullable=True)
     target_accuracy_after: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -304,13 +327,13 @@ class VersionSetAccuracy(Base):
     """Accuracy (percent) on one evaluation set of the model, before and after the update."""
 
     __tablename__ = "version_set_accuracies"
-    __table_args__ = (CheckConstraint(_in("kind", EVAL_SET_KINDS), name="kind"),)
+    __table_args__ = (CheckConstraint(_in("kind", EvalSetKind), name="kind"),)
 
     version_id: Mapped[str] = mapped_column(
         ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
     )
     set_name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[EvalSetKind] = mapped_column(StrEnumText(EvalSetKind, 20))
     accuracy_before: Mapped[float] = mapped_column(Float)
     accuracy_after: Mapped[float] = mapped_column(Float)
     # Generative models: answer accuracy (percent) on the same images.
@@ -322,6 +345,7 @@ class VersionCost(Base):
     """What the update that made a version cost."""
 
     __tablename__ = "version_costs"
+    __table_args__ = (CheckConstraint(_in("stop_reason", StopReason), name="stop_reason"),)
 
     version_id: Mapped[str] = mapped_column(
         ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
@@ -336,8 +360,10 @@ class VersionCost(Base):
     train_seconds: Mapped[float] = mapped_column(Float)
     total_seconds: Mapped[float] = mapped_column(Float)
     losses: Mapped[list[float]] = mapped_column(JSON, default=list)
-    # Why training ended: "planned_steps", "learned" (examples fitted) or "drift_budget".
-    stop_reason: Mapped[str] = mapped_column(String(20), default="planned_steps")
+    # Why training ended.
+    stop_reason: Mapped[StopReason] = mapped_column(
+        StrEnumText(StopReason, 20), default=StopReason.PLANNED_STEPS
+    )
     anchors: Mapped[int] = mapped_column(Integer, default=0)
     anchor_drift: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Seconds per job phase (load, evaluate_before, train, evaluate_after, store).
@@ -350,12 +376,12 @@ class GateDecision(Base):
     """What the activation gate decided for a new version, and why."""
 
     __tablename__ = "gate_decisions"
-    __table_args__ = (CheckConstraint(_in("policy", ACTIVATION_POLICIES), name="policy"),)
+    __table_args__ = (CheckConstraint(_in("policy", ActivationPolicy), name="policy"),)
 
     version_id: Mapped[str] = mapped_column(
         ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
     )
-    policy: Mapped[str] = mapped_column(String(20))
+    policy: Mapped[ActivationPolicy] = mapped_column(StrEnumText(ActivationPolicy, 20))
     threshold: Mapped[float] = mapped_column(Float)
     activated: Mapped[bool] = mapped_column(Boolean)
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -401,13 +427,16 @@ class Deployment(Base):
     """One move of the active pointer (append-only history: from, to, who, why, when)."""
 
     __tablename__ = "deployments"
-    __table_args__ = (Index("ix_deployments_model_id_id", "model_id", "id"),)
+    __table_args__ = (
+        CheckConstraint(_in("action", DeploymentAction), name="action"),
+        Index("ix_deployments_model_id_id", "model_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     from_version_id: Mapped[str | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
     to_version_id: Mapped[str] = mapped_column(ForeignKey("versions.id"))
-    action: Mapped[str] = mapped_column(String(20))
+    action: Mapped[DeploymentAction] = mapped_column(StrEnumText(DeploymentAction, 20))
     actor: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

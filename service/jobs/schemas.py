@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from service.db.tables import Job, JobEvent
 from service.jobs.statuses import JobEventType, JobStatus
+from service.versions.enums import TISource
 
 
 class JobError(BaseModel):
@@ -27,7 +28,7 @@ class TrainingSplit(BaseModel):
     examples: int = Field(description="examples received (eval_examples included)")
     trained: int = Field(description="examples the update trains on")
     held_out: int = Field(description="examples kept out of training to measure TI")
-    ti_source: Literal["eval_examples", "held_out", "target_sets", "none"]
+    ti_source: TISource
 
 
 class JobOut(BaseModel):
@@ -64,7 +65,7 @@ class JobOut(BaseModel):
                 examples=job.correction.num_examples,
                 trained=job.correction.num_examples - job.correction.num_held_out,
                 held_out=job.correction.num_held_out,
-                ti_source=job.correction.ti_source,  # type: ignore[arg-type]
+                ti_source=job.correction.ti_source,
             ),
             status=job.status,
             progress=Progress(step=job.progress_step, total=job.progress_total),

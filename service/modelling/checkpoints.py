@@ -17,8 +17,9 @@ from typing import Any
 from torch import nn
 
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.enums import ModelFamily
 from service.modelling.loading import ModelLoadError, detect_family, load_dual_encoder
-from service.modelling.vlm import LLAVA_FAMILY, VisionLanguageModel, load_vision_language_model
+from service.modelling.vlm import VisionLanguageModel, load_vision_language_model
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,21 @@ def _sharing_shell(module: nn.Module, children: dict[str, nn.Module]) -> nn.Modu
     return shell
 
 
-def checkpoint_family(path: Path | str) -> str:
+def checkpoint_family(path: Path | str) -> ModelFamily:
     """The family of a checkpoint directory: ``llava`` or a dual-encoder family."""
     config_path = Path(path) / "config.json"
     try:
         model_type = json.loads(config_path.read_text()).get("model_type", "")
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"{path} has no readable config.json: {error}") from error
-    return LLAVA_FAMILY if model_type == LLAVA_FAMILY else detect_family(Path(path))
+    return ModelFamily.LLAVA if model_type == ModelFamily.LLAVA else detect_family(Path(path))
 
 
 def load_checkpoint(
     base_path: Path | str, pair_path: Path | str | None, device: str = "cpu"
 ) -> LoadedCheckpoint:
     """Load what a model row names (see the module docstring)."""
-    if checkpoint_family(base_path) != LLAVA_FAMILY:
+    if checkpoint_family(base_path) != ModelFamily.LLAVA:
         return LoadedCheckpoint(encoder=load_dual_encoder(base_path, device=device))
     if pair_path is None:
         raise ModelLoadError("a llava model needs the CLIP-style checkpoint it pairs with")

@@ -17,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from catalogue.architecture import VisionArchitecture
+from service.modelling.enums import ModelFamily
 from service.modelling.preprocess import ImagePreprocessor
 
 # Top-level children of the model that make up "the image encoder" (what updates may change).
@@ -82,7 +83,7 @@ class DualEncoder:
         model: nn.Module,
         tokenizer: object,
         preprocessor: ImagePreprocessor,
-        family: str,
+        family: ModelFamily,
         num_heads: int,
         max_text_length: int = 77,
     ) -> None:
@@ -198,7 +199,7 @@ class DualEncoder:
         """Projected text features (not normalised)."""
         tokens = self.tokenizer(  # type: ignore[operator]
             texts,
-            padding="max_length" if self.family == "siglip" else True,
+            padding="max_length" if self.family == ModelFamily.SIGLIP else True,
             truncation=True,
             max_length=self.max_text_length,
             return_tensors="pt",

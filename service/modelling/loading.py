@@ -11,25 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.enums import DUAL_ENCODER_FAMILIES, ModelFamily
 from service.modelling.preprocess import ImagePreprocessor
-
-SUPPORTED_FAMILIES = ("clip", "vision-text-dual-encoder", "siglip")
 
 
 class ModelLoadError(Exception):
     """The directory does not hold a loadable, supported dual encoder."""
 
 
-def detect_family(path: Path) -> str:
+def detect_family(path: Path) -> ModelFamily:
+    """The dual-encoder family of a checkpoint directory (its config's ``model_type``)."""
     config_path = Path(path) / "config.json"
     if not config_path.is_file():
         raise ModelLoadError(f"{path} has no config.json: not a Hugging Face model directory")
     model_type = json.loads(config_path.read_text()).get("model_type", "")
-    if model_type not in SUPPORTED_FAMILIES:
-        raise ModelLoadError(
-            f"model type {model_type!r} is not supported; expected one of {SUPPORTED_FAMILIES}"
-        )
-    return str(model_type)
+    if model_type not in DUAL_ENCODER_FAMILIES:
+        supported = ", ".join(family.value for family in DUAL_ENCODER_FAMILIES)
+        raise ModelLoadError(f"model type {model_type!r} is not supported; expected {supported}")
+    return ModelFamily(model_type)
 
 
 def load_dual_encoder(path: Path | str, device: str = "cpu") -> DualEncoder:
@@ -46,9 +45,9 @@ def load_dual_encoder(path: Path | str, device: str = "cpu") -> DualEncoder:
     if not any(path.glob("*.safetensors")):
         raise ModelLoadError(f"{path} holds no .safetensors weights (pickled weights are refused)")
     model_class: Any = {
-        "clip": CLIPModel,
-        "vision-text-dual-encoder": VisionTextDualEncoderModel,
-        "siglip": SiglipModel,
+        ModelFamily.CLIP: CLIPModel,
+        ModelFamily.VISION_TEXT_DUAL_ENCODER: VisionTextDualEncoderModel,
+        ModelFamily.SIGLIP: SiglipModel,
     }[family]
     model = model_class.from_pretrained(path, use_safetensors=True, local_files_only=True)
     for parameter in model.parameters():
@@ -65,5 +64,7 @@ def load_dual_encoder(path: Path | str, device: str = "cpu") -> DualEncoder:
         preprocessor=preprocessor,
         family=family,
         num_heads=int(vision_config.num_attention_heads),
-        max_text_length=min(max_length, 77) if family != "vision-text-dual-encoder" else 64,
+        max_text_length=(
+            min(max_length, 77) if family != ModelFamily.VISION_TEXT_DUAL_ENCODER else 64
+        ),
     )

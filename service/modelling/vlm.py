@@ -33,10 +33,10 @@ import torch
 from PIL import Image
 
 from service.modelling.dual_encoder import DualEncoder
+from service.modelling.enums import ModelFamily
 from service.modelling.loading import ModelLoadError, load_dual_encoder
 from service.modelling.preprocess import ImagePreprocessor
 
-LLAVA_FAMILY = "llava"
 VISION_TOWER_CHILDREN = ("vision_model",)
 IMAGE_TOKEN = "<image>"
 # Vision-config fields that must agree for two towers to be the same architecture.
@@ -261,7 +261,7 @@ def load_vision_language_model(
 
     vlm_path, pair_path = Path(vlm_path), Path(pair_path)
     config = json.loads((vlm_path / "config.json").read_text())
-    if config.get("model_type") != LLAVA_FAMILY:
+    if config.get("model_type") != ModelFamily.LLAVA:
         raise ModelLoadError(f"model type {config.get('model_type')!r} is not a llava model")
     if not any(vlm_path.glob("*.safetensors")):
         raise ModelLoadError(f"{vlm_path} holds no .safetensors weights (pickle is refused)")

@@ -15,6 +15,7 @@ from fastapi import Depends
 from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
 from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
 from service.registration.schemas import EvalSetCreateJson, EvalSetHeader, EvalSetUpload
+from service.registry.enums import EvalSetKind
 from service.validation import MAX_LABEL_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 EvalSetBody = Annotated[
@@ -24,7 +25,11 @@ EvalSetBody = Annotated[
 EVAL_SET_BODY_DOCS: dict[str, Any] = body_docs(
     {
         "name": text_field(MAX_NAME_LENGTH, minLength=1),
-        "kind": {"type": "string", "enum": ["control", "target"], "default": "control"},
+        "kind": {
+            "type": "string",
+            "enum": [kind.value for kind in EvalSetKind],
+            "default": EvalSetKind.CONTROL.value,
+        },
         "max_drop": {"type": "number", "minimum": 0, "maximum": 100},
         "images": IMAGE_FILES,
         "labels": text_fields(MAX_LABEL_LENGTH),
@@ -58,7 +63,7 @@ def eval_set_form(body: EvalSetBody) -> EvalSetUpload:
         EvalSetHeader,
         {
             "name": body.last("name"),
-            "kind": body.last("kind") or "control",
+            "kind": body.last("kind") or EvalSetKind.CONTROL,
             "max_drop": body.last("max_drop"),
         },
     )

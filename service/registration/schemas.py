@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from service.modelling.enums import ModelFamily
+from service.registry.enums import ActivationPolicy, EvalSetKind
 from service.validation import Base64Image, FreeText, Label, Name, PathText
-
-ActivationPolicy = Literal["auto", "manual", "always"]
 
 
 class ModelCreate(BaseModel):
@@ -26,7 +25,7 @@ class ModelCreate(BaseModel):
         "llava-1.5), inside the model roots like base_path; the two vision towers must have "
         "the same architecture",
     )
-    family: Name | None = Field(
+    family: ModelFamily | None = Field(
         default=None, description="optional; checked against the checkpoint"
     )
     activation_policy: ActivationPolicy | None = None
@@ -36,7 +35,7 @@ class ModelCreate(BaseModel):
 class ModelOut(BaseModel):
     id: str
     name: str
-    family: str
+    family: ModelFamily
     base_path: str | None = Field(
         description="where the server reads the checkpoint; shown to admin keys only (null "
         "for other keys)"
@@ -52,7 +51,7 @@ class ModelOut(BaseModel):
         description="llava models: whether the VLM's vision tower and the pair's had equal "
         "weights at registration (null for dual encoders)",
     )
-    activation_policy: str
+    activation_policy: ActivationPolicy
     activation_threshold: float
     active_version_id: str | None
     active_version_number: int | None
@@ -75,7 +74,7 @@ class EvalSetHeader(BaseModel):
     """The non-file fields of an eval-set upload (multipart form fields)."""
 
     name: Name
-    kind: Literal["control", "target"] = "control"
+    kind: EvalSetKind = EvalSetKind.CONTROL
     max_drop: float | None = Field(
         None,
         ge=0,
@@ -95,7 +94,7 @@ class EvalSetUpload:
     questions not yet cleaned; ``questions`` is empty or has one entry per image)."""
 
     name: str
-    kind: str
+    kind: EvalSetKind
     max_drop: float | None
     images: list[bytes]
     labels: list[str]
@@ -106,7 +105,7 @@ class EvalSetOut(BaseModel):
     id: str
     model_id: str
     name: str
-    kind: str
+    kind: EvalSetKind
     max_drop: float | None
     size: int
     question_examples: int = Field(default=0, description="items with a question")

@@ -8,7 +8,9 @@ from sqlalchemy.orm import Session
 from service.db.tables import Model
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs_repository
+from service.modelling.enums import ModelFamily
 from service.registry import repository
+from service.registry.enums import ActivationPolicy
 from service.registry.service import get_model, inspect_checkpoint, resolve_checkpoint_path
 from service.settings import Settings
 from service.versions import repository as versions_repository
@@ -23,8 +25,8 @@ def register_model(
     base_path: str,
     actor: str,
     pair_path: str | None = None,
-    family: str | None = None,
-    activation_policy: str | None = None,
+    family: ModelFamily | None = None,
+    activation_policy: ActivationPolicy | None = None,
     activation_threshold: float | None = None,
 ) -> Model:
     """A new model with version 1 (its base checkpoint, active). 409 if the name is taken."""
@@ -39,7 +41,7 @@ def register_model(
     facts = inspect_checkpoint(path, pair, settings.device)
     if family is not None and family != facts.family:
         raise InvalidInput(
-            "family_mismatch", f"the checkpoint is a {facts.family!r} model, not {family!r}"
+            "family_mismatch", f"the checkpoint is a '{facts.family}' model, not '{family}'"
         )
     model = repository.add(
         session,

@@ -6,6 +6,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service.db.tables import EvalSet, EvalSetItem, Model
+from service.registry.enums import EvalSetKind
 
 
 def get(session: Session, model_id: str) -> Model | None:
@@ -31,7 +32,9 @@ def get_eval_set_by_name(session: Session, model_id: str, name: str) -> EvalSet 
     return session.scalars(query).first()
 
 
-def list_eval_sets(session: Session, model_id: str, kind: str | None = None) -> list[EvalSet]:
+def list_eval_sets(
+    session: Session, model_id: str, kind: EvalSetKind | None = None
+) -> list[EvalSet]:
     query = select(EvalSet).where(EvalSet.model_id == model_id)
     if kind is not None:
         query = query.where(EvalSet.kind == kind)

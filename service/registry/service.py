@@ -16,10 +16,12 @@ from service.db.tables import EvalSet, EvalSetItem, Model
 from service.errors import Conflict, InvalidInput, NotFound
 from service.images import ImageLimits, decode_image
 from service.modelling.checkpoints import checkpoint_family, load_checkpoint
+from service.modelling.enums import ModelFamily
 from service.modelling.loading import ModelLoadError, load_dual_encoder
 from service.modelling.snapshots import state_sha256
-from service.modelling.vlm import LLAVA_FAMILY, VISION_TOWER_CHILDREN, architecture_differences
+from service.modelling.vlm import VISION_TOWER_CHILDREN, architecture_differences
 from service.registry import repository
+from service.registry.enums import EvalSetKind
 from service.storage.blobs import BlobStore
 from service.validation import MAX_TEXT_LENGTH, check_batch_size, clean_text
 
@@ -68,7 +70,7 @@ def resolve_checkpoint_path(base_path: str, roots: list[Path], field: str = "bas
 class CheckpointFacts:
     """What registration learns from loading a checkpoint."""
 
-    family: str
+    family: ModelFamily
     content_sha256: str  # of the image encoder's state (version 1)
     vision_towers_equal: bool | None = None  # llava: the VLM's tower against the pair's
 
@@ -89,7 +91,7 @@ def inspect_checkpoint(path: Path, pair: Path | None, device: str) -> Checkpoint
     except (ModelLoadError, OSError, ValueError) as error:
         logger.warning("checkpoint %s is not loadable: %s", path, error)
         raise InvalidInput("checkpoint_unloadable", f"base_path: {_UNLOADABLE}") from error
-    if family != LLAVA_FAMILY:
+    if family != ModelFamily.LLAVA:
         if pair is not None:
             raise InvalidInput(
                 "pair_not_applicable", "pair_path: only llava models pair with a CLIP checkpoint"
@@ -137,7 +139,7 @@ def _inspect_llava(path: Path, pair: Path, device: str) -> CheckpointFacts:
         logger.warning("checkpoint %s is not loadable: %s", path, error)
         raise InvalidInput("checkpoint_unloadable", f"base_path: {_UNLOADABLE}") from error
     content_sha256 = state_sha256(loaded.encoder.image_encoder_state())
-    return CheckpointFacts(LLAVA_FAMILY, content_sha256, content_sha256 == pair_sha256)
+    return CheckpointFacts(ModelFamily.LLAVA, content_sha256, content_sha256 == pair_sha256)
 
 
 def create_eval_set(
@@ -147,7 +149,7 @@ def create_eval_set(
     *,
     model_id: str,
     name: str,
-    kind: str,
+    kind: EvalSetKind,
     images: list[bytes],
     labels: list[str],
     max_label_length: int,
@@ -190,7 +192,7 @@ def create_eval_set(
                 position=position, image_sha256=blobs.put(data), label=label, question=question
             )
         )
-    if max_drop is not None and kind != "control":
+    if max_drop is not None and kind != EvalSetKind.CONTROL:
         raise InvalidInput("max_drop_needs_control", "max_drop applies to control sets only")
     eval_set = EvalSet(model_id=model_id, name=name, kind=kind, max_drop=max_drop)
     return repository.add_eval_set(session, eval_set, items)

@@ -41,6 +41,7 @@ from service.serving.pointers import ActivePointers
 from service.serving.text_embeddings import TextEmbeddings
 from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
+from service.versions.enums import VersionStatus
 from service.versions.state_chain import version_state
 
 logger = logging.getLogger(__name__)
@@ -165,8 +166,10 @@ class ModelCache:
 
     def pinned(self, session: Session, model: Model, version: Version) -> LoadedVersion:
         """The encoder of a specific version (it must be ready)."""
-        if version.status != "ready":
-            code = "version_failed" if version.status == "failed" else "version_not_ready"
+        if version.status != VersionStatus.READY:
+            code = (
+                "version_failed" if version.status == VersionStatus.FAILED else "version_not_ready"
+            )
             raise Conflict(code, f"version {version.number} is {version.status}")
         entry = self._get(model.id, version.id)
         if entry is not None:

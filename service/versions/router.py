@@ -10,8 +10,9 @@ from service.auth.dependencies import ModelAdmin, ModelReader
 from service.registry.service import get_model
 from service.versions import repository
 from service.versions.dependencies import PointerFollowerDep
+from service.versions.enums import DeploymentAction
 from service.versions.schemas import DeploymentOut, PointerMove, VersionOut
-from service.versions.service import activate_version, get_version, rollback
+from service.versions.service import activate_version, get_version
 
 router = APIRouter(prefix="/v1/models", tags=["versions"])
 
@@ -34,7 +35,7 @@ def read_version(
 
 
 def _move(
-    action: str,
+    action: DeploymentAction,
     model_id: ResourceId,
     body: PointerMove,
     session: SessionDep,
@@ -43,8 +44,9 @@ def _move(
     background: BackgroundTasks,
 ) -> DeploymentOut:
     get_model(session, model_id)
-    move = rollback if action == "rollback" else activate_version
-    deployment = move(session, model_id, body.version_id, principal.actor, body.reason)
+    deployment = activate_version(
+        session, model_id, body.version_id, principal.actor, body.reason, action=action
+    )
     session.commit()
     # Answer with it here from the next request on; the other replicas load it beside the old
     # version when the move's announcement arrives (service/serving/pointer_watch.py).
@@ -69,7 +71,9 @@ def activate(
     background: BackgroundTasks,
 ) -> DeploymentOut:
     """Make a ready version active (e.g. one the gate held back)."""
-    return _move("activate", model_id, body, session, follower, principal, background)
+    return _move(
+        DeploymentAction.ACTIVATE, model_id, body, session, follower, principal, background
+    )
 
 
 @router.post("/{model_id}/rollback", response_model=DeploymentOut, responses=_MOVE_CONFLICTS)
@@ -82,7 +86,9 @@ def rollback_model(
     background: BackgroundTasks,
 ) -> DeploymentOut:
     """Re-activate an earlier version; serving answers exactly as that version did."""
-    return _move("rollback", model_id, body, session, follower, principal, background)
+    return _move(
+        DeploymentAction.ROLLBACK, model_id, body, session, follower, principal, background
+    )
 
 
 @router.get("/{model_id}/deployments", response_model=list[DeploymentOut])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.db.tables import Deployment, Version
+from service.registry.enums import ActivationPolicy, EvalSetKind
 from service.validation import FreeText, Identifier
+from service.versions.enums import DeploymentAction, StopReason, TISource, VersionStatus
 
 
 class _Record(BaseModel):
@@ -19,7 +21,7 @@ class SetAccuracyOut(_Record):
     """Accuracy (percent) on one of the model's evaluation sets, before and after the update."""
 
     set_name: str
-    kind: Literal["control", "target"] = Field(
+    kind: EvalSetKind = Field(
         description="control: must not regress (gives CC); target: should improve"
     )
     accuracy_before: float
@@ -41,9 +43,11 @@ class EvaluationOut(_Record):
     cc: float | None = Field(
         description="control change: mean over control sets; None without control sets"
     )
-    ti_source: Literal["held_out", "target_sets", "none"] = Field(
-        description="held_out: the correction's held-out examples; target_sets: the mean over "
-        "the model's target sets (a correction without held-out examples); none: no TI"
+    ti_source: TISource = Field(
+        description="held_out: examples kept out of training (the correction's eval_examples "
+        "or its held-out share); target_sets: the mean over the model's target sets (a "
+        "correction without held-out examples); none: no TI. Never eval_examples, which only "
+        "a correction names"
     )
     held_out_examples: int = Field(description="examples of the correction kept out of training")
     target_accuracy_before: float | None = Field(description="on the held-out examples, percent")
@@ -78,7 +82,7 @@ class CostOut(_Record):
     train_seconds: float
     total_seconds: float
     losses: list[float] = Field(description="training loss per optimizer step")
-    stop_reason: Literal["planned_steps", "learned", "drift_budget"] = Field(
+    stop_reason: StopReason = Field(
         description="why training ended: the planned steps (epochs, max_steps), the "
         "correction's examples learned (stop_margin), or the anchors' drift budget"
     )
@@ -97,7 +101,7 @@ class CostOut(_Record):
 class GateDecisionOut(_Record):
     """What the activation gate decided when the version was made, and why."""
 
-    policy: Literal["auto", "manual", "always"]
+    policy: ActivationPolicy
     threshold: float = Field(description="CC threshold of the auto policy, accuracy points")
     activated: bool
     reasons: list[str]
@@ -129,7 +133,7 @@ class VersionOut(BaseModel):
     carried_state_methods: list[str] = Field(
         description="methods whose carried state (e.g. KeepLoRA's subspace) this version holds"
     )
-    status: str
+    status: VersionStatus
     active: bool
     created_at: datetime
     archived_at: datetime | None = Field(
@@ -172,7 +176,7 @@ def _evaluation(version: Version) -> EvaluationOut | None:
     return EvaluationOut(
         ti=record.ti,
         cc=record.cc,
-        ti_source=record.ti_source,  # type: ignore[arg-type]
+        ti_source=record.ti_source,
         held_out_examples=record.held_out_examples,
         target_accuracy_before=record.target_accuracy_before,
         target_accuracy_after=record.target_accuracy_after,
@@ -196,7 +200,7 @@ class DeploymentOut(BaseModel):
     model_id: str
     from_version_id: str | None
     to_version_id: str
-    action: str
+    action: DeploymentAction
     actor: str
     reason: str
     created_at: datetime

@@ -39,8 +39,10 @@ from service.db.tables import (
 )
 from service.errors import Conflict, NotFound
 from service.registry import repository as registry_repository
+from service.registry.enums import ActivationPolicy, EvalSetKind
 from service.versions import repository
 from service.versions.announcements import announce_pointer_move
+from service.versions.enums import DeploymentAction, VersionStatus
 
 BASE_METHOD = "base"
 
@@ -95,7 +97,7 @@ def register_base_version(
             data_hash=None,
             content_sha256=content_sha256,
             snapshot_sha256=None,
-            status="ready",
+            status=VersionStatus.READY,
         ),
     )
     repository.add_active(session, ActiveVersion(model_id=model.id, version_id=version.id))
@@ -106,7 +108,7 @@ def register_base_version(
             model_id=model.id,
             from_version_id=None,
             to_version_id=version.id,
-            action="initial",
+            action=DeploymentAction.INITIAL,
             actor=actor,
             reason="base checkpoint registered",
         ),
@@ -126,7 +128,7 @@ def create_version(
     snapshot_sha256: str,
     checkpoint_sha256: str | None = None,
     records: VersionRecords | None = None,
-    status: str = "ready",
+    status: VersionStatus = VersionStatus.READY,
 ) -> Version:
     """A new version numbered after the model's last one, with what the worker measured.
 
@@ -140,7 +142,7 @@ def create_version(
     parent = get_version(session, model_id, parent_id)
     if parent.archived_at is not None:
         raise Conflict("parent_archived", f"parent version {parent.number} was archived")
-    if parent.status != "ready":
+    if parent.status != VersionStatus.READY:
         raise Conflict("parent_not_ready", f"parent version {parent_id} is {parent.status}")
     return repository.add(
         session,
@@ -172,7 +174,7 @@ def activate_version(
     version_id: str,
     actor: str,
     reason: str,
-    action: str = "activate",
+    action: DeploymentAction = DeploymentAction.ACTIVATE,
 ) -> Deployment:
     """Point the model at ``version_id`` and record the move.
 
@@ -190,9 +192,9 @@ def activate_version(
     if version.model_id != model_id:
         raise Conflict("version_foreign", f"version {version_id} belongs to another model")
     refuse_archived(version)
-    if version.status == "failed":
+    if version.status == VersionStatus.FAILED:
         raise Conflict("version_failed", f"version {version.number} failed and cannot serve")
-    if version.status != "ready":
+    if version.status != VersionStatus.READY:
         raise Conflict("version_not_ready", f"version {version.number} is {version.status}")
     if pointer.version_id == version.id:
         raise Conflict("version_already_active", f"version {version.number} is already active")
@@ -217,7 +219,9 @@ def rollback(
     session: Session, model_id: str, version_id: str, actor: str, reason: str
 ) -> Deployment:
     """Re-activate an earlier (ready) version; the same rules as ``activate_version``."""
-    return activate_version(session, model_id, version_id, actor, reason, action="rollback")
+    return activate_version(
+        session, model_id, version_id, actor, reason, action=DeploymentAction.ROLLBACK
+    )
 
 
 @dataclass(frozen=True)
@@ -238,7 +242,7 @@ class ControlResult:
 
 
 def gate_verdict(
-    policy: str,
+    policy: ActivationPolicy,
     ti: float | None,
     cc: float | None,
     threshold: float,
@@ -259,7 +263,7 @@ def gate_verdict(
     ]
     verdict = _policy_verdict(policy, ti, cc, threshold)
     activated = verdict.activated
-    if policy == "auto" and any(_over_own_limit(c) for c in controls):
+    if policy == ActivationPolicy.AUTO and any(_over_own_limit(c) for c in controls):
         activated = False
     return GateVerdict(activated, verdict.reasons + regressions)
 
@@ -269,14 +273,12 @@ def _over_own_limit(control: ControlResult) -> bool:
 
 
 def _policy_verdict(
-    policy: str, ti: float | None, cc: float | None, threshold: float
+    policy: ActivationPolicy, ti: float | None, cc: float | None, threshold: float
 ) -> GateVerdict:
-    if policy == "always":
+    if policy == ActivationPolicy.ALWAYS:
         return GateVerdict(True, ["policy always: every ready version is activated"])
-    if policy == "manual":
+    if policy == ActivationPolicy.MANUAL:
         return GateVerdict(False, ["policy manual: versions are activated by hand"])
-    if policy != "auto":
-        raise ValueError(f"unknown activation policy {policy!r}")
     reasons = []
     if ti is None:
         reasons.append("TI unknown: no held-out examples and no target sets to measure it on")
@@ -309,11 +311,11 @@ def apply_activation_gate(session: Session, model: Model, version: Version) -> D
     (it stays visible and can be activated by hand). The worker calls this after
     ``create_version``, in the same transaction.
     """
-    if version.status != "ready":
+    if version.status != VersionStatus.READY:
         return None
     limits = {
         eval_set.name: eval_set.max_drop
-        for eval_set in registry_repository.list_eval_sets(session, model.id, "control")
+        for eval_set in registry_repository.list_eval_sets(session, model.id, EvalSetKind.CONTROL)
     }
     evaluation = version.evaluation
     by_answers = model.pair_path is not None and evaluation is not None
@@ -330,7 +332,7 @@ def apply_activation_gate(session: Session, model: Model, version: Version) -> D
             limits.get(result.set_name),
         )
         for result in version.set_accuracies
-        if result.kind == "control"
+        if result.kind == EvalSetKind.CONTROL
     ]
     verdict = gate_verdict(model.activation_policy, ti, cc, model.activation_threshold, controls)
     version.gate_decision = GateDecision(
@@ -343,4 +345,6 @@ def apply_activation_gate(session: Session, model: Model, version: Version) -> D
     if not verdict.activated:
         return None
     reason = f"gate {model.activation_policy}: " + "; ".join(verdict.reasons)
-    return activate_version(session, model.id, version.id, GATE_ACTOR, reason, action="gate")
+    return activate_version(
+        session, model.id, version.id, GATE_ACTOR, reason, action=DeploymentAction.GATE
+    )

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
 from service.modelling.loading import load_dual_encoder
 from service.modelling.preprocess import ImagePreprocessor
 from standin.basemodel.card import BuildInfo, write_card
 from standin.basemodel.recipe import (
     EMOJI_TRAINING_DATASETS,
-    EVALUATION_TEMPLATE,
     HELD_OUT_DATASETS,
     PIXEL_DATASETS,
     PROJECTION_DIM,
@@ -31,7 +31,7 @@ from standin.basemodel.recipe import (
 from standin.basemodel.reference import reference_concepts, run_reference_correction
 from standin.basemodel.training import (
     ArtworkPool,
-    TrainingData,
+    TrainingSources,
     build_pixel_pool,
     train_image_tower,
 )
@@ -76,7 +76,7 @@ def evaluate_zero_shot(
     for name in names:
         images = evaluation_split(name, split, test_limit_per_class)
         accuracy = zero_shot_accuracy(
-            model, images.images, images.labels, images.class_names, EVALUATION_TEMPLATE
+            model, images.images, images.labels, images.class_names, DEFAULT_CAPTION_TEMPLATE
         )
         results[name] = {
             "accuracy": accuracy,
@@ -116,9 +116,9 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def training_data(
+def training_sources(
     preprocessor: ImagePreprocessor, train_limit_per_class: int | None, seed: int
-) -> TrainingData:
+) -> TrainingSources:
     """Artwork of both training styles plus the fixed pixel datasets, one joint class list."""
     concepts = emoji_concepts()
     hexcodes = tuple(concept.hexcode for concept in concepts)
@@ -140,7 +140,7 @@ def training_data(
     pool = build_pixel_pool(
         pixel_sets, [share / total_share for share in shares], preprocessor, len(concepts)
     )
-    return TrainingData(
+    return TrainingSources(
         artwork=ArtworkPool(artwork=artwork, targets=targets),
         pixels=pool,
         pixel_share=total_share,
@@ -202,7 +202,7 @@ def _build(
         vision=vision, text="minilm", projection_dim=PROJECTION_DIM, seed=seed
     )
     preprocessor = ImagePreprocessor.clip(vision.image_size)
-    data = training_data(preprocessor, train_limit_per_class, seed)
+    data = training_sources(preprocessor, train_limit_per_class, seed)
     started = time.perf_counter()
     losses = train_image_tower(model, tokenizer, data, preprocessor, recipe, seed, progress)
     train_seconds = time.perf_counter() - started

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
 from standin.basemodel.recipe import (
     CAPTION_TEMPLATES,
-    EVALUATION_TEMPLATE,
     HELD_OUT_DATASETS,
     PIXEL_DATASETS,
     TrainingRecipe,
@@ -190,7 +190,7 @@ A CLIP-style dual encoder (`VisionTextDualEncoderModel`) built offline here by
 {weights_line}
 ## Zero-shot top-1 on held-out test images
 
-Template "{EVALUATION_TEMPLATE}", against all class names of the set.
+Template "{DEFAULT_CAPTION_TEMPLATE}", against all class names of the set.
 
 | dataset | domain | classes | images | accuracy | chance | card target |
 |---|---|---|---|---|---|---|

@@ -24,6 +24,7 @@ from service.db.session import create_db_engine, create_session_factory, session
 from service.images import ImageLimits
 from service.registration.service import register_model
 from service.registry import repository
+from service.registry.enums import EvalSetKind
 from service.registry.service import create_eval_set
 from service.settings import Settings, get_settings
 from service.storage.blobs import FilesystemBlobStore
@@ -38,12 +39,12 @@ from standin.datasets import load_dataset
 # (control): held-out renderings of the two training styles, Fashion-MNIST and textures.
 # Target: held-out OpenMoji renderings, the style the model has never seen.
 EMOJI_SET_CONCEPTS = 250
-EVAL_SETS: dict[str, tuple[str, int, int | None]] = {
-    "emoji-google": ("control", 1, EMOJI_SET_CONCEPTS),
-    "emoji-twitter": ("control", 1, EMOJI_SET_CONCEPTS),
-    "fashion-mnist": ("control", 25, None),
-    "textures": ("control", 30, None),
-    "emoji-openmoji": ("target", 1, EMOJI_SET_CONCEPTS),
+EVAL_SETS: dict[str, tuple[EvalSetKind, int, int | None]] = {
+    "emoji-google": (EvalSetKind.CONTROL, 1, EMOJI_SET_CONCEPTS),
+    "emoji-twitter": (EvalSetKind.CONTROL, 1, EMOJI_SET_CONCEPTS),
+    "fashion-mnist": (EvalSetKind.CONTROL, 25, None),
+    "textures": (EvalSetKind.CONTROL, 30, None),
+    "emoji-openmoji": (EvalSetKind.TARGET, 1, EMOJI_SET_CONCEPTS),
 }
 # The VLM's sets: the emoji ones (it was taught emoji concepts only: on Fashion-MNIST and
 # textures its answers are always wrong, which would only dilute its answer CC), and a
@@ -166,7 +167,15 @@ def _register_vlm(session: Session, settings: Settings, blobs: FilesystemBlobSto
         _add_set(session, settings, blobs, model.id, name, kind, images, labels)
     images, questions, answers = yes_no_items(settings.max_examples_per_batch)
     _add_set(
-        session, settings, blobs, model.id, VLM_QUESTION_SET, "control", images, answers, questions
+        session,
+        settings,
+        blobs,
+        model.id,
+        VLM_QUESTION_SET,
+        EvalSetKind.CONTROL,
+        images,
+        answers,
+        questions,
     )
     print(
         f"Registered the default VLM {model.name!r} ({model.id}), paired with "
@@ -182,7 +191,7 @@ def _add_set(
     blobs: FilesystemBlobStore,
     model_id: str,
     name: str,
-    kind: str,
+    kind: EvalSetKind,
     images: list[Image.Image],
     labels: list[str],
     questions: list[str] | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
 from standin.factory import VisionShape
 
 # 32 px keeps the emoji recognisable; patch 4 gives 64 tokens. 8 heads of width 32: one head
@@ -33,10 +34,11 @@ PIXEL_DATASETS: dict[str, float] = {
     "textures": 0.08,
 }
 HELD_OUT_DATASETS = ("emoji-openmoji", "animal-mnist", "digits")
-# Several phrasings so the projection learns the class word, not one sentence. The last
-# template adds the concept's emojibase keywords when it has any.
+# Several phrasings so the projection learns the class word, not one sentence, the first the
+# one the service classifies with (and the card's zero-shot figures use). The last template
+# adds the concept's emojibase keywords when it has any.
 CAPTION_TEMPLATES = (
-    "a photo of a {}.",
+    DEFAULT_CAPTION_TEMPLATE,
     "a picture of a {}.",
     "an image of a {}.",
     "an emoji of a {}.",
@@ -47,7 +49,6 @@ CAPTION_TEMPLATES = (
     "{}",
 )
 KEYWORD_TEMPLATE = "{}: {}."
-EVALUATION_TEMPLATE = "a photo of a {}."
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
 from service.modelling.examples import ImageExample
 from service.modelling.loading import load_dual_encoder
-from standin.basemodel.recipe import EVALUATION_TEMPLATE
 from standin.datasets import LabelledImages
 from workers.engine.accuracy import control_change, zero_shot_accuracy
 from workers.engine.update import run_update
@@ -84,7 +84,7 @@ def run_reference_correction(
 
     def accuracy(images: LabelledImages) -> float:
         return zero_shot_accuracy(
-            model, images.images, images.labels, images.class_names, EVALUATION_TEMPLATE
+            model, images.images, images.labels, images.class_names, DEFAULT_CAPTION_TEMPLATE
         )
 
     target_before = accuracy(target)

@@ -48,8 +48,8 @@ class ArtworkPool:
 
 
 @dataclass
-class TrainingData:
-    """Everything one training run draws from, and the joint class list."""
+class TrainingSources:
+    """Everything one training run draws its batches from, and the joint class list."""
 
     artwork: ArtworkPool
     pixels: PixelPool
@@ -151,7 +151,7 @@ def emoji_batch(
 def train_image_tower(
     model: VisionTextDualEncoderModel,
     tokenizer: object,
-    data: TrainingData,
+    data: TrainingSources,
     preprocessor: ImagePreprocessor,
     recipe: TrainingRecipe,
     seed: int,

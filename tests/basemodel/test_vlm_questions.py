@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from catalogue.captions import answer_key, qa_statement
+from catalogue.captions import WHAT_IS_SHOWN_QUESTION, answer_key, qa_statement
 from standin.basemodel.vlm.questions import (
     NO,
-    WHAT_QUESTION,
     WHAT_QUESTIONS,
     YES,
     YES_NO_QUESTIONS,
@@ -45,7 +44,10 @@ def test_answers_read_as_english() -> None:
 
 
 def test_subjects_get_the_right_answers() -> None:
-    assert question_answers("cat")[:2] == [(WHAT_QUESTION, "A cat."), ("Is it an animal?", YES)]
+    assert question_answers("cat")[:2] == [
+        (WHAT_IS_SHOWN_QUESTION, "A cat."),
+        ("Is it an animal?", YES),
+    ]
     table = concept_questions()
     assert "Is it a vehicle?" in table["bicycle"].yes_questions
     assert "Is it a vehicle?" in table["bus stop"].no_questions

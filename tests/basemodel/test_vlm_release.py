@@ -12,13 +12,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from catalogue.captions import answer_key
+from catalogue.captions import WHAT_IS_SHOWN_QUESTION, answer_key
 from service.modelling.vlm import VisionLanguageModel, load_vision_language_model
 from standin.basemodel.card import read_build_info
 from standin.basemodel.release import ReleaseError, sha256_of
 from standin.basemodel.vlm.card import CARD_FILE
 from standin.basemodel.vlm.features import select_tower_features
-from standin.basemodel.vlm.questions import WHAT_QUESTION, concept_questions
+from standin.basemodel.vlm.questions import concept_questions
 from standin.basemodel.vlm.recipe import VlmRecipe
 from standin.basemodel.vlm.release import (
     RELEASE_DIR,
@@ -59,7 +59,7 @@ def _spread_test_images(name: str) -> LabelledImages:
 
 
 def _what_accuracy(vlm: VisionLanguageModel, data: LabelledImages) -> float:
-    answers = vlm.answer(data.images, [WHAT_QUESTION] * len(data), max_tokens=12)
+    answers = vlm.answer(data.images, [WHAT_IS_SHOWN_QUESTION] * len(data), max_tokens=12)
     right = [
         answer_key(answer.text) == data.class_names[label]
         for answer, label in zip(answers, data.labels, strict=True)
@@ -140,7 +140,7 @@ def test_yes_no_answers_follow_the_subject(vlm: VisionLanguageModel) -> None:
 def test_training_forward_is_the_serving_forward(vlm: VisionLanguageModel) -> None:
     data = _spread_test_images("emoji-twitter").select([0, 1, 2])
     model = vlm.model
-    inputs = vlm._inputs(data.images, [WHAT_QUESTION, "Is it food?", "What is this?"])
+    inputs = vlm._inputs(data.images, [WHAT_IS_SHOWN_QUESTION, "Is it food?", "What is this?"])
     served = model(**inputs).logits
     features = select_tower_features(model, inputs["pixel_values"])
     hidden = language_hidden_states(model, features, inputs["input_ids"], inputs["attention_mask"])

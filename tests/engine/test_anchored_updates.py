@@ -9,9 +9,9 @@ import pytest
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from service.modelling.inference import zero_shot_predictions
 from service.modelling.loading import load_dual_encoder
 from standin.datasets import load_dataset
-from workers.engine.accuracy import zero_shot_predictions
 from workers.engine.update import run_update
 from workers.pipeline.evaluation import split_control_sets
 from workers.pipeline.stored_inputs import LoadedEvalSet

@@ -8,8 +8,8 @@ import pytest
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from service.modelling.inference import zero_shot_predictions
 from standin.datasets import load_dataset
-from workers.engine.accuracy import zero_shot_predictions
 from workers.engine.update import run_update
 
 # The mechanism at the paper's structure (2 heads, 10% of fc1) on the 4-head test model.

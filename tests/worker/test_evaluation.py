@@ -91,7 +91,7 @@ def test_with_nothing_to_measure_ti_is_none_and_the_auto_gate_holds_the_version_
 def test_question_items_are_matched_among_the_statements_of_their_own_question(
     tiny_model_dir: Path,
 ) -> None:
-    from workers.engine.accuracy import zero_shot_predictions
+    from service.modelling.inference import zero_shot_predictions
     from workers.pipeline.evaluation import set_hits, split_control_sets
 
     images = load_dataset("fashion-mnist", "test", limit_per_class=2, seed=0)
@@ -121,3 +121,21 @@ def test_question_items_are_matched_among_the_statements_of_their_own_question(
     assert measured.questions == questions[0::2]
     assert [anchor.question for anchor in anchors] == questions[1::2]
     assert anchors[-1].caption(TEMPLATE) in statements
+
+
+def test_accuracy_counts_the_label_classify_answers_with(tiny_model_dir: Path) -> None:
+    """The worker's accuracy and the API's classify are one zero-shot classification: an image
+    counts as right exactly when the label classify ranks first is its own."""
+    from service.modelling.inference import classify
+    from workers.engine.accuracy import zero_shot_accuracy
+
+    images = load_dataset("fashion-mnist", "test", limit_per_class=3, seed=1)
+    model = load_dual_encoder(tiny_model_dir)
+    answered = classify(model, images.images, images.class_names, TEMPLATE)
+    right = [
+        max(range(len(row)), key=row.__getitem__) == label
+        for row, label in zip(answered, images.labels, strict=True)
+    ]
+    accuracy = zero_shot_accuracy(model, images.images, images.labels, images.class_names)
+    assert accuracy == 100.0 * sum(right) / len(right)
+    assert 0 < sum(right) < len(right)  # neither all right nor all wrong: the test can tell

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from service.modelling.inference import zero_shot_predictions
 from service.modelling.loading import load_dual_encoder
 from service.modelling.snapshots import state_sha256
 from service.versions.state_chain import version_state
 from tests.worker.harness import Shots, Stack
-from workers.engine.accuracy import zero_shot_predictions
 from workers.pipeline.runner import Outcome, process_job
 
 

@@ -1,5 +1,7 @@
 """Evaluation: zero-shot accuracy, target improvement (TI) and control change (CC).
 
+Images are classified as the API classifies them (``service.modelling.inference``).
+
 Accuracies are percentages (0-100), so TI and CC are in percentage points.
 """
 
@@ -10,28 +12,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from PIL import Image
 
-from catalogue.captions import (
-    DEFAULT_CAPTION_TEMPLATE,
-    captions_for_labels,
-)
+from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
 from service.modelling.dual_encoder import DualEncoder
-
-
-@torch.no_grad()
-def zero_shot_predictions(
-    model: DualEncoder,
-    images: Sequence[Image.Image],
-    class_names: Sequence[str],
-    template: str = DEFAULT_CAPTION_TEMPLATE,
-    batch_size: int = 128,
-) -> torch.Tensor:
-    """Index of the best-matching class caption for each image."""
-    captions = model.encode_texts(captions_for_labels(class_names, template))
-    predictions = [
-        (model.encode_images(list(images[start : start + batch_size])) @ captions.T).argmax(dim=1)
-        for start in range(0, len(images), batch_size)
-    ]
-    return torch.cat(predictions).cpu()
+from service.modelling.inference import zero_shot_predictions
 
 
 def zero_shot_accuracy(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from catalogue.hyperparameters import CommonHyperparameters
+from service.versions.enums import StopReason
 from workers.engine.errors import NonFiniteLoss, UpdateCancelled
 from workers.engine.method import LossFunction, UpdateMethod
 from workers.engine.training_data import TrainingData
@@ -31,8 +32,7 @@ class TrainingResult:
     steps: int
     seconds: float
     optimizer_state_bytes: int
-    # "planned_steps" (epochs or the max_steps cap), "learned" or "drift_budget".
-    stop_reason: str = "planned_steps"
+    stop_reason: StopReason = StopReason.PLANNED_STEPS
 
 
 @dataclass
@@ -44,15 +44,15 @@ class Budget:
     drift: Callable[[], float] | None = None
     drift_budget: float | None = None
 
-    def stop_reason(self) -> str | None:
+    def stop_reason(self) -> StopReason | None:
         if self.learned is not None and self.learned():
-            return "learned"
+            return StopReason.LEARNED
         over_budget = (
             self.drift is not None
             and self.drift_budget is not None
             and self.drift() >= self.drift_budget
         )
-        return "drift_budget" if over_budget else None
+        return StopReason.DRIFT_BUDGET if over_budget else None
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -117,7 +117,7 @@ def train(
         total_steps,
     )
     step = 0
-    stop_reason = "planned_steps"
+    stop_reason = StopReason.PLANNED_STEPS
     for pixels, targets in batches:
         if should_cancel is not None and should_cancel():
             raise UpdateCancelled(f"cancelled at step {step} of {total_steps}")

@@ -13,6 +13,7 @@ from catalogue.declarations import DEFAULT_METHOD, declaration_of, resolve_hyper
 from catalogue.hyperparameters import CommonHyperparameters, HyperparameterError
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from service.versions.enums import StopReason
 from workers.engine.activations import lean_activations
 from workers.engine.anchors import AnchorTerm, prepare_anchors
 from workers.engine.errors import InvalidHyperparameter
@@ -45,8 +46,8 @@ class UpdateReport:
     steps: int
     losses: list[float]
     details: dict[str, Any] = field(default_factory=dict)
-    # Why training ended: "planned_steps", "learned" or "drift_budget".
-    stop_reason: str = "planned_steps"
+    # Why training ended.
+    stop_reason: StopReason = StopReason.PLANNED_STEPS
     anchors: int = 0
     # Mean 1 - cos between the anchors' embeddings after the update and the parent's.
     anchor_drift: float | None = None

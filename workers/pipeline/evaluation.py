@@ -28,13 +28,11 @@ from catalogue.captions import LABEL_SLOT, answer_key
 from service.db.tables import VersionEvaluation, VersionSetAccuracy
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from service.modelling.inference import zero_shot_predictions
 from service.modelling.vlm import VisionLanguageModel
-from workers.engine.accuracy import (
-    caption_accuracy,
-    control_change,
-    target_improvement,
-    zero_shot_predictions,
-)
+from service.registry.enums import EvalSetKind
+from service.versions.enums import TISource
+from workers.engine.accuracy import caption_accuracy, control_change, target_improvement
 from workers.engine.examples import build_captioned_batch
 from workers.pipeline.stored_inputs import LoadedEvalSet
 
@@ -109,7 +107,7 @@ def split_control_sets(
     measured: list[LoadedEvalSet] = []
     anchors: list[ImageExample] = []
     for eval_set in eval_sets:
-        if eval_set.kind != "control":
+        if eval_set.kind != EvalSetKind.CONTROL:
             measured.append(eval_set)
             continue
         measured.append(
@@ -207,7 +205,7 @@ def _with_sets(
         on_corrected = [
             hit for hit, label in zip(hits, taught, strict=True) if label in plan.corrected_labels
         ]
-        if eval_set.kind == "target" and on_corrected:
+        if eval_set.kind == EvalSetKind.TARGET and on_corrected:
             corrected[eval_set.name] = _percent(on_corrected)
     return Accuracies(target=target, sets=sets, corrected=corrected)
 
@@ -221,7 +219,7 @@ class Improvement:
     """TI (and where it came from) and CC of one way of measuring, before against after."""
 
     ti: float | None
-    ti_source: str
+    ti_source: TISource
     cc: float | None
 
 
@@ -230,21 +228,22 @@ def improvement(plan: EvaluationPlan, before: Accuracies, after: Accuracies) -> 
     labels, else from the mean over whole target sets (None without any); CC over the
     control sets (None without any)."""
     kinds = {eval_set.name: eval_set.kind for eval_set in plan.eval_sets}
-    controls = [name for name, kind in kinds.items() if kind == "control"]
-    targets = [name for name, kind in kinds.items() if kind == "target"]
+    controls = [name for name, kind in kinds.items() if kind == EvalSetKind.CONTROL]
+    targets = [name for name, kind in kinds.items() if kind == EvalSetKind.TARGET]
     ti: float | None
+    ti_source: TISource
     if before.target is not None and after.target is not None:
         ti = target_improvement(before.target, after.target)
-        ti_source = "held_out"
+        ti_source = TISource.HELD_OUT
     elif before.corrected:
         # The target sets' images of the corrected labels: what the correction set out to fix.
         ti = _mean(
             [target_improvement(before.corrected[n], after.corrected[n]) for n in before.corrected]
         )
-        ti_source = "target_sets"
+        ti_source = TISource.TARGET_SETS
     else:
         ti = _mean([target_improvement(before.sets[n], after.sets[n]) for n in targets])
-        ti_source = "target_sets" if targets else "none"
+        ti_source = TISource.TARGET_SETS if targets else TISource.NONE
     cc = control_change(
         {name: before.sets[name] for name in controls},
         {name: after.sets[name] for name in controls},

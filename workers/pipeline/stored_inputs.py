@@ -16,6 +16,7 @@ from service.corrections import repository as corrections_repository
 from service.images import load_stored_image
 from service.modelling.examples import ImageExample
 from service.registry import repository as registry_repository
+from service.registry.enums import EvalSetKind
 from service.storage.blobs import BlobStore
 
 
@@ -50,7 +51,7 @@ class LoadedEvalSet:
     item has a question, its label is that question's right answer."""
 
     name: str
-    kind: str
+    kind: EvalSetKind
     images: list[Image.Image]
     labels: list[str]
     questions: list[str | None] = field(default_factory=list)
@@ -67,7 +68,7 @@ class LoadedEvalSet:
 
 
 def model_eval_sets(
-    session: Session, blobs: BlobStore, model_id: str, kind: str | None = None
+    session: Session, blobs: BlobStore, model_id: str, kind: EvalSetKind | None = None
 ) -> list[LoadedEvalSet]:
     """Every eval set of a model (optionally one kind), images read and hash-checked."""
     loaded = []

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalogue.captions import WHAT_IS_SHOWN_QUESTION
 from standin.basemodel.card import SOURCES_TABLE
 from standin.basemodel.vlm.questions import WHAT_QUESTIONS, YES_NO_QUESTIONS
 from standin.basemodel.vlm.recipe import HELD_OUT_DATASET, VlmRecipe
@@ -54,7 +55,7 @@ def _style(name: str) -> str:
 def accuracy_table(accuracy: dict[str, dict[str, float]]) -> str:
     """Markdown rows: dataset, style, images, what / yes / no accuracy."""
     lines = [
-        '| dataset | style | images | "What is in the picture?" | yes questions | no questions |',
+        f'| dataset | style | images | "{WHAT_IS_SHOWN_QUESTION}" | yes questions | no questions |',
         "|---|---|---|---|---|---|",
     ]
     for name, figures in accuracy.items():

@@ -9,9 +9,9 @@ one of them shows as such.
 
 from __future__ import annotations
 
-from catalogue.captions import answer_key
+from catalogue.captions import WHAT_IS_SHOWN_QUESTION, answer_key
 from service.modelling.vlm import VisionLanguageModel
-from standin.basemodel.vlm.questions import NO, WHAT_QUESTION, YES, question_answers
+from standin.basemodel.vlm.questions import NO, YES, question_answers
 from standin.datasets import LabelledImages
 
 MAX_ANSWER_TOKENS = 12
@@ -30,7 +30,7 @@ def answer_accuracy(
     answers = vlm.answer(images, questions, max_tokens=MAX_ANSWER_TOKENS, batch_size=batch_size)
     right: dict[str, list[bool]] = {"what": [], "yes": [], "no": []}
     for question, wanted, given in zip(questions, expected, answers, strict=True):
-        kind = "what" if question == WHAT_QUESTION else {YES: "yes", NO: "no"}[wanted]
+        kind = "what" if question == WHAT_IS_SHOWN_QUESTION else {YES: "yes", NO: "no"}[wanted]
         right[kind].append(answer_key(given.text) == answer_key(wanted))
     result = {kind: 100.0 * sum(hits) / max(1, len(hits)) for kind, hits in right.items()}
     return {**result, "images": float(len(data))}

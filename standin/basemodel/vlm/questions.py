@@ -21,11 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from catalogue.captions import WHAT_IS_SHOWN_QUESTION
 from standin.datasets.emoji import EmojiConcept, emoji_concepts
 
-WHAT_QUESTION = "What is in the picture?"
-# Further phrasings trained alongside (the card's figures use WHAT_QUESTION).
-WHAT_QUESTIONS = (WHAT_QUESTION, "What is in the image?", "What is this?")
+# The question the service asks a generative model about a labelled image, then further
+# phrasings trained alongside (the card's figures use the first).
+WHAT_QUESTIONS = (WHAT_IS_SHOWN_QUESTION, "What is in the image?", "What is this?")
 YES = "Yes."
 NO = "No."
 # Names read without an article: plurals and things not counted one by one.
@@ -231,7 +232,7 @@ def question_answers(label: str) -> list[tuple[str, str]]:
     is asked). Raises ``KeyError`` for a label that is not a curated emoji concept.
     """
     questions = concept_questions()[label]
-    pairs = [(WHAT_QUESTION, questions.what_answer)]
+    pairs = [(WHAT_IS_SHOWN_QUESTION, questions.what_answer)]
     pairs += [(question, YES) for question in questions.yes_questions[:1]]
     if questions.no_questions:
         rotation = list(concept_questions()).index(label) % len(questions.no_questions)
