@@ -15,7 +15,7 @@ from PIL import Image
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.registry.enums import ActivationPolicy
+from service.db.values import ActivationPolicy
 from service.validation import MAX_LABEL_LENGTH
 
 # The embedded default's models: the stand-in dual encoder and the stand-in VLM paired with it.

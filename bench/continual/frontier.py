@@ -45,7 +45,7 @@ from bench.continual.run import (
 )
 from catalogue.architecture import VisionArchitecture, read_vision_architecture
 from catalogue.declarations import resolve_hyperparameters
-from service.registry.enums import ActivationPolicy
+from service.db.values import ActivationPolicy
 from service.settings import Settings
 from service.versions.service import gate_verdict
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.versions.enums import StopReason
+from service.db.values import StopReason
 
 
 @dataclass

@@ -43,8 +43,8 @@ from bench.load.processes import (
     wait_until,
 )
 from bench.load.traffic import Request, png_base64, run_load
+from service.db.values import ActivationPolicy
 from service.jobs.statuses import TERMINAL_STATUSES
-from service.registry.enums import ActivationPolicy
 from service.settings import Settings
 from standin.datasets import load_dataset
 from standin.factory import build_tiny_dual_encoder

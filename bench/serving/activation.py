@@ -36,7 +36,7 @@ from bench.load.processes import RedisServer, running_api
 from bench.load.traffic import png_base64
 from bench.serving.versions import perturbed_version
 from service.db.session import create_db_engine, create_session_factory
-from service.registry.enums import ActivationPolicy
+from service.db.values import ActivationPolicy
 from service.settings import Settings
 from service.storage.blobs import FilesystemBlobStore
 from standin.factory import build_tiny_dual_encoder

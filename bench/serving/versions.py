@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
 from service.db.tables import Model, Version
+from service.db.values import ModelFamily
 from service.modelling.checkpoints import load_checkpoint
-from service.modelling.enums import ModelFamily
 from service.modelling.snapshots import state_sha256
 from service.registry import repository as registry_repository
 from service.settings import Settings

@@ -1,9 +1,9 @@
 """CHECK constraints for the value sets that had none: a model's family, the scopes of an API
 key, why an update's training stopped, and the action of a deployment.
 
-Each list is the values of its Enum at this revision (``service/modelling/enums.py``,
-``service/auth/enums.py``, ``service/versions/enums.py``), written out: a migration describes
-the schema as it was, so a later member comes with a migration of its own. Rows written before
+Each list is the values of its Enum at this revision (``service/db/values.py``), written
+out: a migration describes the schema as it was, so a later member comes with a migration of
+its own. Rows written before
 this revision hold only these values (the code wrote nothing else), so the constraints are
 added as validated ones.
 

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.deps import SessionFactoryDep
 from service.api.openapi import declare_statuses
-from service.auth.enums import Scope
 from service.auth.key_cache import KeyCache
 from service.auth.principal import Principal
 from service.auth.service import authenticate, cached_principal, require, require_model
+from service.db.values import Scope
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.auth.enums import Scope
+from service.db.values import Scope
 
 
 @dataclass(frozen=True)

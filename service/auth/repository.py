@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from service.auth.enums import Scope
 from service.db.tables import ApiKey
+from service.db.values import Scope
 
 
 def get_by_hash(session: Session, key_sha256: str) -> ApiKey | None:

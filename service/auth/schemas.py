@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from service.auth.enums import Scope
+from service.db.values import Scope
 from service.validation import Identifier, Name
 
 MAX_MODELS_PER_KEY = 100

@@ -16,12 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.auth import repository
-from service.auth.enums import Scope
 from service.auth.key_cache import KeyCache
 from service.auth.keys import display_prefix, generate_key, hash_key
 from service.auth.principal import Principal
 from service.db.base import utcnow
 from service.db.tables import ApiKey
+from service.db.values import Scope
 from service.errors import Conflict, InvalidInput, NotFound, ServiceError
 from service.registry import repository as registry_repository
 

@@ -26,8 +26,9 @@ from typer.core import TyperGroup
 
 from service.cli import render
 from service.cli.client import ApiError, ServiceClient
+from service.db.values import JobStatus
 from service.jobs.schemas import JobOut
-from service.jobs.statuses import TERMINAL_STATUSES, JobStatus
+from service.jobs.statuses import TERMINAL_STATUSES
 from service.registration.schemas import ModelOut
 from service.settings import DEFAULT_MODEL_NAME
 from service.versions.schemas import DeploymentOut, VersionOut

@@ -8,9 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from catalogue.declarations import DEFAULT_METHOD
-from service.jobs.statuses import JobStatus
+from service.db.values import JobStatus, TISource
 from service.validation import Base64Image, FreeText, Label, MethodName
-from service.versions.enums import TISource
 
 
 class ExampleIn(BaseModel):

@@ -38,18 +38,16 @@ from service.corrections.schemas import (
     SubmittedExample,
 )
 from service.db.tables import Correction, CorrectionExample, Job, Model
+from service.db.values import EvalSetKind, JobStatus, TISource
 from service.errors import Conflict, InvalidInput
 from service.images import ImageLimits, decode_image
 from service.jobs import repository as jobs_repository
 from service.jobs.service import create_job
-from service.jobs.statuses import JobStatus
 from service.registry import repository as registry_repository
-from service.registry.enums import EvalSetKind
 from service.registry.service import get_model, model_architecture
 from service.settings import Settings
 from service.storage.blobs import BlobStore, sha256_hex
 from service.validation import MAX_TEXT_LENGTH, check_batch_size, clean_text
-from service.versions.enums import TISource
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.auth.enums import Scope
 from service.db.base import Base, StrEnumList, StrEnumText, UTCDateTime, new_id, utcnow
-from service.jobs.statuses import JobEventType, JobStatus
-from service.modelling.enums import ModelFamily
-from service.registry.enums import ActivationPolicy, EvalSetKind
-from service.versions.enums import (
+from service.db.values import (
     VERSION_TI_SOURCES,
+    ActivationPolicy,
     DeploymentAction,
+    EvalSetKind,
+    JobEventType,
+    JobStatus,
+    ModelFamily,
+    Scope,
     StopReason,
     TISource,
     VersionStatus,

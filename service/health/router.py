@@ -14,9 +14,9 @@ from sqlalchemy import exc as db_errors
 from sqlalchemy import text
 
 from service.api.deps import BlobsDep, SessionFactoryDep, SettingsDep
+from service.db.values import JobStatus
 from service.jobs import repository as jobs_repository
 from service.jobs.heartbeats import live_workers
-from service.jobs.statuses import JobStatus
 from service.outbox import repository as outbox_repository
 from service.outbox.dependencies import BrokerDep
 from service.registry import repository as registry_repository

@@ -1,6 +1,6 @@
 """Update jobs: one package owns their whole life.
 
-- ``statuses.py``     the ``JobStatus`` / ``JobEventType`` Enums and the state machine
+- ``statuses.py``     the state machine over ``JobStatus`` (``service/db/values.py``)
 - ``repository.py``   every query on jobs, job events and worker heartbeats
 - ``service.py``      the API's side: create (with the outbox message), read, cancel
 - ``lifecycle.py``    the worker's side: claim, lease, progress, evaluate, finish, and the

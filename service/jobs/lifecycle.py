@@ -32,16 +32,11 @@ from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
 from service.db.tables import Job, JobEvent
+from service.db.values import JobEventType, JobStatus
 from service.errors import Conflict
 from service.jobs import repository
 from service.jobs.constants import DEFAULT_LEASE_SECONDS, UPDATE_QUEUE, UPDATE_TASK_NAME
-from service.jobs.statuses import (
-    ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
-    TRANSITIONS,
-    JobEventType,
-    JobStatus,
-)
+from service.jobs.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, TRANSITIONS
 from service.outbox import repository as outbox_repository
 from service.versions import repository as versions_repository
 

@@ -8,7 +8,8 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.tables import Job, JobEvent, Model, WorkerHeartbeat
-from service.jobs.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
+from service.db.values import JobStatus
+from service.jobs.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES
 
 
 # -- jobs ------------------------------------------------------------------------------------

@@ -8,8 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from service.db.tables import Job, JobEvent
-from service.jobs.statuses import JobEventType, JobStatus
-from service.versions.enums import TISource
+from service.db.values import JobEventType, JobStatus, TISource
 
 
 class JobError(BaseModel):

@@ -10,11 +10,12 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from service.db.tables import Job
+from service.db.values import JobEventType, JobStatus
 from service.errors import Conflict, NotFound
 from service.jobs import repository
 from service.jobs.constants import UPDATE_QUEUE, UPDATE_TASK_NAME
 from service.jobs.lifecycle import append_event, finish_job
-from service.jobs.statuses import TERMINAL_STATUSES, JobEventType, JobStatus
+from service.jobs.statuses import TERMINAL_STATUSES
 from service.outbox import repository as outbox_repository
 
 

@@ -1,27 +1,9 @@
-"""The job's states and event types, each one Enum: the database check constraints, the
-queries, the API schemas and the worker all use these (never the bare strings).
-
-    queued -> running -> evaluating -> succeeded
-       |         |            |
-       +---------+------------+-----> failed | cancelled
-    running/evaluating -> queued      (the worker died: the sweep re-queues the job)
-"""
+"""A job's lifecycle over its statuses (``service.db.values.JobStatus``): which statuses have
+ended, which are held by a worker's lease, and which status may follow which."""
 
 from __future__ import annotations
 
-import enum
-
-
-class JobStatus(enum.StrEnum):
-    """Where a job is in its life (``str``-valued: compares equal to its value)."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    EVALUATING = "evaluating"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
+from service.db.values import JobStatus
 
 # A job in one of these has ended for good; nothing changes it any more.
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -41,12 +23,3 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELLED: frozenset(),
 }
-
-
-class JobEventType(enum.StrEnum):
-    """The kinds of entry in a job's append-only event history."""
-
-    PROGRESS = "progress"  # step/total (and the loss)
-    METRICS = "metrics"  # evaluation results before / after the update
-    LOG = "log"  # a human-readable note (re-queued, cancel requested, ...)
-    STATUS = "status"  # a state change; ``data.status`` is the new JobStatus

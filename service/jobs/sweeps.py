@@ -21,10 +21,10 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
+from service.db.values import JobEventType, JobStatus
 from service.jobs import repository
 from service.jobs.constants import UPDATE_QUEUE, UPDATE_TASK_NAME
 from service.jobs.lifecycle import append_event, finish_job, requeue
-from service.jobs.statuses import JobEventType, JobStatus
 from service.outbox import repository as outbox_repository
 
 # How long the sweep holds a job while deciding (so two sweeping workers never both act).

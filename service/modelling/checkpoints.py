@@ -16,8 +16,8 @@ from typing import Any
 
 from torch import nn
 
+from service.db.values import ModelFamily
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.enums import ModelFamily
 from service.modelling.loading import ModelLoadError, detect_family, load_dual_encoder
 from service.modelling.vlm import VisionLanguageModel, load_vision_language_model
 

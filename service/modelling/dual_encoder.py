@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 
 from catalogue.architecture import VisionArchitecture
-from service.modelling.enums import ModelFamily
+from service.db.values import ModelFamily
 from service.modelling.preprocess import ImagePreprocessor
 
 # Top-level children of the model that make up "the image encoder" (what updates may change).

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from service.db.values import DUAL_ENCODER_FAMILIES, ModelFamily
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.enums import DUAL_ENCODER_FAMILIES, ModelFamily
 from service.modelling.preprocess import ImagePreprocessor
 
 

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from service.db.values import ModelFamily
 from service.modelling.dual_encoder import DualEncoder
-from service.modelling.enums import ModelFamily
 from service.modelling.loading import ModelLoadError, load_dual_encoder
 from service.modelling.preprocess import ImagePreprocessor
 

@@ -14,8 +14,8 @@ from fastapi import Depends
 
 from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
 from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
+from service.db.values import EvalSetKind
 from service.registration.schemas import EvalSetCreateJson, EvalSetHeader, EvalSetUpload
-from service.registry.enums import EvalSetKind
 from service.validation import MAX_LABEL_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 EvalSetBody = Annotated[

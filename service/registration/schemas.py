@@ -7,8 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from service.modelling.enums import ModelFamily
-from service.registry.enums import ActivationPolicy, EvalSetKind
+from service.db.values import ActivationPolicy, EvalSetKind, ModelFamily
 from service.validation import Base64Image, FreeText, Label, Name, PathText
 
 

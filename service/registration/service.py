@@ -6,11 +6,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from service.db.tables import Model
+from service.db.values import ActivationPolicy, ModelFamily
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs_repository
-from service.modelling.enums import ModelFamily
 from service.registry import repository
-from service.registry.enums import ActivationPolicy
 from service.registry.service import get_model, inspect_checkpoint, resolve_checkpoint_path
 from service.settings import Settings
 from service.versions import repository as versions_repository

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service.db.tables import EvalSet, EvalSetItem, Model
-from service.registry.enums import EvalSetKind
+from service.db.values import EvalSetKind
 
 
 def get(session: Session, model_id: str) -> Model | None:

@@ -13,15 +13,14 @@ from sqlalchemy.orm import Session
 
 from catalogue.architecture import VisionArchitecture, read_vision_architecture
 from service.db.tables import EvalSet, EvalSetItem, Model
+from service.db.values import EvalSetKind, ModelFamily
 from service.errors import Conflict, InvalidInput, NotFound
 from service.images import ImageLimits, decode_image
 from service.modelling.checkpoints import checkpoint_family, load_checkpoint
-from service.modelling.enums import ModelFamily
 from service.modelling.loading import ModelLoadError, load_dual_encoder
 from service.modelling.snapshots import state_sha256
 from service.modelling.vlm import VISION_TOWER_CHILDREN, architecture_differences
 from service.registry import repository
-from service.registry.enums import EvalSetKind
 from service.storage.blobs import BlobStore
 from service.validation import MAX_TEXT_LENGTH, check_batch_size, clean_text
 

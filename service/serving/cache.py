@@ -32,6 +32,7 @@ from cachetools import TTLCache
 from sqlalchemy.orm import Session
 
 from service.db.tables import Model, Version
+from service.db.values import VersionStatus
 from service.errors import Conflict, Unavailable
 from service.modelling.checkpoints import LoadedCheckpoint, load_checkpoint
 from service.modelling.dual_encoder import DualEncoder
@@ -41,7 +42,6 @@ from service.serving.pointers import ActivePointers
 from service.serving.text_embeddings import TextEmbeddings
 from service.storage.blobs import BlobStore
 from service.versions import repository as versions_repository
-from service.versions.enums import VersionStatus
 from service.versions.state_chain import version_state
 
 logger = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from fastapi import APIRouter, BackgroundTasks
 from service.api.deps import ResourceId, SessionDep
 from service.api.openapi import conflict
 from service.auth.dependencies import ModelAdmin, ModelReader
+from service.db.values import DeploymentAction
 from service.registry.service import get_model
 from service.versions import repository
 from service.versions.dependencies import PointerFollowerDep
-from service.versions.enums import DeploymentAction
 from service.versions.schemas import DeploymentOut, PointerMove, VersionOut
 from service.versions.service import activate_version, get_version
 

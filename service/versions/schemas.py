@@ -8,9 +8,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.db.tables import Deployment, Version
-from service.registry.enums import ActivationPolicy, EvalSetKind
+from service.db.values import (
+    ActivationPolicy,
+    DeploymentAction,
+    EvalSetKind,
+    StopReason,
+    TISource,
+    VersionStatus,
+)
 from service.validation import FreeText, Identifier
-from service.versions.enums import DeploymentAction, StopReason, TISource, VersionStatus
 
 
 class _Record(BaseModel):

@@ -37,12 +37,11 @@ from service.db.tables import (
     VersionEvaluation,
     VersionSetAccuracy,
 )
+from service.db.values import ActivationPolicy, DeploymentAction, EvalSetKind, VersionStatus
 from service.errors import Conflict, NotFound
 from service.registry import repository as registry_repository
-from service.registry.enums import ActivationPolicy, EvalSetKind
 from service.versions import repository
 from service.versions.announcements import announce_pointer_move
-from service.versions.enums import DeploymentAction, VersionStatus
 
 BASE_METHOD = "base"
 

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from service.db.migrate import require_head
 from service.db.session import create_db_engine, create_session_factory, session_scope
+from service.db.values import EvalSetKind
 from service.images import ImageLimits
 from service.registration.service import register_model
 from service.registry import repository
-from service.registry.enums import EvalSetKind
 from service.registry.service import create_eval_set
 from service.settings import Settings, get_settings
 from service.storage.blobs import FilesystemBlobStore

@@ -16,7 +16,7 @@ from service.cli import app as cli_app
 from service.cli.client import ServiceClient
 from service.db.session import session_scope
 from service.db.tables import Job, Model
-from service.jobs.statuses import JobStatus
+from service.db.values import JobStatus
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.api.conftest import error_code

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.base import utcnow
 from service.db.session import session_scope
 from service.db.tables import OutboxMessage, WorkerHeartbeat
+from service.db.values import JobEventType, JobStatus
 from service.jobs import repository as jobs_repository
 from service.jobs.heartbeats import record_heartbeat
 from service.jobs.lease_keeper import LeaseKeeper
@@ -31,7 +32,6 @@ from service.jobs.lifecycle import (
     start_evaluating,
 )
 from service.jobs.service import request_cancel
-from service.jobs.statuses import JobEventType, JobStatus
 from service.jobs.sweeps import SweepAction, SweptJob, sweep_abandoned_jobs
 from tests.db.helpers import add_job, add_model
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from catalogue.hyperparameters import CommonHyperparameters
-from service.versions.enums import StopReason
+from service.db.values import StopReason
 from workers.engine.errors import NonFiniteLoss, UpdateCancelled
 from workers.engine.method import LossFunction, UpdateMethod
 from workers.engine.training_data import TrainingData

@@ -11,9 +11,9 @@ import torch
 
 from catalogue.declarations import DEFAULT_METHOD, declaration_of, resolve_hyperparameters
 from catalogue.hyperparameters import CommonHyperparameters, HyperparameterError
+from service.db.values import StopReason
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
-from service.versions.enums import StopReason
 from workers.engine.activations import lean_activations
 from workers.engine.anchors import AnchorTerm, prepare_anchors
 from workers.engine.errors import InvalidHyperparameter

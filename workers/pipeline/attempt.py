@@ -24,8 +24,8 @@ import torch
 from service.corrections import repository as corrections_repository
 from service.db.session import session_scope
 from service.db.tables import VersionCost
+from service.db.values import JobEventType, JobStatus
 from service.jobs.lifecycle import append_event, finish_job, start_evaluating
-from service.jobs.statuses import JobEventType, JobStatus
 from service.modelling.examples import ImageExample
 from service.modelling.snapshots import serialize_state
 from service.registry import repository as registry_repository

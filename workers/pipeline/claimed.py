@@ -13,8 +13,8 @@ from catalogue.declarations import stored_hyperparameters
 from catalogue.hyperparameters import CommonHyperparameters
 from service.db.session import session_scope
 from service.db.tables import Job
+from service.db.values import JobStatus
 from service.jobs.lifecycle import Lease, Refusal, finish_job, held_job
-from service.jobs.statuses import JobStatus
 from workers.pipeline.context import WorkerContext
 
 logger = logging.getLogger(__name__)

@@ -26,12 +26,11 @@ from PIL import Image
 
 from catalogue.captions import LABEL_SLOT, answer_key
 from service.db.tables import VersionEvaluation, VersionSetAccuracy
+from service.db.values import EvalSetKind, TISource
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.inference import zero_shot_predictions
 from service.modelling.vlm import VisionLanguageModel
-from service.registry.enums import EvalSetKind
-from service.versions.enums import TISource
 from workers.engine.accuracy import caption_accuracy, control_change, target_improvement
 from workers.engine.examples import build_captioned_batch
 from workers.pipeline.stored_inputs import LoadedEvalSet

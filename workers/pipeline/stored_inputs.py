@@ -13,10 +13,10 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from service.corrections import repository as corrections_repository
+from service.db.values import EvalSetKind
 from service.images import load_stored_image
 from service.modelling.examples import ImageExample
 from service.registry import repository as registry_repository
-from service.registry.enums import EvalSetKind
 from service.storage.blobs import BlobStore
 
 
