@@ -12,6 +12,7 @@ runs in processes of their own (``python -m workers...``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -65,8 +66,16 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="API processes (uvicorn workers)")
     ] = 1,
+    standin: Annotated[
+        bool,
+        typer.Option(
+            "--standin/--no-standin",
+            help="assemble and register the stand-in demo models (the standin extra); "
+            "--no-standin serves only the models registered through the API",
+        ),
+    ] = True,
 ) -> None:
-    """Migrate, ensure the default models, start the API (and an embedded worker).
+    """Migrate, ensure the stand-in models, start the API (and an embedded worker).
 
     With ``--workers N`` uvicorn runs N API processes on the port, each with its own serving
     cache; they learn each other's pointer moves (README, "Several API processes")."""
@@ -78,7 +87,8 @@ def serve(
     transformers_logging.disable_progress_bar()
     settings = get_settings()
     migrate_database(settings)
-    ensure_default_model()
+    if standin:
+        ensure_default_model()
     process = _worker_process() if worker else None
     try:
         if workers == 1:
@@ -96,8 +106,14 @@ def serve(
 
 def ensure_default_model() -> None:
     """Assemble the stand-in models if missing and register them (with their evaluation sets)
-    when not registered yet. Runs in a child process: assembling is worker code, which the API
-    process never imports."""
+    when not registered yet. Runs in a child process: assembling is demo and worker code, which
+    the API process never imports."""
+    if importlib.util.find_spec("standin") is None:
+        raise typer.BadParameter(
+            "the stand-in demo models are not installed (pip install '.[standin]'); "
+            "pass --no-standin to serve the models registered through the API",
+            param_hint="--standin",
+        )
     subprocess.run(
         [sys.executable, "-m", "standin.basemodel.default_model"], check=True, env=os.environ.copy()
     )

@@ -135,3 +135,23 @@ def test_serve_starts_several_api_processes_on_a_fresh_database(
         # runtime, admin key) without a second migration or a second key.
         processes = set(re.findall(r"Started server process \[(\d+)\]", served.log()))
         assert len(processes) == 2
+
+
+def test_serve_without_the_stand_in_serves_only_registered_models(
+    tmp_path: Path, api_model_dir: Path
+) -> None:
+    """A deployment on its own checkpoints: no demo model assembled or registered, the API
+    and its worker up, and a checkpoint registered through the API is served."""
+    with _serving(tmp_path, api_model_dir, "--no-standin") as served:
+        served.wait_ready(worker=True)
+        [key] = re.findall(r"vlmc_[A-Za-z0-9_-]{40,}", served.log())
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"{served.url}/v1/models", headers=headers).json() == []
+        created = httpx.post(
+            f"{served.url}/v1/models",
+            headers=headers,
+            json={"name": "own", "base_path": str(api_model_dir)},
+            timeout=60,
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["active_version_number"] == 1
