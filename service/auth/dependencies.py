@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api.deps import SessionFactoryDep
+from service.api.deps import session_factory_of
 from service.api.openapi import declare_statuses
 from service.auth.key_cache import KeyCache
 from service.auth.principal import Principal
@@ -23,9 +23,14 @@ from service.db.values import Scope
 logger = logging.getLogger(__name__)
 
 
-async def get_key_cache(request: Request) -> KeyCache:
+def key_cache_of(request: Request) -> KeyCache:
+    """The process's cache of recently read API keys."""
     keys: KeyCache = request.app.state.runtime.keys
     return keys
+
+
+async def get_key_cache(request: Request) -> KeyCache:
+    return key_cache_of(request)
 
 
 KeyCacheDep = Annotated[KeyCache, Depends(get_key_cache)]
@@ -41,8 +46,6 @@ bearer_scheme = HTTPBearer(
 
 async def get_principal(
     request: Request,
-    keys: KeyCacheDep,
-    session_factory: SessionFactoryDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """The caller, from ``Authorization: Bearer <key>`` (401 when missing, unknown, revoked or
@@ -52,10 +55,13 @@ async def get_principal(
     pool, in a transaction of its own.
     """
     authorization = request.headers.get("authorization")
+    keys = key_cache_of(request)
     principal = cached_principal(authorization, keys)
     if principal is not None:
         return principal
-    return await run_in_threadpool(_principal_from_database, session_factory, keys, authorization)
+    return await run_in_threadpool(
+        _principal_from_database, session_factory_of(request), keys, authorization
+    )
 
 
 declare_statuses(get_principal, 401)

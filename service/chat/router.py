@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import SessionDep, SettingsDep
+from service.api.deps import SessionDep
 from service.api.openapi import ErrorResponse
 from service.auth.dependencies import InferencePrincipal
 from service.chat.schemas import ChatCompletion, ChatRequest
@@ -16,8 +16,7 @@ from service.chat.service import (
     resolve_generator,
     stream_events,
 )
-from service.registry.dependencies import ModelLookupDep
-from service.serving.dependencies import GenerationBatcherDep, InferenceSlot, ModelCacheDep
+from service.serving.dependencies import InferenceSlot, ServingDep
 
 router = APIRouter(prefix="/v1/chat", tags=["inference"])
 
@@ -51,10 +50,7 @@ def chat_completions(
     principal: InferencePrincipal,
     __: InferenceSlot,
     session: SessionDep,
-    settings: SettingsDep,
-    cache: ModelCacheDep,
-    models: ModelLookupDep,
-    generation_batcher: GenerationBatcherDep,
+    serving: ServingDep,
 ) -> ChatCompletion | StreamingResponse:
     """Answer a question about an image with the model's active version (or ``version_id``).
 
@@ -62,8 +58,8 @@ def chat_completions(
     ``stream: true`` answers with server-sent events. The response names the version that
     answered (``version_id``, ``version_number``, ``system_fingerprint``).
     """
-    turn = parse_turn(body, settings)
-    loaded, generator = resolve_generator(session, cache, principal, body, models)
+    turn = parse_turn(body, serving.settings)
+    loaded, generator = resolve_generator(session, serving.cache, principal, body, serving.models)
     check_context(generator, turn)
     if body.stream:
         return StreamingResponse(
@@ -71,4 +67,4 @@ def chat_completions(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return complete(loaded, generator, generation_batcher, turn, body.model)
+    return complete(loaded, generator, serving.generation_batcher, turn, body.model)

@@ -1,6 +1,10 @@
 """Turning either request form of classify and embed into a :class:`ClassifyInput` or an
 :class:`EmbedInput` (FastAPI dependencies, with the OpenAPI description of both forms).
 
+They run on the event loop, as the body's JSON is parsed there already: a thread hop cost
+more than decoding a request's base64 images (inference bodies are bounded by the
+request-size limit).
+
 Multipart fields: ``images`` (files); ``labels`` (classify, one per candidate) or ``texts``
 (embed); ``version_id``; ``template`` (classify).
 JSON: :class:`service.serving.schemas.ClassifyJson` / :class:`EmbedJson` with base64 images.
@@ -64,7 +68,7 @@ def _decoded_images(encoded: list[str]) -> list[bytes]:
     return [decode_base64(value, f"images[{index}]") for index, value in enumerate(encoded)]
 
 
-def classify_form(body: InferenceBody) -> ClassifyInput:
+async def classify_form(body: InferenceBody) -> ClassifyInput:
     """The classify request in ``body`` (multipart or JSON), not yet validated for content."""
     if body.is_json:
         parsed = validate_json(ClassifyJson, body.json)
@@ -82,7 +86,7 @@ def classify_form(body: InferenceBody) -> ClassifyInput:
     )
 
 
-def embed_form(body: InferenceBody) -> EmbedInput:
+async def embed_form(body: InferenceBody) -> EmbedInput:
     """The embed request in ``body`` (multipart or JSON), not yet validated for content."""
     if body.is_json:
         parsed = validate_json(EmbedJson, body.json)

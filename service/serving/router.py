@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.deps import ResourceId, SessionDep, SettingsDep
+from service.api.deps import ResourceId, SessionDep
 from service.auth.dependencies import ModelInference
-from service.registry.dependencies import ModelLookupDep
-from service.serving.dependencies import ImageBatcherDep, InferenceSlot, ModelCacheDep
+from service.serving.dependencies import InferenceSlot, ServingDep
 from service.serving.forms import CLASSIFY_BODY_DOCS, EMBED_BODY_DOCS, ClassifyForm, EmbedForm
 from service.serving.schemas import ClassifyOut, EmbedOut
 from service.serving.service import classify_images, embed
@@ -23,13 +22,18 @@ def classify_endpoint(
     __: InferenceSlot,
     body: ClassifyForm,
     session: SessionDep,
-    settings: SettingsDep,
-    cache: ModelCacheDep,
-    batcher: ImageBatcherDep,
-    models: ModelLookupDep,
+    serving: ServingDep,
 ) -> ClassifyOut:
     """Probabilities over the candidate labels per image, and the version that answered."""
-    return classify_images(session, cache, batcher, settings, model_id, body, models)
+    return classify_images(
+        session,
+        serving.cache,
+        serving.image_batcher,
+        serving.settings,
+        model_id,
+        body,
+        serving.models,
+    )
 
 
 @router.post("/{model_id}/embed", response_model=EmbedOut, openapi_extra=EMBED_BODY_DOCS)
@@ -39,10 +43,15 @@ def embed_endpoint(
     __: InferenceSlot,
     body: EmbedForm,
     session: SessionDep,
-    settings: SettingsDep,
-    cache: ModelCacheDep,
-    batcher: ImageBatcherDep,
-    models: ModelLookupDep,
+    serving: ServingDep,
 ) -> EmbedOut:
     """Normalised image and/or text embeddings from the answering version."""
-    return embed(session, cache, batcher, settings, model_id, body, models)
+    return embed(
+        session,
+        serving.cache,
+        serving.image_batcher,
+        serving.settings,
+        model_id,
+        body,
+        serving.models,
+    )
