@@ -4,6 +4,7 @@ parsed only for a caller whose key passed."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -15,13 +16,21 @@ from service.api.uploads import RequestBody
 from service.corrections.forms import correction_form
 from service.corrections.schemas import CorrectionOptions, SubmittedExample
 from service.registration.forms import eval_set_form
-from service.serving.forms import classify_form, embed_form
+from service.serving import forms as serving_forms
 from tests.api.conftest import error_code
 from tests.conftest import to_png
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def classify_form(body: RequestBody) -> Any:
+    return asyncio.run(serving_forms.classify_form(body))
+
+
+def embed_form(body: RequestBody) -> Any:
+    return asyncio.run(serving_forms.embed_form(body))
 
 
 def _pngs(fashion: Any, count: int) -> list[bytes]:

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from kombu import Connection, Queue
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
 from service.jobs.constants import UPDATE_QUEUE, UPDATE_TASK_NAME
 from service.outbox import repository
 from service.outbox.broker import Broker
-from service.outbox.dispatcher import dispatch_pending
+from service.outbox.dispatcher import dispatch_pending, wake_after_commit
 
 
 def _received(broker_url: str, expected: int, timeout: float = 15.0) -> list[str]:
@@ -77,3 +78,27 @@ def test_two_dispatchers_send_each_message_once(
     with session_factory() as session:
         assert repository.count_pending(session) == 0
     assert sorted(_received(broker_url, len(expected))) == sorted(expected)
+
+
+def test_a_commit_that_recorded_messages_wakes_the_dispatcher_once(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Routers never call the dispatcher: the after-commit hook does, for exactly the
+    transactions that recorded messages (a rollback, or a commit without any, wakes none)."""
+    wakes: list[int] = []
+    wake_after_commit(session_factory, lambda: wakes.append(1))
+    with session_factory() as session:
+        repository.add(session, "task", ["a"], "q")
+        session.commit()
+    assert len(wakes) == 1
+    with session_factory() as session:
+        repository.add(session, "task", ["b"], "q")
+        session.rollback()
+        session.execute(select(1))
+        session.commit()  # nothing recorded in this transaction
+    assert len(wakes) == 1
+    with session_factory() as session:
+        repository.add(session, "task", ["c"], "q")
+        repository.add(session, "task", ["d"], "q")
+        session.commit()
+    assert len(wakes) == 2
