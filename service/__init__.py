@@ -1,30 +1,37 @@
-"""The service: API, persistence, serving. Never imports training code (``workers.engine``).
+"""The service: API, persistence, serving. Never imports training or demo code (``workers``,
+``standin``); the method catalogue it validates with is the ``catalogue`` package below it.
 
-Layout, one package per domain (router = HTTP, service = rules, repository = queries,
-schemas = bodies):
+One package per domain (router = HTTP, forms = a body read from multipart or JSON, service =
+rules, repository = queries, schemas = bodies, dependencies = what a route reads from the
+running process), ordered: a package imports only those listed after it
+(``pyproject.toml``, ``[tool.importlinter]``):
 
-- ``registry/``     models (version 1 = the base checkpoint) and evaluation sets
+- ``cli/``          the ``vlmc`` command: server commands, client commands, rendering, client
+- ``app.py``        the FastAPI factory; ``runtime.py`` the composition root (every
+                    long-lived resource of an API process)
+- ``chat/``         ``/v1/chat/completions``: OpenAI-compatible answers from a generative model
+- ``health/``       /healthz, /readyz (database, broker, worker heartbeats), /metrics
 - ``corrections/``  few-shot batches -> a queued job (multipart or JSON, Idempotency-Key)
-- ``jobs/``         a job's whole life: states (``statuses.py``), create/read/cancel
-                    (``service.py``), the worker protocol (``lifecycle.py``: claim, lease,
-                    progress, finish), sweeps, worker heartbeats, and the broker contract
-                    (``constants.py``: task ``vlmc.run_update_job``, args ``[job_id]``, queue
-                    ``updates``)
+- ``serving/``      classify / embed from the active or a pinned version (hot-swapping cache,
+                    batching, admission)
+- ``registration/`` the ``/v1/models`` routes: registering a model (with version 1, the base
+                    checkpoint) and its evaluation sets
+- ``retention/``    storage lifecycle: archiving a version, blob garbage collection safe
+                    against concurrent writers, storage usage (``/v1/storage``)
+- ``jobs/``         a job's whole life: the state machine (``statuses.py``),
+                    create/read/cancel (``service.py``), the worker protocol
+                    (``lifecycle.py``: claim, lease, progress, finish), sweeps, worker
+                    heartbeats, and the broker contract (``constants.py``)
 - ``versions/``     immutable versions, active pointer, deployments, activation gate, and the
                     base + delta chain that rebuilds a version's weights (``state_chain.py``)
-- ``serving/``      classify / embed from the active or a pinned version (hot-swapping cache)
-- ``chat/``         ``/v1/chat/completions``: OpenAI-compatible answers from a generative model
-- ``outbox/``       broker messages written with the job, sent after commit (``dispatcher``)
-- ``retention/``    storage lifecycle: blob garbage collection safe against concurrent
-                    writers, storage usage (``/v1/storage``; archiving is in ``versions/``)
-- ``health/``       /healthz, /readyz (database, broker, worker heartbeats), /metrics
 - ``auth/``         API keys with scopes, optionally restricted to models and expiring,
-                    stored hashed
-- ``api/``          what every router shares: dependencies (the key, its scope, its models),
-                    the error body, body parsing, the OpenAPI contract (``openapi.py``)
-- ``db/``           tables, sessions, migrations; ``storage/`` the content-addressed blobs;
-  ``images.py`` upload validation; ``validation.py`` text bounds and characters;
-  ``modelling/`` model loading and inference math
-- ``app.py`` the FastAPI factory, ``cli/`` the ``vlmc`` command, ``settings.py`` all
-  configuration (env prefix ``VLMC_``).
+                    stored hashed; the route dependencies that check them
+- ``registry/``     model and evaluation-set records, checkpoint facts, the model lookup cache
+- ``outbox/``       broker messages written with their rows, sent after commit
+- ``api/``          what every router shares: the session, settings and blob dependencies,
+                    the error body, body reading, the OpenAPI contract (``openapi.py``)
+- ``images.py`` upload validation; ``settings.py`` all configuration (env prefix ``VLMC_``);
+  ``modelling/`` model loading, preprocessing and inference math; ``db/`` tables, sessions,
+  the stored value sets (``values.py``) and the migration step; ``storage/`` the
+  content-addressed blobs; ``validation.py`` text bounds; ``errors.py`` the error types.
 """

@@ -5,9 +5,10 @@ schema is at the latest revision (it does not migrate: ``vlmc migrate`` is the o
 step, and an API process on an older schema refuses to start), builds the runtime (database,
 blob store, broker producer, model cache), seeds the admin key (printing a generated one once)
 and starts the outbox loop and the pointer watch (which keeps this process's active pointers
-and loaded versions in step with every replica's moves). No
-training code is imported here or anywhere under ``service/`` (a test checks
-``workers.engine`` stays unimported).
+and loaded versions in step with every replica's moves). Nothing under ``service/`` imports
+training or demo code (``workers``, ``standin``): the import contracts in ``pyproject.toml``
+say so and ``tests/test_architecture.py`` checks them over every import; the api stage of the
+Dockerfile, which holds neither, starts in ``tests/faults/test_docker_stages.py``.
 """
 
 from __future__ import annotations
