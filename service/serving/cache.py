@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from cachetools import TTLCache
+from PIL import Image
 from sqlalchemy.orm import Session
 
 from service.db.tables import Model, Version
@@ -82,9 +83,11 @@ class LoadedVersion:
         return (self.model_id, self.version_id)
 
     @torch.no_grad()
-    def embed_pixels(self, pixels: list[torch.Tensor]) -> list[torch.Tensor]:
-        """L2-normalised image embeddings (on the CPU) of preprocessed images, in one batch."""
-        batch = torch.stack(pixels).to(self.encoder.device)
+    def embed_images(self, images: list[Image.Image]) -> list[torch.Tensor]:
+        """L2-normalised image embeddings (on the CPU) of ``images``, preprocessed and encoded
+        in one batch (one call of the checkpoint's image processor for the whole batch: its
+        per-call work is paid once per forward pass, not once per request)."""
+        batch = self.encoder.preprocessor(images).to(self.encoder.device)
         embeddings = F.normalize(self.encoder.image_features(batch), dim=-1).cpu()
         return list(embeddings.unbind())
 

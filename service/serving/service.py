@@ -67,8 +67,7 @@ def image_embeddings(
 ) -> torch.Tensor:
     """Normalised embeddings of ``images`` by ``loaded``, computed in a forward pass shared
     with concurrent requests for the same version (``service/serving/batching.py``)."""
-    pixels = list(loaded.encoder.preprocessor(images).unbind())
-    return torch.stack(batcher.run(loaded.batch_key, loaded.embed_pixels, pixels))
+    return torch.stack(batcher.run(loaded.batch_key, loaded.embed_images, images))
 
 
 def classify_images(
