@@ -28,6 +28,8 @@ MAX_TEXT_LENGTH = 4000
 MAX_TEMPLATE_LENGTH = 1000
 MAX_METHOD_LENGTH = 50
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+# Row ids (job events) are 64-bit integers in both databases: a larger cursor is refused.
+MAX_ROW_ID = 2**63 - 1
 # A base64 image within the default 10 MiB upload limit (the byte limit itself is a setting,
 # checked after decoding: 413 image_too_large).
 MAX_BASE64_LENGTH = 64 * 1024 * 1024

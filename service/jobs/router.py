@@ -17,6 +17,7 @@ from service.jobs import repository
 from service.jobs.schemas import JobEventOut, JobEventsPage, JobOut
 from service.jobs.service import get_job, request_cancel
 from service.registry.service import get_model
+from service.validation import MAX_ROW_ID
 
 router = APIRouter(tags=["jobs"])
 
@@ -40,7 +41,9 @@ def read_job_events(
     job_id: ResourceId,
     session: SessionDep,
     principal: AnyPrincipal,
-    after: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_ROW_ID, description="only events with a larger id")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> JobEventsPage:
     """Events in order; pass the returned ``next_after`` as ``after`` to follow a job."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class GarbageCollectionRequest(BaseModel):
@@ -10,7 +10,10 @@ class GarbageCollectionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dry_run: bool = Field(default=False, description="report what would be deleted, delete none")
+    # Strict: a destructive call must not run for real on a value that merely reads as false.
+    dry_run: StrictBool = Field(
+        default=False, description="report what would be deleted, delete none"
+    )
 
 
 class GarbageCollectionOut(BaseModel):

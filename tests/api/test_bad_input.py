@@ -243,3 +243,30 @@ def test_a_good_request_after_bad_ones_is_accepted(
     assert response.status_code == 202, response.text
     jobs = client.get(f"/v1/models/{model['id']}/jobs").json()
     assert [job["id"] for job in jobs] == [response.json()["job_id"]]
+
+
+def test_out_of_range_and_loosely_typed_values_are_refused_not_coerced(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    """An event cursor past the 64-bit row ids is a 422, not a 500; a destructive admin call
+    does not run for real on a value that merely reads as false."""
+    job_id = client.post(
+        f"/v1/models/{model['id']}/corrections",
+        json={
+            "examples": [
+                {"image_base64": base64.b64encode(to_png(image)).decode(), "label": label}
+                for image, label in zip(fashion.images[:4], ["coat", "bag"] * 2, strict=True)
+            ]
+        },
+    ).json()["job_id"]
+    assert client.get(f"/v1/jobs/{job_id}/events", params={"after": 2**63 - 1}).json() == {
+        "events": [],
+        "next_after": 2**63 - 1,
+    }
+    too_far = client.get(f"/v1/jobs/{job_id}/events", params={"after": 2**63})
+    assert too_far.status_code == 422 and error_code(too_far) == "validation_error"
+    for loose in (0, "false", "0", None):
+        refused = client.post("/v1/storage/gc", json={"dry_run": loose})
+        assert refused.status_code == 422, (loose, refused.text)
+        assert error_code(refused) == "validation_error"
+    assert client.post("/v1/storage/gc", json={"dry_run": True}).json()["dry_run"] is True
