@@ -38,24 +38,35 @@ MAX_BASE64_LENGTH = 64 * 1024 * 1024
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 # JSON-schema form of the character rule (documentation and generated clients); the
 # validators below are what enforces it.
-SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
-MULTILINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+# Invisible characters that change how text reads or make two texts that look the same
+# differ: bidirectional controls (U+202E shows a label backwards) and zero-width or soft
+# characters ("cat" + U+200B would be a second label "cat"). The zero-width joiners U+200C and
+# U+200D stay allowed: emoji sequences and several scripts need them.
+_INVISIBLE = r"\u00ad\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+SINGLE_LINE_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f" + _INVISIBLE + "]*$"
+MULTILINE_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f" + _INVISIBLE + "]*$"
 _ALLOWED_IN_MULTILINE = frozenset("\t\n\r")
+_INVISIBLE_CHARACTERS = re.compile("[" + _INVISIBLE + "]")
 
 
 def forbidden_character(value: str, multiline: bool = False) -> str | None:
-    """The first control character or unpaired surrogate in ``value`` (None if clean)."""
+    """The first control character, unpaired surrogate or invisible formatting character
+    (bidirectional control, zero-width space, soft hyphen, ...) in ``value`` (None if
+    clean)."""
     for character in value:
         category = unicodedata.category(character)
         if category == "Cs" or (
             category == "Cc" and not (multiline and character in _ALLOWED_IN_MULTILINE)
         ):
             return character
+        if _INVISIBLE_CHARACTERS.match(character):
+            return character
     return None
 
 
 def _message(character: str) -> str:
-    return f"contains the control character U+{ord(character):04X}"
+    kind = "control" if unicodedata.category(character) in ("Cc", "Cs") else "invisible"
+    return f"contains the {kind} character U+{ord(character):04X}"
 
 
 def check_characters(value: str, field: str, multiline: bool = False) -> str:

@@ -270,3 +270,44 @@ def test_out_of_range_and_loosely_typed_values_are_refused_not_coerced(
         assert refused.status_code == 422, (loose, refused.text)
         assert error_code(refused) == "validation_error"
     assert client.post("/v1/storage/gc", json={"dry_run": True}).json()["dry_run"] is True
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["cat\u200b", "\u202etac", "c\u00adat", "\u2066cat\u2069", "\ufeffcat"],
+    ids=["zero-width-space", "right-to-left-override", "soft-hyphen", "isolate", "bom"],
+)
+def test_labels_with_invisible_characters_are_refused(
+    client: TestClient, model: dict[str, Any], fashion: Any, label: str
+) -> None:
+    """A label that reads differently from what it is ("cat" + U+200B is not "cat"; U+202E
+    shows a label backwards) is refused where labels arrive: corrections and classify."""
+    png = base64.b64encode(to_png(fashion.images[0])).decode()
+    corrected = client.post(
+        f"/v1/models/{model['id']}/corrections",
+        json={
+            "examples": [
+                {"image_base64": png, "label": label},
+                {"image_base64": png, "label": "dog"},
+            ]
+        },
+    )
+    assert corrected.status_code == 422, corrected.text
+    assert error_code(corrected) == "invalid_characters"
+    classified = client.post(
+        f"/v1/models/{model['id']}/classify", json={"images": [png], "labels": [label, "dog"]}
+    )
+    assert classified.status_code == 422, classified.text
+    assert error_code(classified) == "invalid_characters"
+
+
+def test_joiners_that_scripts_and_emoji_need_are_kept(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    png = base64.b64encode(to_png(fashion.images[0])).decode()
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # one emoji, joined by U+200D
+    classified = client.post(
+        f"/v1/models/{model['id']}/classify", json={"images": [png], "labels": [family, "dog"]}
+    )
+    assert classified.status_code == 200, classified.text
+    assert classified.json()["labels"] == [family, "dog"]
