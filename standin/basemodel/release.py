@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -95,12 +97,24 @@ def materialise_release(out_dir: Path, release_dir: Path = RELEASE_DIR) -> Path:
         raise ReleaseError(f"release weights do not fit: missing {untouched}, extra {unexpected}")
     for parameter in model.parameters():
         parameter.requires_grad_(False)
+    # The committed preprocessing replaces the default one save_model_directory writes.
+    with assembling(
+        out_dir, release_dir, (PREPROCESSOR_FILE, BUILD_INFO_FILE, CARD_FILE)
+    ) as staging:
+        save_model_directory(model.eval(), tokenizer, staging, image_size=vision.image_size)
+    return out_dir
+
+
+@contextmanager
+def assembling(out_dir: Path, release_dir: Path, release_files: tuple[str, ...]) -> Iterator[Path]:
+    """A staging directory beside ``out_dir`` for the caller to write a model into; when the
+    block ends without error, ``release_files`` present in ``release_dir`` are copied in and the
+    staging directory replaces ``out_dir`` (so a crash never leaves a half-written model)."""
     staging = out_dir.parent / f".{out_dir.name}.assembling-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        save_model_directory(model.eval(), tokenizer, staging, image_size=vision.image_size)
-        # The committed preprocessing replaces the default one written above.
-        for name in (PREPROCESSOR_FILE, BUILD_INFO_FILE, CARD_FILE):
+        yield staging
+        for name in release_files:
             if (release_dir / name).is_file():
                 shutil.copy(release_dir / name, staging / name)
         if out_dir.exists():
@@ -108,7 +122,6 @@ def materialise_release(out_dir: Path, release_dir: Path = RELEASE_DIR) -> Path:
         staging.rename(out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
 
 
 def image_tower_matches(model_dir: Path, release_dir: Path = RELEASE_DIR) -> bool:

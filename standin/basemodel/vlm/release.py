@@ -13,8 +13,6 @@ trained on.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from service.modelling.loading import load_dual_encoder
 from service.modelling.preprocess import PREPROCESSOR_FILE, ImagePreprocessor
 from service.modelling.snapshots import state_sha256
-from standin.basemodel.release import ReleaseError, release_info, sha256_of
+from standin.basemodel.release import ReleaseError, assembling, release_info, sha256_of
 from standin.basemodel.vlm.card import BUILD_INFO_FILE, CARD_FILE
 from standin.basemodel.vlm.training import VISION_TOWER_PREFIX
 
@@ -113,17 +111,9 @@ def materialise_vlm_release(out_dir: Path, base_dir: Path, release_dir: Path = R
     model = assemble_vlm(release_dir, tower_state)
     tokenizer = AutoTokenizer.from_pretrained(release_dir, local_files_only=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.assembling-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with assembling(
+        out_dir, release_dir, (PREPROCESSOR_FILE, BUILD_INFO_FILE, CARD_FILE)
+    ) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        for name in (PREPROCESSOR_FILE, BUILD_INFO_FILE, CARD_FILE):
-            if (release_dir / name).is_file():
-                shutil.copy(release_dir / name, staging / name)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
