@@ -77,3 +77,33 @@ def qa_statement(question: str, answer: str, template: str = DEFAULT_CAPTION_TEM
         negation = "" if said.lower() in _YES else "not "
         return f"it is {negation}{yes_no.group('rest')}."
     return f'the answer to "{asked}?" is "{said}".'
+
+
+# -- label corrections of a generative model ---------------------------------------------------
+# A llava model is taught a label as the answer to WHAT_IS_SHOWN_QUESTION, in its answer format.
+DEFAULT_ANSWER_TEMPLATE = "A {}."
+_ARTICLE_SLOT = re.compile(r"^(a|an)\s+\{\}", re.IGNORECASE)
+# Vowel letters that start with a consonant sound, and consonants that start with a vowel one.
+_CONSONANT_SOUND = ("uni", "use", "usu", "eu", "one", "ur")
+_VOWEL_SOUND = ("hour", "honest", "honour", "heir")
+
+
+def indefinite_article(word: str) -> str:
+    """ "an" before a vowel sound, else "a" (by spelling, with the common exceptions)."""
+    lowered = word.lower()
+    if lowered.startswith(_VOWEL_SOUND):
+        return "an"
+    vowel = lowered[:1] in tuple("aeiou") and not lowered.startswith(_CONSONANT_SOUND)
+    return "an" if vowel else "a"
+
+
+def answer_for_label(label: str, template: str = DEFAULT_ANSWER_TEMPLATE) -> str:
+    """The answer naming ``label`` through ``template``: an article slot ("A {}.") follows the
+    label ("A cat.", "An ant."); a label that brings its own article keeps it ("The moon.")."""
+    name = label.strip()
+    article = _ARTICLE_SLOT.match(template)
+    if article is None:
+        return template.format(name)
+    rest = template[article.end() :]
+    phrase = name if _ARTICLE.match(name + " ") else f"{indefinite_article(name)} {name}"
+    return f"{phrase[0].upper()}{phrase[1:]}" + rest

@@ -16,7 +16,8 @@ from typing import ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalogue.architecture import VisionArchitecture
-from catalogue.captions import DEFAULT_CAPTION_TEMPLATE, has_label_slot
+from catalogue.captions import DEFAULT_ANSWER_TEMPLATE, DEFAULT_CAPTION_TEMPLATE, has_label_slot
+from catalogue.objectives import TrainingObjective, VlmAnchorDefaults, default_objective
 
 
 class HyperparameterError(ValueError):
@@ -40,8 +41,15 @@ class CommonHyperparameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Fields that ``resolve`` fills from the model; None until then.
+    # Fields that ``resolve`` fills from the model; None until then (a method's own, and
+    # those every method shares).
     DERIVED: ClassVar[tuple[str, ...]] = ()
+    COMMON_DERIVED: ClassVar[tuple[str, ...]] = (
+        "objective",
+        "anchor_read_distillation",
+        "anchor_answer_kl",
+        "anchor_answer_rehearsal",
+    )
 
     learning_rate: float = Field(1e-3, gt=0, le=1.0)
     epochs: int = Field(40, ge=1, le=1000)
@@ -54,6 +62,24 @@ class CommonHyperparameters(BaseModel):
     weight_decay: float = Field(0.0, ge=0, le=1.0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     template: str = Field(DEFAULT_CAPTION_TEMPLATE, min_length=2, max_length=200)
+    # What training minimises (catalogue/objectives.py); resolved from the model.
+    objective: TrainingObjective | None = Field(
+        None,
+        description="'clip' (contrastive loss of image and caption embeddings), 'answer' (the "
+        "language model's loss on the right answers, through the frozen language model; llava "
+        "models only) or 'clip+answer'; resolved to 'answer' for llava models, else 'clip'",
+    )
+    answer_loss_weight: float = Field(
+        1.0, ge=0, le=100, description="weight of the answer loss beside the CLIP loss"
+    )
+    answer_template: str = Field(
+        DEFAULT_ANSWER_TEMPLATE,
+        min_length=2,
+        max_length=200,
+        description="how a label becomes the answer a llava model is taught to 'What is in the "
+        "picture?' (its article follows the label: 'A cat.', 'An ant.'), unless the model's "
+        "eval sets answer that label already",
+    )
     # Anchored updates (workers/engine/anchors.py): labelled control images training may use
     # (the anchor halves of the model's control sets). Inactive when a model has none.
     anchor_distillation: float = Field(
@@ -63,6 +89,25 @@ class CommonHyperparameters(BaseModel):
         1.0, ge=0, le=100, description="weight of the anchors' own contrastive loss"
     )
     anchor_batch_size: int = Field(16, ge=1, le=1024, description="anchors per optimizer step")
+    # Answer-space anchors of a llava model (0 and refused otherwise); on the same anchor images,
+    # each asked its question (a labelled anchor: what it shows).
+    anchor_read_distillation: float | None = Field(
+        None,
+        ge=0,
+        le=10_000,
+        description="weight of 1 - cos(anchor features the language model reads, parent's), "
+        "per patch token",
+    )
+    anchor_answer_kl: float | None = Field(
+        None,
+        ge=0,
+        le=1_000,
+        description="weight of the KL of the next-token distribution on the anchors' answers "
+        "from the parent version's (teacher-forced)",
+    )
+    anchor_answer_rehearsal: float | None = Field(
+        None, ge=0, le=100, description="weight of the answer loss on the anchors' own answers"
+    )
     anchor_replay: bool = Field(
         False,
         description="the model's earlier corrections join the anchors (kept as corrected)",
@@ -78,22 +123,68 @@ class CommonHyperparameters(BaseModel):
     )
 
     def uses_anchors(self) -> bool:
-        return self.anchor_distillation > 0 or self.anchor_rehearsal > 0 or bool(self.drift_budget)
+        return (
+            self.anchor_distillation > 0
+            or self.anchor_rehearsal > 0
+            or bool(self.drift_budget)
+            or self.uses_answer_anchors()
+        )
+
+    def uses_answer_anchors(self) -> bool:
+        return any(
+            (weight or 0) > 0
+            for weight in (
+                self.anchor_read_distillation,
+                self.anchor_answer_kl,
+                self.anchor_answer_rehearsal,
+            )
+        )
+
+    def resolved_objective(self) -> TrainingObjective:
+        if self.objective is None:
+            raise HyperparameterError("unresolved_hyperparameter", "objective is not resolved")
+        return self.objective
 
     @model_validator(mode="after")
     def _template_has_slot(self) -> Self:
         if not has_label_slot(self.template):
             raise ValueError("template must contain '{}' where the label goes")
+        if not has_label_slot(self.answer_template):
+            raise ValueError("answer_template must contain '{}' where the label goes")
         return self
 
     def resolve(self, architecture: VisionArchitecture) -> Self:
         """This set with every derived value filled in for ``architecture`` (and checked
-        against it); raises :class:`HyperparameterError` when a value cannot fit the model."""
-        return self
+        against it); raises :class:`HyperparameterError` when a value cannot fit the model.
+        Here: the objective and the answer anchors (a llava model's defaults; a dual encoder
+        has no answers, so asking for them is ``answer_objective_needs_vlm``)."""
+        generative = architecture.generative
+        objective = self.objective or default_objective(generative)
+        answer_anchors = {
+            "anchor_read_distillation": VlmAnchorDefaults.read_distillation,
+            "anchor_answer_kl": VlmAnchorDefaults.answer_kl,
+            "anchor_answer_rehearsal": VlmAnchorDefaults.answer_rehearsal,
+        }
+        if not generative:
+            asked = [name for name in answer_anchors if (getattr(self, name) or 0) > 0]
+            if objective.trains_answers or asked:
+                what = f"objective {objective}" if objective.trains_answers else asked[0]
+                raise HyperparameterError(
+                    "answer_objective_needs_vlm",
+                    f"{what}: only a llava model answers questions; this model is a dual "
+                    "encoder (use objective 'clip')",
+                )
+            answer_anchors = dict.fromkeys(answer_anchors, 0.0)
+        update: dict[str, object] = {"objective": objective}
+        for name, default in answer_anchors.items():
+            if getattr(self, name) is None:
+                update[name] = default
+        return self.model_copy(update=update)
 
     def unresolved(self) -> list[str]:
         """Derived fields still unset (an engine input must have none)."""
-        return [name for name in self.DERIVED if getattr(self, name) is None]
+        names = (*self.COMMON_DERIVED, *self.DERIVED)
+        return [name for name in names if getattr(self, name) is None]
 
 
 class LowRankHyperparameters(CommonHyperparameters):

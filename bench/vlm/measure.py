@@ -159,6 +159,8 @@ def measure(
     drifts: dict[str, dict[str, float]] = {}
     if base is not None:
         for group, rows_of in _group_rows(data).items():
+            if not any(rows_of.values()):  # no never-corrected concepts (validation split)
+                continue
             # Controls: the mean over the control sets, as their accuracy is.
             per_set = [drift(base[name], features[name], rows) for name, rows in rows_of.items()]
             drifts[group] = {k: statistics.fmean(d[k] for d in per_set) for k in DRIFT_KINDS}

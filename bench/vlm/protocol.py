@@ -25,16 +25,19 @@ from PIL import Image
 
 from bench.continual.protocol import (
     EMOJI_CONTROL_RENDERINGS,
+    EVALUATION_SEED,
     SESSIONS,
     STYLE_SHIFT_TARGET,
     Setting,
     evaluation_sets,
+    measured_concepts,
+    session_classes,
 )
 from catalogue.captions import WHAT_IS_SHOWN_QUESTION
 from service.modelling.examples import ImageExample
 from standin.basemodel.recipe import EMOJI_TRAINING_DATASETS
 from standin.basemodel.vlm.questions import YES, question_answers
-from standin.datasets import LabelledImages
+from standin.datasets import LabelledImages, load_dataset
 
 # OpenMoji test renderings per concept (all there are).
 TARGET_RENDERINGS = 10
@@ -46,6 +49,13 @@ QUESTION_KINDS = (WHAT, YES_KIND, NO_KIND)
 # so these corrections train exactly what the continual benchmark's label corrections train).
 ALL_QUESTIONS, WHAT_ONLY = "all", "what-only"
 CORRECTIONS = (ALL_QUESTIONS, WHAT_ONLY)
+# Where a run is scored. "test": the scenario (the corrected concepts' test renderings).
+# "validation": for choosing defaults without touching the test renderings or the scenario's
+# corrected concepts: the sessions correct the scenario's never-corrected (transfer) concepts
+# instead, scored on their validation renderings, controls on the training styles'
+# validation renderings. Defaults chosen there are confirmed on "test".
+TEST, VALIDATION = "test", "validation"
+SPLITS = (TEST, VALIDATION)
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class VlmSetting:
     target_renderings: int = TARGET_RENDERINGS
     # Measure only the first n of the measured control concepts (None: all; tests use few).
     control_concepts: int | None = None
+    split: str = TEST
 
     @property
     def continual(self) -> Setting:
@@ -69,8 +80,9 @@ class VlmSetting:
             evaluation_per_class=self.target_renderings,
         )
 
-    def describe(self) -> dict[str, int | None]:
+    def describe(self) -> dict[str, int | str | None]:
         return {
+            "split": self.split,
             "shots": self.shots,
             "sessions": self.continual.sessions,
             "applied_sessions": self.applied_sessions,
@@ -159,6 +171,8 @@ class ScenarioData:
 
 def scenario_data(setting: VlmSetting) -> ScenarioData:
     """The concepts, sessions and evaluation questions of ``setting``."""
+    if setting.split == VALIDATION:
+        return choosing_data(setting)
     continual = setting.continual
     sets = evaluation_sets(continual)
     names = sets.target.class_names
@@ -180,3 +194,32 @@ def _first_concepts(images: LabelledImages, count: int | None) -> LabelledImages
     if count is None:
         return images
     return images.only_classes(sorted(set(images.labels))[:count])
+
+
+def choosing_data(setting: VlmSetting) -> ScenarioData:
+    """The validation variant (see ``VALIDATION``): the transfer concepts corrected in
+    sessions, scored on validation renderings; no never-corrected group."""
+    continual = setting.continual
+
+    def validation(name: str, per_class: int) -> LabelledImages:
+        return load_dataset(name, "validation", limit_per_class=per_class, seed=EVALUATION_SEED)
+
+    target = validation(STYLE_SHIFT_TARGET, setting.target_renderings)
+    names = target.class_names
+    chosen = continual.transfer_classes(len(names))
+    groups = [
+        [chosen[i] for i in group] for group in session_classes(len(chosen), continual.sessions)
+    ][: setting.applied_sessions]
+    controls = {}
+    for name in EMOJI_TRAINING_DATASETS:
+        images = validation(name, EMOJI_CONTROL_RENDERINGS)
+        images = images.only_classes(measured_concepts(len(images.class_names)))
+        controls[name] = question_set(name, _first_concepts(images, setting.control_concepts))
+    return ScenarioData(
+        concept_names=names,
+        corrected=[names[c] for c in chosen],
+        transfer=[],
+        sessions=groups,
+        target=question_set(STYLE_SHIFT_TARGET, target.only_classes(chosen)),
+        controls=controls,
+    )

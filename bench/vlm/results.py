@@ -120,15 +120,17 @@ class VlmSession:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def run_label(method: str, corrections: str = ALL_QUESTIONS) -> str:
-    """How the report names a method run with these corrections."""
-    return method if corrections == ALL_QUESTIONS else f"{method} ({corrections})"
+def run_label(method: str, corrections: str = ALL_QUESTIONS, variant: str = "") -> str:
+    """How the report names a method run with these corrections (and grid point)."""
+    label = method if corrections == ALL_QUESTIONS else f"{method} ({corrections})"
+    return f"{label} [{variant}]" if variant else label
 
 
-def run_key(method: str, seed: int, corrections: str = ALL_QUESTIONS) -> str:
+def run_key(method: str, seed: int, corrections: str = ALL_QUESTIONS, variant: str = "") -> str:
     """The file stem a run is saved under."""
-    variant = "" if corrections == ALL_QUESTIONS else f"__{corrections}"
-    return f"vlm-openmoji__{method}{variant}__seed{seed}"
+    asked = "" if corrections == ALL_QUESTIONS else f"__{corrections}"
+    point = f"__{variant.replace(' ', '')}" if variant else ""
+    return f"vlm-openmoji__{method}{asked}{point}__seed{seed}"
 
 
 @dataclass
@@ -137,7 +139,7 @@ class VlmRun:
 
     method: str
     seed: int
-    setting: dict[str, int | None]
+    setting: dict[str, int | str | None]
     hyperparameters: dict[str, Any]
     # The VLM's released weights (sha256): a saved run of another release is not reused.
     vlm_weights_sha256: str
@@ -145,14 +147,16 @@ class VlmRun:
     transfer: list[str]
     seconds: float = 0.0
     corrections: str = ALL_QUESTIONS  # which questions the corrections ask (protocol)
+    # A point of a hyperparameter grid ("name=value,..."; empty: the declared defaults).
+    variant: str = ""
 
     @property
     def key(self) -> str:
-        return run_key(self.method, self.seed, self.corrections)
+        return run_key(self.method, self.seed, self.corrections, self.variant)
 
     @property
     def label(self) -> str:
-        return run_label(self.method, self.corrections)
+        return run_label(self.method, self.corrections, self.variant)
 
     @property
     def corrected(self) -> list[str]:

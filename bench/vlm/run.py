@@ -4,6 +4,9 @@
     python -m bench.vlm.run --methods lorsu full-ft --seeds 0
     python -m bench.vlm.run --quick                # smoke: lorsu, seed 0, 1 session
     python -m bench.vlm.run --report-only          # re-render from the saved runs
+    python -m bench.vlm.run --split validation --methods lorsu --seeds 0 \
+        --grid lorsu.learning_rate=1e-3,2e-3 --grid lorsu.anchor_read_distillation=30,100
+                                                   # a front (bench/vlm/front.py)
 
 Question/answer corrections of OpenMoji concepts (the VLM's held-out style) update the stand-in
 VLM's vision tower with the CLIP loss alone (bench/vlm/protocol.py, runner.py); the VLM's
@@ -30,8 +33,17 @@ from tqdm import tqdm
 
 from bench.continual.protocol import SESSIONS
 from bench.continual.run import hyperparameters_for, machine_description, parse_overrides
+from bench.vlm.front import write_front
 from bench.vlm.models import DEFAULT_CACHE, ModelPaths, given_models, materialise_models
-from bench.vlm.protocol import ALL_QUESTIONS, TARGET_RENDERINGS, WHAT_ONLY, VlmSetting
+from bench.vlm.protocol import (
+    ALL_QUESTIONS,
+    SPLITS,
+    TARGET_RENDERINGS,
+    TEST,
+    VALIDATION,
+    WHAT_ONLY,
+    VlmSetting,
+)
 from bench.vlm.report import models_description, write_report
 from bench.vlm.results import VlmRun, run_key
 from bench.vlm.runner import run_method
@@ -49,12 +61,37 @@ INFO_FILE = "run_info.json"
 
 @dataclass(frozen=True)
 class Job:
-    """One method with one seed."""
+    """One method with one seed (at one grid point)."""
 
     method: str
     seed: int
     hyperparameters: dict[str, Any]
     corrections: str = ALL_QUESTIONS
+    variant: str = ""
+
+
+def grid_points(items: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """``["lorsu.learning_rate=1e-3,2e-3", "lorsu.anchor_answer_kl=0,1"]`` -> per method,
+    every combination of the listed values (JSON values)."""
+    axes: dict[str, list[tuple[str, list[Any]]]] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        method, _, name = key.partition(".")
+        if not name or not raw:
+            raise SystemExit(f"--grid expects METHOD.NAME=V1,V2,..., got {item!r}")
+        values = [parse_overrides([f"{key}={value}"])[method][name] for value in raw.split(",")]
+        axes.setdefault(method, []).append((name, values))
+    points: dict[str, list[dict[str, Any]]] = {}
+    for method, method_axes in axes.items():
+        combos: list[dict[str, Any]] = [{}]
+        for name, values in method_axes:
+            combos = [{**combo, name: value} for combo in combos for value in values]
+        points[method] = combos
+    return points
+
+
+def variant_name(point: dict[str, Any]) -> str:
+    return ",".join(f"{name}={value}" for name, value in point.items())
 
 
 def _run(
@@ -69,6 +106,7 @@ def _run(
             job.hyperparameters,
             every_session,
             job.corrections,
+            job.variant,
         )
 
 
@@ -158,6 +196,21 @@ def main(argv: list[str] | None = None) -> None:
         metavar="METHOD.NAME=VALUE",
         help="hyperparameter override (default: none, every method at its declared defaults)",
     )
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="METHOD.NAME=V1,V2",
+        help="run every combination of these values (per method, on top of --set); the "
+        "report is then the front (bench/vlm/front.py)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default=TEST,
+        help="validation: choose on the transfer concepts' validation renderings "
+        "(bench/vlm/protocol.py); test: the scenario",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="assembled models")
     parser.add_argument("--vlm", type=Path, default=None, help="another VLM (with --pair)")
@@ -177,9 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     info_path = out / INFO_FILE
     given = shlex.join(sys.argv[1:] if argv is None else argv)
     command = f"python -m bench.vlm.run {given}".strip()
+    grid = grid_points(args.grid)
+    fronts = bool(grid) or args.split == VALIDATION
     if args.report_only:
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        print(write_report(out, info))
+        print(_write(out, info, fronts))
         return
     unknown = set(methods + what_only) - set(method_names())
     if unknown:
@@ -187,9 +242,11 @@ def main(argv: list[str] | None = None) -> None:
     if (args.vlm is None) != (args.pair is None):
         raise SystemExit("--vlm and --pair go together")
     models = given_models(args.vlm, args.pair) if args.vlm else materialise_models(args.cache)
-    setting = VlmSetting(args.shots, args.sessions, args.target_renderings, args.control_concepts)
+    setting = VlmSetting(
+        args.shots, args.sessions, args.target_renderings, args.control_concepts, args.split
+    )
     overrides = parse_overrides(args.overrides)
-    architecture = read_vision_architecture(models.pair)
+    architecture = read_vision_architecture(models.vlm)
     runs_dir = out / "runs"
     for saved in runs_dir.glob("*.json"):
         # Runs of another VLM or setting would mix into the report: they are stale here.
@@ -199,14 +256,16 @@ def main(argv: list[str] | None = None) -> None:
     jobs, reused = [], 0
     variants = [(m, ALL_QUESTIONS) for m in methods] + [(m, WHAT_ONLY) for m in what_only]
     for method, corrections in variants:
-        hyperparameters = hyperparameters_for(method, overrides)
-        resolved = resolve_hyperparameters(method, hyperparameters, architecture).model_dump()
-        for seed in seeds:
-            path = runs_dir / f"{run_key(method, seed, corrections)}.json"
-            if reusable(path, models, setting, resolved):
-                reused += 1
-            else:
-                jobs.append(Job(method, seed, hyperparameters, corrections))
+        for point in grid.get(method, [{}]):
+            hyperparameters = {**hyperparameters_for(method, overrides), **point}
+            resolved = resolve_hyperparameters(method, hyperparameters, architecture)
+            variant = variant_name(point)
+            for seed in seeds:
+                path = runs_dir / f"{run_key(method, seed, corrections, variant)}.json"
+                if reusable(path, models, setting, resolved.model_dump()):
+                    reused += 1
+                else:
+                    jobs.append(Job(method, seed, hyperparameters, corrections, variant))
     started = time.perf_counter()
     run_jobs(models, setting, jobs, runs_dir, args.workers, args.every_session, args.threads)
     seconds = time.perf_counter() - started
@@ -226,7 +285,13 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads,
     }
     info_path.write_text(json.dumps(info, indent=1))
-    print(write_report(out, info))
+    print(_write(out, info, fronts))
+
+
+def _write(out: Path, info: dict[str, Any], fronts: bool) -> Path:
+    if not fronts:
+        return write_report(out, info)
+    return write_front(out, str(info.get("command", "")), str(info.get("models", "")))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def run_method(
     hyperparameters: Mapping[str, Any] | None = None,
     measure_every_session: bool = True,
     corrections: str = ALL_QUESTIONS,
+    variant: str = "",
 ) -> VlmRun:
     """Apply the setting's sessions in order, each from the previous merged tower, measuring
     before the first and after each session (only after the last when
@@ -74,6 +75,7 @@ def run_method(
             device="cpu",
             negative_labels=[name for name in data.concept_names if name not in own],
             anchors=anchors + replayed,
+            vlm=vlm,
         )
         if resolved.anchor_replay:
             replayed = replayed + examples
@@ -107,4 +109,5 @@ def run_method(
         transfer=data.transfer,
         seconds=time.perf_counter() - started,
         corrections=corrections,
+        variant=variant,
     )

@@ -30,7 +30,9 @@ from sqlalchemy.orm import Session
 from catalogue.architecture import ArchitectureError
 from catalogue.declarations import resolve_hyperparameters
 from catalogue.hyperparameters import HyperparameterError
+from catalogue.objectives import TrainingObjective
 from service.corrections import repository
+from service.corrections.answer_fit import check_answers_fit
 from service.corrections.schemas import (
     CorrectionAccepted,
     CorrectionInput,
@@ -165,7 +167,8 @@ def submit_correction(
 
     Errors (all before any row is written): 404 ``model_not_found``; 422 ``no_examples``,
     ``too_many_examples``, ``empty_label``, ``example_needs_label_or_qa``, ``single_class``,
-    the image codes of ``service/images.py``, ``unknown_method`` / ``invalid_hyperparameter``;
+    the image codes of ``service/images.py``, ``unknown_method`` / ``invalid_hyperparameter``
+    / ``answer_objective_needs_vlm``, ``answer_too_long``;
     409 ``model_unreadable``, and ``idempotency_key_reused`` for a known key with a different
     body. A known key with the same body answers the job it created (``replayed``), before
     anything is validated again: a retry gets the first answer, whatever changed since.
@@ -177,7 +180,18 @@ def submit_correction(
         return _replay(session, known, body_hash)
     hyperparameters = _resolved_hyperparameters(model, request.options)
     examples, eval_examples = _validated_batch(request, settings)
-    split = _split_examples(session, settings, model.id, examples, eval_examples, request.options)
+    trains_answers = TrainingObjective(hyperparameters["objective"]).trains_answers
+    if trains_answers:
+        check_answers_fit(model.base_path, examples, hyperparameters["answer_template"])
+    split = _split_examples(
+        session,
+        settings,
+        model.id,
+        examples,
+        eval_examples,
+        request.options,
+        contrastive=TrainingObjective(hyperparameters["objective"]).trains_clip,
+    )
     rows = _store_examples(blobs, split)
     job = Job(
         model_id=model.id,
@@ -248,10 +262,12 @@ def _split_examples(
     examples: list[SubmittedExample],
     eval_examples: list[SubmittedExample],
     options: CorrectionOptions,
+    contrastive: bool = True,
 ) -> ExampleSplit:
     """Decide what trains and what measures TI, and check that what trains can (422
-    ``single_class``). Eval examples never train; of the examples, a share per label is held
-    out only when nothing else can measure TI, unless the request sets the share."""
+    ``single_class``, when it trains a contrastive loss). Eval examples never train; of the
+    examples, a share per label is held out only when nothing else can measure TI, unless the
+    request sets the share."""
     has_target_sets = bool(
         registry_repository.list_eval_sets(session, model_id, EvalSetKind.TARGET)
     )
@@ -261,11 +277,12 @@ def _split_examples(
     held_out = choose_held_out(
         [example.label or example.answer or "" for example in examples], fraction, options.seed
     )
-    check_contrast(
-        [example for position, example in enumerate(examples) if position not in held_out],
-        {example.label for example in examples + eval_examples if example.label is not None},
-        registry_repository.known_labels(session, model_id),
-    )
+    if contrastive:
+        check_contrast(
+            [example for position, example in enumerate(examples) if position not in held_out],
+            {example.label for example in examples + eval_examples if example.label is not None},
+            registry_repository.known_labels(session, model_id),
+        )
     return ExampleSplit(
         examples=examples + eval_examples,
         held_out=held_out | set(range(len(examples), len(examples) + len(eval_examples))),

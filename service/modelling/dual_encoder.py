@@ -95,6 +95,9 @@ class DualEncoder:
         self.num_heads = num_heads
         self.max_text_length = max_text_length
         self.image_encoder_children: tuple[str, ...] = _IMAGE_ENCODER_CHILDREN
+        # The hidden state a VLM sharing this tower reads (``share_image_encoder``); None: the
+        # tower is read whole, as a dual encoder's.
+        self.read_layer: int | None = None
         self.blocks = _find_blocks(self.vision_model)
         if not self.blocks:
             raise ValueError(f"no transformer blocks found in the image encoder of {family}")
@@ -112,6 +115,7 @@ class DualEncoder:
             num_layers=len(self.blocks),
             num_heads=self.num_heads,
             hidden_size=self.blocks[0].q.in_features,
+            read_layer=self.read_layer,
         )
 
     @property
@@ -134,14 +138,19 @@ class DualEncoder:
             self.max_text_length,
         )
         encoder.image_encoder_children = self.image_encoder_children
+        encoder.read_layer = self.read_layer
         return encoder
 
-    def share_image_encoder(self, vision_model: nn.Module, children: tuple[str, ...]) -> None:
+    def share_image_encoder(
+        self, vision_model: nn.Module, children: tuple[str, ...], read_layer: int | None = None
+    ) -> None:
         """Use another model's vision tower (the same module, not a copy) as this encoder's
         ``vision_model``; only ``children`` count as the image encoder from now on (a VLM's
-        tower is shared this way with the dual encoder that pairs with it)."""
+        tower is shared this way with the dual encoder that pairs with it, which reads its
+        hidden state ``read_layer``)."""
         self.model.vision_model = vision_model
         self.image_encoder_children = children
+        self.read_layer = read_layer
         self.blocks = _find_blocks(self.vision_model)
 
     def image_encoder_prefixes(self) -> tuple[str, ...]:

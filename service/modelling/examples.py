@@ -6,12 +6,14 @@ them back as :class:`ImageExample` for the engine and for evaluation. Torch-free
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PIL import Image
 
 from catalogue.captions import (
     WHAT_IS_SHOWN_QUESTION,
+    answer_for_label,
     answer_key,
     caption_for_label,
     qa_statement,
@@ -44,6 +46,15 @@ class ImageExample:
         """What a generative model is asked about this image: its question, or (for a label
         example) what the image shows."""
         return self.question if self.question is not None else WHAT_IS_SHOWN_QUESTION
+
+    def answer_given(self, answer_template: str, known_answers: Mapping[str, str]) -> str:
+        """The answer a generative model should give to :meth:`question_asked`: the example's
+        own answer, or (a label example) the model's known answer naming the label (keyed by
+        ``answer_key``), else the label through ``answer_template`` ("A cat.")."""
+        if self.answer is not None:
+            return self.answer.strip()
+        label = (self.label or "").strip()
+        return known_answers.get(answer_key(label)) or answer_for_label(label, answer_template)
 
     def taught_label(self) -> str | None:
         """The label this example teaches: its label, or the one its question/answer names

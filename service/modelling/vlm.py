@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from catalogue.architecture import read_layer_of
 from service.db.values import ModelFamily
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.loading import ModelLoadError, load_dual_encoder
@@ -84,6 +85,33 @@ def architecture_differences(vlm_dir: Path | str, pair_dir: Path | str) -> list[
     return differences
 
 
+def image_token_count(config: Any) -> int:
+    """How many image tokens a llava config's prompt holds: one per patch, plus the class
+    token under the "full" feature selection."""
+    vision = config.vision_config
+    patches = (vision.image_size // vision.patch_size) ** 2
+    strategy = getattr(config, "vision_feature_select_strategy", "default")
+    return int(patches + (1 if strategy == "full" else 0))
+
+
+def answer_sequence(
+    tokenizer: Any, image_tokens: int, question: str, answer: str
+) -> tuple[list[int], list[int]]:
+    """The token ids of ``question``'s prompt (exactly as the VLM tokenizes it to answer) and
+    of ``answer`` after it, ending with the end-of-sequence token: what the language model
+    predicts when it answers right. The answer's ids are those of the whole text
+    ``prompt + " " + answer`` after the prompt's, where the tokenizer splits it there, so a
+    tokenizer that merges across the join still gets the ids it would produce."""
+    prompt = llava_prompt(question, image_tokens)
+    prompt_ids = list(tokenizer(prompt)["input_ids"])
+    whole = list(tokenizer(f"{prompt} {answer.strip()}")["input_ids"])
+    if whole[: len(prompt_ids)] == prompt_ids:
+        answer_ids = whole[len(prompt_ids) :]
+    else:
+        answer_ids = list(tokenizer(f" {answer.strip()}", add_special_tokens=False)["input_ids"])
+    return prompt_ids, [*answer_ids, int(tokenizer.eos_token_id)]
+
+
 @dataclass(frozen=True)
 class StreamPiece:
     """A piece of a streamed answer; the last piece carries the finish reason."""
@@ -116,10 +144,7 @@ class VisionLanguageModel:
         self.preprocessor = preprocessor
         self.encoder = encoder
         config = model.config
-        vision = config.vision_config
-        patches = (vision.image_size // vision.patch_size) ** 2
-        strategy = getattr(config, "vision_feature_select_strategy", "default")
-        self.image_tokens = patches + (1 if strategy == "full" else 0)
+        self.image_tokens = image_token_count(config)
         self.image_token_id = int(config.image_token_id)
         self.eos_token_id = int(tokenizer.eos_token_id)
         self.pad_token_id = int(
@@ -146,6 +171,11 @@ class VisionLanguageModel:
             "attention_mask": tokens["attention_mask"].to(self.device),
             "pixel_values": pixels,
         }
+
+    def answer_sequence(self, question: str, answer: str) -> tuple[list[int], list[int]]:
+        """The token ids of ``question``'s prompt and of ``answer`` after it
+        (:func:`answer_sequence`)."""
+        return answer_sequence(self.tokenizer, self.image_tokens, question, answer)
 
     def prompt_tokens(self, question: str) -> int:
         """How many tokens the prompt of ``question`` takes (image tokens included)."""
@@ -268,6 +298,7 @@ def load_vision_language_model(
     differences = architecture_differences(vlm_path, pair_path)
     if differences:
         raise ModelLoadError(f"the vision towers differ: {'; '.join(differences)}")
+    num_layers = int(config["vision_config"]["num_hidden_layers"])
     dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
     model: Any = LlavaForConditionalGeneration.from_pretrained(
         vlm_path, use_safetensors=True, local_files_only=True, dtype=dtype
@@ -281,7 +312,9 @@ def load_vision_language_model(
         vlm_path, default_size=int(model.config.vision_config.image_size)
     )
     encoder = load_dual_encoder(pair_path, device=device)
-    encoder.share_image_encoder(model.model.vision_tower, VISION_TOWER_CHILDREN)
+    encoder.share_image_encoder(
+        model.model.vision_tower, VISION_TOWER_CHILDREN, read_layer_of(config, num_layers)
+    )
     model.to(device)
     encoder.model.to(device)
     return VisionLanguageModel(model, tokenizer, preprocessor, encoder)

@@ -15,7 +15,8 @@ from standin.datasets.fashion_mnist import load_fashion_mnist
 from standin.datasets.labelled_images import ArrayDataset, LabelledImages, to_labelled_images
 from standin.datasets.textures import load_textures
 
-Split = Literal["train", "test"]
+# "validation" exists for the emoji renderings only (for choosing things without the test ones).
+Split = Literal["train", "validation", "test"]
 
 _LOADERS: dict[str, Callable[[str], ArrayDataset]] = {
     "fashion-mnist": load_fashion_mnist,
@@ -45,8 +46,10 @@ def load_dataset(
     """
     if name not in _LOADERS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
+    if split == "validation" and not name.startswith("emoji-"):
+        raise ValueError(f"{name} has no validation split (the emoji renderings have one)")
     return to_labelled_images(_arrays(name, split), name, limit_per_class, seed)
 
 

@@ -60,10 +60,13 @@ def test_model_with_live_adapters_equals_merged_model(model: DualEncoder, exampl
         data = TrainingData(model.pixel_values(batch.images), torch.tensor(batch.targets))
 
         def loss_of(
-            pixels: torch.Tensor, targets: torch.Tensor, captions: torch.Tensor = captions
+            pixels: torch.Tensor,
+            rows: torch.Tensor,
+            captions: torch.Tensor = captions,
+            data: TrainingData = data,
         ) -> torch.Tensor:
             return class_level_contrastive_loss(
-                model.image_features(pixels), captions, targets, 1.0
+                model.image_features(pixels), captions, data.targets[rows], 1.0
             )
 
         method = create_method(method_name, hp)

@@ -10,7 +10,8 @@ terms, each with its weight as a hyperparameter:
   captions, so the update keeps classifying them right.
 
 ``drift`` (the same distillation distance over every anchor, without gradients) is what the
-budgeted stop compares with its budget.
+budgeted stop compares with its budget. A VLM's anchors also carry answer-space terms
+(``workers/engine/answer_anchors.py``), computed from the same tower pass.
 """
 
 from __future__ import annotations
@@ -24,8 +25,21 @@ import torch.nn.functional as F
 from catalogue.captions import caption_for_label
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from service.modelling.vlm import VisionLanguageModel
+from workers.engine.answer_anchors import AnswerAnchorSet, AnswerAnchorWeights, answer_anchor_loss
+from workers.engine.answers import VisionReader
 from workers.engine.errors import InvalidExample
 from workers.engine.loss import class_level_contrastive_loss
+
+
+@dataclass(frozen=True)
+class AnswerAnchors:
+    """A VLM's answer-space anchor terms: the model, its tower reader, the prepared anchors."""
+
+    vlm: VisionLanguageModel
+    reader: VisionReader
+    anchors: AnswerAnchorSet
+    weights: AnswerAnchorWeights
 
 
 @dataclass
@@ -91,6 +105,7 @@ class AnchorTerm:
         rehearsal_weight: float,
         batch_size: int,
         image_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        answers: AnswerAnchors | None = None,
     ) -> None:
         self.model = model
         # How the loss computes the anchors' features (the update's autocast, if any).
@@ -99,17 +114,33 @@ class AnchorTerm:
         self.distillation_weight = distillation_weight
         self.rehearsal_weight = rehearsal_weight
         self.batch_size = batch_size
+        self.answers = answers if answers is not None and answers.weights.active else None
+
+    @property
+    def clip_active(self) -> bool:
+        return self.distillation_weight > 0 or self.rehearsal_weight > 0
 
     @property
     def active(self) -> bool:
-        return self.anchors.size > 0 and (self.distillation_weight > 0 or self.rehearsal_weight > 0)
+        return self.anchors.size > 0 and (self.clip_active or self.answers is not None)
 
     def loss(self, generator: torch.Generator) -> torch.Tensor:
         """The weighted anchor terms on a random anchor batch (seeded)."""
         chosen = torch.randperm(self.anchors.size, generator=generator)[: self.batch_size]
         chosen = chosen.to(self.anchors.pixels.device)
-        features = self.image_features(self.anchors.pixels[chosen])
-        total = features.new_zeros(())
+        pixels = self.anchors.pixels[chosen]
+        if self.answers is None:
+            features = self.image_features(pixels)
+            total = features.new_zeros(())
+        else:
+            # One tower pass for both spaces.
+            outputs = self.answers.reader(pixels, clip=self.clip_active)
+            total = answer_anchor_loss(
+                self.answers.vlm, self.answers.anchors, self.answers.weights, chosen, outputs.read
+            )
+            if outputs.clip is None:
+                return total
+            features = outputs.clip
         if self.distillation_weight > 0:
             similarity = F.normalize(features, dim=-1) * self.anchors.parent_embeddings[chosen]
             total = total + self.distillation_weight * (1 - similarity.sum(dim=-1)).mean()

@@ -65,12 +65,17 @@ def _check_example(position: int, example: ImageExample) -> None:
 
 
 def build_captioned_batch(
-    examples: Sequence[ImageExample], template: str, negative_labels: Sequence[str] = ()
+    examples: Sequence[ImageExample],
+    template: str,
+    negative_labels: Sequence[str] = (),
+    contrastive: bool = True,
 ) -> CaptionedBatch:
     """Validate examples and turn them into caption targets.
 
     ``negative_labels`` are extra classes (for example the model's known label set) used only
     as negatives, so one corrected class can still be contrasted against the others.
+    ``contrastive``: the captions train a contrastive loss, which needs two of them (an
+    update through a VLM's answers alone does not).
     """
     if not examples:
         raise EmptyBatch("the correction batch has no examples")
@@ -92,7 +97,7 @@ def build_captioned_batch(
             if caption not in captions:
                 captions.append(caption)
                 answers.append(answer_key(label))
-    if len(captions) < 2:
+    if contrastive and len(captions) < 2:
         raise SingleClass(
             "the batch has a single class and no negative labels; the contrastive loss needs two"
         )

@@ -28,13 +28,13 @@ def gradient_importance(
         for weight in weights:
             weight.requires_grad_(True)
             weight.grad = None
-        for pixels, targets in data.batches_in_order(batch_size):
-            loss = loss_of(pixels, targets)
+        for pixels, rows in data.batches_in_order(batch_size):
+            loss = loss_of(pixels, rows)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss("loss is not finite during the importance pass")
             # Accumulate in .grad (no second buffer per weight), each batch's mean gradient
             # weighted by its share of the examples: the sum is the per-example mean.
-            (loss * (targets.numel() / data.size)).backward(inputs=list(weights))
+            (loss * (rows.numel() / data.size)).backward(inputs=list(weights))
         return [
             weight.grad if weight.grad is not None else torch.zeros_like(weight)
             for weight in weights

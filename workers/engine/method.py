@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from catalogue.hyperparameters import CommonHyperparameters
-from service.modelling.dual_encoder import DualEncoder
+from service.modelling.dual_encoder import DualEncoder, EncoderBlock
 from workers.engine.training_data import TrainingData
 
+# The training loss of a batch: its pixels and the rows (positions) of its examples.
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -34,6 +35,15 @@ class UpdateContext:
     # State a method carries from the parent version (None on the first session).
     carried_state: dict[str, torch.Tensor] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # How many blocks (from the first) the objective's gradient reaches: all of them, unless
+    # the model is a VLM trained through its answers (blocks after the layer it reads get no
+    # gradient, so no method places trainable state there). None: all.
+    reached_blocks: int | None = None
+
+    @property
+    def blocks(self) -> list[EncoderBlock]:
+        """The blocks a method may train (see ``reached_blocks``)."""
+        return self.model.blocks[: self.reached_blocks]
 
 
 HyperparametersT = TypeVar("HyperparametersT", bound=CommonHyperparameters)

@@ -118,10 +118,10 @@ def train(
     )
     step = 0
     stop_reason = StopReason.PLANNED_STEPS
-    for pixels, targets in batches:
+    for pixels, rows in batches:
         if should_cancel is not None and should_cancel():
             raise UpdateCancelled(f"cancelled at step {step} of {total_steps}")
-        loss = loss_of(pixels, targets)
+        loss = loss_of(pixels, rows)
         if anchor_loss is not None:
             loss = loss + anchor_loss(generator)
         if not torch.isfinite(loss):

@@ -1,4 +1,6 @@
-"""The pixel tensors and caption targets of one update session, with seeded batching."""
+"""The pixel tensors of one update session and what each example is trained towards, with
+seeded batching. Batches are ``(pixels, rows)``: ``rows`` are the examples' positions, so each
+objective looks up its own targets (a caption index, an answer's tokens) for the same rows."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ class TrainingData:
         return int(self.targets.numel())
 
     def batches_in_order(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        rows = torch.arange(self.size, device=self.targets.device)
         for start in range(0, self.size, batch_size):
-            yield self.pixels[start : start + batch_size], self.targets[start : start + batch_size]
+            yield self.pixels[start : start + batch_size], rows[start : start + batch_size]
 
     def shuffled_batches(
         self, batch_size: int, generator: torch.Generator
@@ -27,7 +30,7 @@ class TrainingData:
         order = torch.randperm(self.size, generator=generator).to(self.targets.device)
         for start in range(0, self.size, batch_size):
             chosen = order[start : start + batch_size]
-            yield self.pixels[chosen], self.targets[chosen]
+            yield self.pixels[chosen], chosen
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-self.size // batch_size)

@@ -14,8 +14,11 @@ from catalogue.hyperparameters import CommonHyperparameters, HyperparameterError
 from service.db.values import StopReason
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
+from service.modelling.vlm import VisionLanguageModel
 from workers.engine.activations import lean_activations
-from workers.engine.anchors import AnchorTerm, prepare_anchors
+from workers.engine.anchors import AnchorTerm, AnswerAnchors, prepare_anchors
+from workers.engine.answer_anchors import AnswerAnchorWeights, prepare_answer_anchors
+from workers.engine.answers import AnswerSequences, VisionReader, answer_loss, answer_sequences
 from workers.engine.errors import InvalidHyperparameter
 from workers.engine.examples import build_captioned_batch
 from workers.engine.loss import class_level_contrastive_loss
@@ -82,6 +85,8 @@ def run_update(
     should_cancel: Callable[[], bool] | None = None,
     anchors: Sequence[ImageExample] = (),
     mixed_precision: str = "off",
+    vlm: VisionLanguageModel | None = None,
+    known_answers: Mapping[str, str] | None = None,
 ) -> UpdateOutcome:
     """Fine-tune the image encoder of ``model`` on ``examples`` and merge the update in place.
 
@@ -95,9 +100,21 @@ def run_update(
     the images CC is measured on); ignored unless the hyperparameters ask for them.
     ``mixed_precision``: "off", "bf16" or "auto" (CUDA only; see workers/engine/precision.py):
     parameters, optimizer state and merged weights stay float32 either way.
+    ``vlm``: the generative model sharing ``model``'s tower (a llava model), which the answer
+    objective and the answer-space anchors train through; ``known_answers``: label -> the
+    answer the model gives for it (from its eval sets), used before ``answer_template``.
     """
     hp = checked_hyperparameters(model, method, hyperparameters)
-    batch = build_captioned_batch(examples, hp.template, negative_labels)
+    objective = hp.resolved_objective()
+    if vlm is None and (objective.trains_answers or hp.uses_answer_anchors()):
+        raise InvalidHyperparameter(
+            f"objective {objective} and the answer anchors need the model's language model "
+            "(a llava model)"
+        )
+    answers_of = known_answers or {}
+    batch = build_captioned_batch(
+        examples, hp.template, negative_labels, contrastive=objective.trains_clip
+    )
     started = time.perf_counter()
     if device is not None:
         model.to(device)
@@ -123,6 +140,24 @@ def run_update(
                 )
 
                 same_answer = torch.tensor(batch.same_answer_pairs(), device=torch_device)
+                reader = (
+                    VisionReader(vlm, model, lambda: autocast_to(torch_device, amp_dtype))
+                    if vlm is not None
+                    else None
+                )
+                sequences: AnswerSequences | None = None
+                if vlm is not None and objective.trains_answers:
+                    sequences = answer_sequences(
+                        vlm,
+                        [
+                            (
+                                example.question_asked(),
+                                example.answer_given(hp.answer_template, answers_of),
+                            )
+                            for example in examples
+                        ],
+                        torch_device,
+                    )
 
             def features_of(pixels: torch.Tensor) -> torch.Tensor:
                 # The encoder's forward (and so its backward) in the autocast dtype, if any;
@@ -131,28 +166,38 @@ def run_update(
                     features = model.image_features(pixels)
                 return features.float()
 
-            def loss_of(pixels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            def clip_loss(features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+                targets = data.targets[rows]
                 return class_level_contrastive_loss(
-                    features_of(pixels),
-                    caption_embeddings,
-                    targets,
-                    logit_scale,
-                    same_answer[targets],
+                    features, caption_embeddings, targets, logit_scale, same_answer[targets]
                 )
 
+            def loss_of(pixels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+                if sequences is None or reader is None or vlm is None:
+                    return clip_loss(features_of(pixels), rows)
+                # One tower pass: what the language model reads, and the CLIP embedding when
+                # the objective trains it too.
+                outputs = reader(pixels, clip=objective.trains_clip)
+                loss = hp.answer_loss_weight * answer_loss(vlm, outputs.read, sequences.rows(rows))
+                if outputs.clip is not None:
+                    loss = loss + clip_loss(outputs.clip, rows)
+                return loss
+
             with memory.phase("anchors"):
-                anchor_term = (
-                    AnchorTerm(
+                anchor_term = None
+                if anchors and hp.uses_anchors():
+                    anchor_set = prepare_anchors(model, anchors, hp.template)
+                    anchor_term = AnchorTerm(
                         model,
-                        prepare_anchors(model, anchors, hp.template),
+                        anchor_set,
                         hp.anchor_distillation,
                         hp.anchor_rehearsal,
                         hp.anchor_batch_size,
                         image_features=features_of,
+                        answers=_answer_anchors(
+                            vlm, reader, anchor_set.pixels, anchors, hp, answers_of
+                        ),
                     )
-                    if anchors and hp.uses_anchors()
-                    else None
-                )
             budget = _budget(hp, data, anchor_term, caption_embeddings, same_answer, model)
             context = UpdateContext(
                 model=model,
@@ -160,6 +205,8 @@ def run_update(
                 loss_of=loss_of,
                 generator=generator,
                 carried_state=carried_state,
+                # The answers alone reach only the blocks up to the layer the model reads.
+                reached_blocks=(None if objective.trains_clip else model.architecture.blocks_read),
             )
             with memory.phase("prepare"):
                 update_method.prepare(context)
@@ -252,6 +299,30 @@ def checked_hyperparameters(
         raise InvalidHyperparameter(error.message) from error
 
 
+def _answer_anchors(
+    vlm: VisionLanguageModel | None,
+    reader: VisionReader | None,
+    pixels: torch.Tensor,
+    anchors: Sequence[ImageExample],
+    hp: CommonHyperparameters,
+    known_answers: Mapping[str, str],
+) -> AnswerAnchors | None:
+    """The answer-space anchor terms of a VLM's update (None: a dual encoder, or all off)."""
+    if vlm is None or reader is None or not hp.uses_answer_anchors():
+        return None
+    weights = AnswerAnchorWeights(
+        read_distillation=hp.anchor_read_distillation or 0.0,
+        answer_kl=hp.anchor_answer_kl or 0.0,
+        answer_rehearsal=hp.anchor_answer_rehearsal or 0.0,
+    )
+    pairs = [
+        (anchor.question_asked(), anchor.answer_given(hp.answer_template, known_answers))
+        for anchor in anchors
+    ]
+    prepared = prepare_answer_anchors(vlm, reader, pixels, pairs, weights)
+    return AnswerAnchors(vlm, reader, prepared, weights)
+
+
 def _budget(
     hp: CommonHyperparameters,
     data: TrainingData,
@@ -262,7 +333,7 @@ def _budget(
 ) -> Budget | None:
     """The early stop the hyperparameters ask for, checked once per epoch (None: none)."""
     learned = None
-    if hp.stop_margin is not None:
+    if hp.stop_margin is not None and hp.resolved_objective().trains_clip:
         margin = hp.stop_margin
 
         def learned() -> bool:
@@ -289,7 +360,8 @@ def examples_learned(
 ) -> bool:
     """Whether every training example's own caption beats every other caption (those that
     state the same answer aside) by ``margin`` in cosine similarity."""
-    for pixels, targets in data.batches_in_order(64):
+    for pixels, rows in data.batches_in_order(64):
+        targets = data.targets[rows]
         embeddings = torch.nn.functional.normalize(model.image_features(pixels), dim=-1)
         similarity = embeddings @ caption_embeddings.T
         own = similarity.gather(1, targets.unsqueeze(1)).squeeze(1)

@@ -128,6 +128,8 @@ def train(context: WorkerContext, job: ClaimedJob, inputs: JobInputs) -> UpdateO
         should_cancel=progress.should_cancel,
         anchors=inputs.anchors,
         mixed_precision=context.worker_settings.mixed_precision,
+        vlm=inputs.generator,
+        known_answers=inputs.known_answers,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from sqlalchemy.orm import Session
 
+from catalogue.captions import answer_key
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.snapshots import deserialize_state
@@ -39,6 +40,9 @@ class JobInputs:
     # The anchor halves of the control sets (CC is measured on the other halves), plus the
     # earlier corrections' examples when the job replays them.
     anchors: list[ImageExample]
+    # A generative model's answer naming each label, where its eval sets or the correction
+    # say it ("What is in the picture?" / "A cat."): what its label examples are taught.
+    known_answers: dict[str, str]
 
 
 def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInputs:
@@ -71,7 +75,11 @@ def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -
         method: deserialize_state(context.blobs.get(sha256))
         for method, sha256 in carried_state_blobs.items()
     }
+    known_answers = answers_naming_labels(
+        [*trained, *held_out, *(e for s in eval_sets for e in s.examples())]
+    )
     return JobInputs(
+        known_answers=known_answers,
         encoder=encoder,
         generator=generator,
         parent_state=parent_state,
@@ -82,3 +90,16 @@ def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -
         carried_state_blobs=carried_state_blobs,
         anchors=anchors,
     )
+
+
+def answers_naming_labels(examples: list[ImageExample]) -> dict[str, str]:
+    """label (as ``answer_key`` compares it) -> the first answer among ``examples`` that names
+    it to a "what is shown" question ("What is in the picture?" / "A cat." -> {"cat": "A
+    cat."})."""
+    answers: dict[str, str] = {}
+    for example in examples:
+        if example.label is None and example.answer is not None:
+            label = example.taught_label()
+            if label is not None:
+                answers.setdefault(answer_key(label), example.answer.strip())
+    return answers

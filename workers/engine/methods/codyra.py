@@ -33,7 +33,7 @@ class Codyra(WrapperMethod[CodyraHyperparameters]):
     def prepare(self, context: UpdateContext) -> None:
         hp = self.hyperparameters
         alpha = hp.resolved_alpha()
-        for block in context.model.blocks:
+        for block in context.blocks:
             for parent, attribute, short in (
                 (block.attention, block.q_name, "q"),
                 (block.attention, block.k_name, "k"),

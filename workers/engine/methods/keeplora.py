@@ -69,7 +69,7 @@ class KeepLora(WrapperMethod[KeepLoraHyperparameters]):
         self.context = context
         carried = context.carried_state or {}
         places: list[tuple[str, nn.Module, str]] = []
-        for block in context.model.blocks:
+        for block in context.blocks:
             for attribute, short in (
                 (block.q_name, "q"),
                 (block.k_name, "k"),

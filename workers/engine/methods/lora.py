@@ -14,7 +14,7 @@ class Lora(WrapperMethod[LoraHyperparameters]):
     def prepare(self, context: UpdateContext) -> None:
         hp = self.hyperparameters
         alpha = hp.resolved_alpha()
-        for block in context.model.blocks:
+        for block in context.blocks:
             for parent, attribute in (
                 (block.attention, block.q_name),
                 (block.attention, block.k_name),

@@ -62,7 +62,7 @@ class Lorsu(WrapperMethod[LorsuStructure]):
             raise InvalidHyperparameter(f"top_k_heads={k} exceeds the {num_heads} heads per layer")
         needs_head_gradients = self.head_selection == "gradient"
         weights: list[torch.Tensor] = []
-        for block in model.blocks:
+        for block in context.blocks:
             if needs_head_gradients:
                 weights += [block.q.weight, block.k.weight, block.v.weight]
             weights.append(block.fc1.weight)
@@ -70,7 +70,7 @@ class Lorsu(WrapperMethod[LorsuStructure]):
         pending = drain(grads)
         per_block = 4 if needs_head_gradients else 1
         alpha = hp.resolved_alpha()
-        for block in model.blocks:
+        for block in context.blocks:
             block_grads = [next(pending) for _ in range(per_block)]
             if needs_head_gradients:
                 q_grad, k_grad, v_grad = block_grads[:3]

@@ -22,7 +22,7 @@ class Spu(WrapperMethod[SpuHyperparameters]):
 
     def prepare(self, context: UpdateContext) -> None:
         hp = self.hyperparameters
-        blocks = context.model.blocks
+        blocks = context.blocks
         grads = gradient_importance(
             [block.fc1.weight for block in blocks], context.data, context.loss_of, hp.batch_size
         )

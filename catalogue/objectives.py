@@ -1,0 +1,49 @@
+"""What an update trains towards: the training objective and, for a VLM, its answer anchors.
+
+- ``clip``: the class-level contrastive loss between image embeddings and caption embeddings
+  (the paper's default; what a dual encoder is served with).
+- ``answer``: the language model's next-token cross-entropy on the right answer's tokens,
+  given the image and the question, back-propagated through the frozen projector and language
+  model into the vision tower (the paper's perplexity variant). Only a generative (llava)
+  model has one. It reaches what the VLM reads; the CLIP loss does not (bench/results/vlm).
+- ``clip+answer``: both, each with its weight.
+
+Torch-free: the API resolves and checks a job's objective before anything is queued.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TrainingObjective(StrEnum):
+    CLIP = "clip"
+    ANSWER = "answer"
+    CLIP_AND_ANSWER = "clip+answer"
+
+    @property
+    def trains_clip(self) -> bool:
+        return self is not TrainingObjective.ANSWER
+
+    @property
+    def trains_answers(self) -> bool:
+        return self is not TrainingObjective.CLIP
+
+
+def default_objective(generative: bool) -> TrainingObjective:
+    """A VLM is corrected through its answers (the CLIP loss alone moves none of them on the
+    stand-in: bench/results/vlm/findings.md); a dual encoder through the CLIP loss."""
+    return TrainingObjective.ANSWER if generative else TrainingObjective.CLIP
+
+
+# Default weights of the answer-space anchor terms of a llava model (a dual encoder has none).
+# Chosen on the VLM scenario's validation renderings (bench/results/vlm/findings.md, "Choosing
+# the defaults"); set in ``VlmAnchorDefaults`` so the reasons live beside the numbers.
+class VlmAnchorDefaults:
+    # 1 - cos between each anchor patch token the language model reads and the parent's.
+    read_distillation: float = 100.0
+    # Teacher-forced KL of the language model's next-token distribution on the anchors'
+    # questions and answers, against the parent version.
+    answer_kl: float = 1.0
+    # The language model's loss on the anchors' own right answers.
+    answer_rehearsal: float = 0.0
