@@ -46,6 +46,9 @@ LEARNS = {
     "max_steps": 6,
     "anchor_distillation": 0.0,
     "anchor_rehearsal": 0.0,
+    "anchor_read_distillation": 0.0,
+    "anchor_answer_kl": 0.0,
+    "anchor_answer_rehearsal": 0.0,
 }
 SMALL = VlmSetting(shots=1, applied_sessions=2, target_renderings=1, control_concepts=10)
 
