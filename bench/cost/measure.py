@@ -38,7 +38,7 @@ def device_facts(device: str) -> dict:
     """What the numbers were measured on (recorded with every run)."""
     import transformers
 
-    facts = {
+    facts: dict[str, object] = {
         "device": device,
         "torch": torch.__version__,
         "transformers": transformers.__version__,

@@ -9,6 +9,15 @@ CPU with the default shape; other runs write cost-<gpu->-<shape>[-fp32].md/.json
     python -m bench.cost.run [--rounds 2] [--steps 4] [--batch-size 8]
     python -m bench.cost.run --shape vit-l14-336 --device cuda [--mixed-precision auto]
 
+``--vlm`` runs the VLM section instead (bench/cost/vlm_section.py): an update of a VLM's vision
+tower per training objective and anchor terms, against a CLIP-objective one. On CPU the
+stand-in VLM, written into cost.md/cost.json beside the tower's results (which a later run
+without ``--vlm`` keeps); with ``--device cuda`` a LLaVA-1.5-7B-shaped model (random weights)
+into cost-gpu-llava-1.5-7b.md/.json:
+
+    python -m bench.cost.run --vlm [--rounds 3] [--vlm-steps 20] [--vlm-warmup-steps 2]
+    python -m bench.cost.run --vlm --device cuda --rounds 1 --vlm-steps 10
+
 On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` during the update and step times
 are taken after ``torch.cuda.synchronize``; ``--mixed-precision`` is the worker's setting of
 the same name (``auto``: bfloat16 autocast on CUDA; ``off``: float32).
@@ -28,6 +37,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench.cost.vlm_measure import LLAVA_7B, STANDIN, VLM_MODELS
+from bench.cost.vlm_section import JSON_KEY, kept_section, run_section
 from standin.factory import (
     VIT_B16_VISION,
     VIT_L14_336_VISION,
@@ -263,7 +274,24 @@ def main() -> None:
         default="auto",
         help="autocast of the training passes (the worker's setting; CUDA only)",
     )
+    parser.add_argument("--vlm", action="store_true", help="the VLM section instead (see above)")
+    parser.add_argument(
+        "--vlm-model",
+        choices=VLM_MODELS,
+        help=f"{STANDIN} (the default on CPU) or {LLAVA_7B} (CUDA only; its default there)",
+    )
+    parser.add_argument(
+        "--vlm-configurations", help="comma-separated (default: all; a core set for the 7B)"
+    )
+    parser.add_argument("--vlm-steps", type=int, default=20, help="measured steps per update")
+    parser.add_argument("--vlm-warmup-steps", type=int, default=2)
+    parser.add_argument("--anchor-batch-size", type=int, default=16, help="anchors per step")
     args = parser.parse_args()
+    if args.vlm:
+        if args.vlm_model is None:
+            args.vlm_model = LLAVA_7B if args.device == "cuda" else STANDIN
+        print(run_section(args, RESULTS))
+        return
     vision, _, projection_dim = SHAPES[args.shape]
     if args.small:
         vision = SMALL_VISION
@@ -282,13 +310,13 @@ def main() -> None:
     summary = summarise(runs)
     seconds = time.perf_counter() - started
     report = render(summary, args, seconds, runs)
-    (RESULTS / f"{stem}.json").write_text(
-        json.dumps(
-            {"command": command_of(args), "summary": summary, "runs": runs},
-            indent=2,
-        )
-    )
-    (RESULTS / f"{stem}.md").write_text(report)
+    # The VLM section (--vlm) of these files stays as it is.
+    vlm_section, vlm_data = kept_section(RESULTS, stem)
+    data = {"command": command_of(args), "summary": summary, "runs": runs}
+    if vlm_data is not None:
+        data[JSON_KEY] = vlm_data
+    (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2))
+    (RESULTS / f"{stem}.md").write_text(report + ("\n" + vlm_section if vlm_section else ""))
     partial.unlink(missing_ok=True)
     print(report)
 

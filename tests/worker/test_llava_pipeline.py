@@ -106,7 +106,7 @@ def test_by_default_a_llava_job_trains_through_the_answers_up_to_the_read_layer(
     result = process_job(stack.context, job_id)
 
     assert result.outcome is Outcome.SUCCEEDED
-    [base, version] = stack.versions()
+    [_, version] = stack.versions()
     assert version.cost is not None
     losses = version.cost.losses
     assert losses[-1] < losses[0]  # the answers' loss (and its anchors) went down
