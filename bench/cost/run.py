@@ -18,6 +18,10 @@ into cost-gpu-llava-1.5-7b.md/.json:
     python -m bench.cost.run --vlm [--rounds 3] [--vlm-steps 20] [--vlm-warmup-steps 2]
     python -m bench.cost.run --vlm --device cuda --rounds 1 --vlm-steps 10
 
+The 7B rows at the service's batch sizes (8 examples, 16 anchors a step, each a ~600-token
+sequence through the language model for the answer terms) may need more than an H100's memory;
+a row that runs out is recorded as failed, and ``--batch-size``/``--anchor-batch-size`` apply.
+
 On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` during the update and step times
 are taken after ``torch.cuda.synchronize``; ``--mixed-precision`` is the worker's setting of
 the same name (``auto``: bfloat16 autocast on CUDA; ``off``: float32).

@@ -42,7 +42,7 @@ def front_table(runs: Sequence[VlmRun]) -> str:
         seconds = [
             _mean([session.train_seconds for session in run.sessions[1:]]) for run in method_runs
         ]
-        rows.append((label, len(method_runs), changes, _mean(seconds)))  # noqa: PERF401
+        rows.append((label, len(method_runs), changes, _mean(seconds)))
     means = [(_mean(row[2][0]), _mean(row[2][2])) for row in rows]
     on_front = [not any(o[0] > m[0] and o[1] > m[1] for o in means if o is not m) for m in means]
     order = sorted(range(len(rows)), key=lambda i: -means[i][0])
