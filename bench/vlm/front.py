@@ -23,7 +23,7 @@ _COLUMNS = (
     ("controls what", ANSWERS, CONTROLS, "what"),
     ("controls yes/no", ANSWERS, CONTROLS, "yes/no"),
     ("CLIP: corrected what", CLIP, CORRECTED, "what"),
-    ("CLIP controls (all)", CLIP, CONTROLS, "all"),
+    ("CLIP controls what", CLIP, CONTROLS, "what"),
 )
 
 
