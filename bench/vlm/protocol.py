@@ -10,8 +10,8 @@ renderings of the even-numbered ones, so no anchored concept is ever scored.
 What changes: every correction image is asked the questions the stand-in VLM was taught
 (``standin.basemodel.vlm.questions.question_answers``: "What is in the picture?" -> "A cat.",
 the concept's yes question, one of its no questions), and the corrections are those
-question/answer pairs, so the update trains the CLIP loss on their statements
-(``catalogue.captions.qa_statement``). The same questions are asked of the test
+question/answer pairs: the answer objective trains their answers' tokens, the CLIP loss
+their statements (``catalogue.captions.qa_statement``). The same questions are asked of the test
 renderings: of the corrected concepts (TI), of the never-corrected ones (transfer) and of the
 controls (CC). The VLM names emoji concepts only (its card), so the controls are the two
 training styles' renderings; Fashion-MNIST and textures stay anchors only.

@@ -289,10 +289,9 @@ def _protocol(runs: Sequence[VlmRun], info: dict[str, Any]) -> str:
         f"({WHAT_ONLY}) are a control: the same images asked only what they show, whose "
         "statement is the label caption, so they train exactly what the continual "
         "benchmark's label corrections train.",
-        "**Training**: the CLIP loss alone, through `run_update` on the pair whose image "
-        "encoder is the VLM's tower (class-level contrastive loss on the `qa_statement` "
-        f"captions, the other concept names as negative captions), at {defaults}, "
-        f"{anchoring}. The projector and language model never change.",
+        f"**Training**: {_objectives(runs)}, through `run_update` on the pair whose image "
+        "encoder is the VLM's tower, at "
+        f"{defaults}, {anchoring}. The projector and language model never change.",
         f"**Measured** before the first session and after {measured_when}: the same questions "
         f"of {setting['target_renderings']} OpenMoji `test` renderings per corrected and "
         f"never-corrected concept, and of {setting['control_renderings']} `test` renderings "
@@ -306,6 +305,19 @@ def _protocol(runs: Sequence[VlmRun], info: dict[str, Any]) -> str:
         f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}).",
     ]
     return "\n".join(f"- {bullet}" for bullet in bullets)
+
+
+def _objectives(runs: Sequence[VlmRun]) -> str:
+    """What the runs trained with, in words (catalogue/objectives.py)."""
+    used = sorted({str(run.hyperparameters.get("objective")) for run in runs})
+    words = {
+        "clip": "the CLIP loss (class-level contrastive loss on the `qa_statement` captions, "
+        "the other concept names as negative captions)",
+        "answer": "the answer objective (the language model's cross-entropy on the right "
+        "answers' tokens, through the frozen projector and language model)",
+        "clip+answer": "the CLIP loss and the answer objective together",
+    }
+    return "; ".join(f"`{name}`: {words.get(name, name)}" for name in used)
 
 
 def _range(values: set[int]) -> str:

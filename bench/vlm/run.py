@@ -9,7 +9,8 @@
                                                    # a front (bench/vlm/front.py)
 
 Question/answer corrections of OpenMoji concepts (the VLM's held-out style) update the stand-in
-VLM's vision tower with the CLIP loss alone (bench/vlm/protocol.py, runner.py); the VLM's
+VLM's vision tower at each method's defaults for a llava model (the answer objective;
+bench/vlm/protocol.py, runner.py); the VLM's
 greedy answers are scored before and after on the corrected concepts, on concepts never
 corrected and on controls. Every run is saved as JSON under ``OUT/runs/`` as it finishes; a
 run saved with the same VLM weights, setting and hyperparameters is not run again, so the

@@ -1,10 +1,11 @@
 """Runs one method through the VLM scenario's sessions: correct the tower, ask the VLM.
 
 Each session trains the pair's image encoder, which *is* the VLM's vision tower
-(``load_vision_language_model`` shares it), with the CLIP loss alone on the session's
-question/answer corrections, through ``run_update`` at the method's declared defaults (the
-service's anchored defaults: anchors from ``bench.continual.protocol.anchor_examples``). The
-projector and the language model are never touched.
+(``load_vision_language_model`` shares it), on the session's question/answer corrections,
+through ``run_update`` with the VLM (so the answer objective and its anchors are available) at
+the method's declared defaults for a llava model (the service's: the answer objective, anchors
+from ``bench.continual.protocol.anchor_examples``). The projector and the language model are
+never touched.
 """
 
 from __future__ import annotations
