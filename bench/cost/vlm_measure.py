@@ -76,9 +76,9 @@ class Configuration:
         }
 
 
-# The answer-space defaults of a llava model (catalogue/objectives.py): read-feature
-# distillation 100, answer KL 1, answer rehearsal 0; CLIP-space: distillation 300, rehearsal 1.
-CLIP_TERMS, ALL_TERMS = "CLIP (distill, rehearse)", "CLIP + read distill + answer KL"
+# "defaults": a llava model's resolved anchors (catalogue/objectives.py: read-feature
+# distillation 1000, answer KL and rehearsal off; CLIP-space: distillation 300, rehearsal 1).
+CLIP_TERMS, ALL_TERMS = "CLIP (distill, rehearse)", "the defaults: CLIP + read distill"
 CONFIGURATIONS = [
     Configuration("clip", "clip", "none", _NO_ANCHORS),
     Configuration("clip/clip-anchors", "clip", CLIP_TERMS, _NO_ANSWER_ANCHORS),
