@@ -40,7 +40,8 @@ def train_version(
         assert parent_id is not None
         parent = versions_repository.get(session, parent_id)
         assert parent is not None
-        encoder = load_checkpoint(model.base_path, model.pair_path).encoder
+        checkpoint = load_checkpoint(model.base_path, model.pair_path)
+        encoder = checkpoint.encoder
         parent_state = version_state(session, runtime.blobs, parent, encoder.image_encoder_state())
         encoder.load_image_encoder_state(parent_state)
         examples = [
@@ -53,6 +54,8 @@ def train_version(
             method="full-ft",
             hyperparameters={"learning_rate": learning_rate, "epochs": 2, "batch_size": 16},
             seed=0,
+            # A llava model trains through its answers by default: its language model too.
+            vlm=checkpoint.generator,
         )
         child_state = encoder.image_encoder_state()
         assert state_sha256(child_state) != parent.content_sha256
