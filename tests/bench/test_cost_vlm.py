@@ -27,6 +27,7 @@ from bench.cost.vlm_section import (
     run_section,
     write_results,
 )
+from catalogue.objectives import VlmAnchorDefaults
 from service.modelling.vlm import load_vision_language_model
 from standin.factory import VIT_L14_336_VISION, VisionShape, build_tiny_dual_encoder
 from standin.llava_factory import TINY_LANGUAGE, build_tiny_llava, build_tokenizer
@@ -49,8 +50,10 @@ def test_each_objective_is_measured_with_its_anchors(tmp_path: Path) -> None:
         assert result["seconds_per_step"] > 0 and result["peak_memory_bytes"] > 0
         assert result["objective"] == BY_NAME[name].objective
         assert result["anchors"] == (0 if name == "answer" else 4)
+    # "defaults" are a llava model's resolved anchors, whatever they are today.
     weights = result["anchor_weights"]
-    assert weights["anchor_read_distillation"] > 0 and weights["anchor_answer_kl"] > 0
+    assert weights["anchor_read_distillation"] == VlmAnchorDefaults.read_distillation > 0
+    assert weights["anchor_answer_kl"] == VlmAnchorDefaults.answer_kl
 
 
 def test_a_random_llava_trains_as_the_loader_would_give_it_on_cuda(tmp_path: Path) -> None:
