@@ -331,6 +331,9 @@ def write_report(out: Path, info: dict[str, Any]) -> Path:
     runs = load_runs(out / "runs")
     if not runs:
         raise SystemExit(f"no saved runs under {out / 'runs'}")
+    from bench.vlm.front import write_plot  # the front module renders from this one's tables
+
+    write_plot(runs, out)
     findings = out / FINDINGS_FILE
     findings_text = findings.read_text().strip() if findings.is_file() else "(not written yet)"
     seconds = info.get("seconds")
@@ -362,6 +365,8 @@ Models: {info.get("models", "(not recorded)")}
 {_protocol(runs, info)}
 
 ## Results ({len(runs[0].sessions) - 1} sessions)
+
+![answers on the corrected concepts against the controls, per method](front.png)
 
 {tables(runs)}
 ## What each method trained with (resolved)
