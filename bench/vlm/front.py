@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.continual.report import spread
+from bench.vlm.plot import write_plot
 from bench.vlm.report import by_method
 from bench.vlm.results import ANSWERS, CLIP, CONTROLS, CORRECTED, VlmRun, load_runs
 
 FRONT_FILE = "front.md"
-PLOT_FILE = "front.png"
 _COLUMNS = (
     ("answers: corrected what", ANSWERS, CORRECTED, "what"),
     ("corrected yes/no", ANSWERS, CORRECTED, "yes/no"),
@@ -57,58 +57,10 @@ def front_table(runs: Sequence[VlmRun]) -> str:
     return "\n".join(lines)
 
 
-_SHORT_NAMES = {
-    "learning_rate": "lr",
-    "anchor_read_distillation": "read",
-    "anchor_answer_kl": "kl",
-    "max_steps": "steps",
-    "anchor_replay": "replay",
-}
-
-
-def _short(label: str) -> str:
-    """A grid point's label with short hyperparameter names, for the plot."""
-    point = label.split("[", 1)[-1].rstrip("]")
-    for name, short in _SHORT_NAMES.items():
-        point = point.replace(name, short)
-    return point
-
-
-def write_plot(runs: Sequence[VlmRun], out: Path) -> Path:
-    """``out/front.png``: each grid point's corrected "what" change against its control
-    "what" change (means over seeds), one colour per method, the -1 control line dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 5))
-    grouped = by_method(runs)
-    methods = sorted({method_runs[0].method for method_runs in grouped.values()})
-    colours = {name: plt.get_cmap("tab10")(index) for index, name in enumerate(methods)}
-    for label, method_runs in grouped.items():
-        control = _mean([run.change(ANSWERS, CONTROLS, "what") for run in method_runs])
-        corrected = _mean([run.change(ANSWERS, CORRECTED, "what") for run in method_runs])
-        axis.scatter(control, corrected, color=colours[method_runs[0].method], s=30, alpha=0.8)
-        axis.annotate(_short(label), (control, corrected), fontsize=6, alpha=0.7)
-    for method, colour in colours.items():
-        axis.scatter([], [], color=colour, label=method)
-    axis.axvline(-1.0, color="grey", linestyle=":", linewidth=1)
-    axis.set_xlabel('control answers, "what": change after the last session (points)')
-    axis.set_ylabel('corrected concepts\' answers, "what": change (points)')
-    axis.set_title("VLM scenario: answer TI / CC of each grid point")
-    axis.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    path = out / PLOT_FILE
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
 def write_front(out: Path, command: str, description: str) -> Path:
     """``out/front.md`` (and ``front.png``) from the runs saved under ``out/runs``."""
     runs = load_runs(out / "runs")
-    write_plot(runs, out)
+    write_plot(by_method(runs), out)
     text = f"""# VLM scenario: hyperparameter front
 
 {description}

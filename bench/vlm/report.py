@@ -17,6 +17,7 @@ from bench.continual.protocol import (
 )
 from bench.continual.report import ordered_methods, spread
 from bench.vlm.models import ModelPaths
+from bench.vlm.plot import write_plot
 from bench.vlm.protocol import WHAT_ONLY
 from bench.vlm.results import (
     ANSWERS,
@@ -331,9 +332,7 @@ def write_report(out: Path, info: dict[str, Any]) -> Path:
     runs = load_runs(out / "runs")
     if not runs:
         raise SystemExit(f"no saved runs under {out / 'runs'}")
-    from bench.vlm.front import write_plot  # the front module renders from this one's tables
-
-    write_plot(runs, out)
+    write_plot(by_method(runs), out)
     findings = out / FINDINGS_FILE
     findings_text = findings.read_text().strip() if findings.is_file() else "(not written yet)"
     seconds = info.get("seconds")
