@@ -79,8 +79,12 @@ def test_llava_answers_and_updates_its_shared_tower(
         seed=0,
         device=device,
         mixed_precision="auto",
+        # A llava model's default objective: its answers, through the bfloat16 language model
+        # on CUDA (the CLIP-only path is the dual encoder's, covered by the engine's tests).
+        vlm=vlm,
     )
     report = outcome.report
+    assert report.hyperparameters["objective"] == "answer"
     assert report.device.startswith(device)
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     assert report.mixed_precision == ("bf16" if bf16 else "off")
