@@ -37,6 +37,7 @@ from catalogue.captions import (
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.vlm import VisionLanguageModel
 from standin.basemodel.vlm.questions import NO, YES
+from workers.engine.answers import VisionReader
 from workers.pipeline.evaluation import answer_hits
 
 _BATCH = 64
@@ -91,15 +92,14 @@ class TowerFeatures:
 
 @torch.no_grad()
 def tower_features(vlm: VisionLanguageModel, images: list[Image.Image]) -> TowerFeatures:
-    config = vlm.model.config
-    layer = int(config.vision_feature_layer)
-    skip = 1 if config.vision_feature_select_strategy == "default" else 0
+    # The update engine's reader: one tower pass gives both (workers/engine/answers.py).
+    reader = VisionReader(vlm, vlm.encoder)
     clip, language = [], []
     for start in range(0, len(images), _BATCH):
-        pixels = vlm.encoder.pixel_values(images[start : start + _BATCH])
-        clip.append(F.normalize(vlm.encoder.image_features(pixels), dim=-1).cpu())
-        hidden = vlm.model.model.vision_tower(pixels, output_hidden_states=True).hidden_states
-        language.append(hidden[layer][:, skip:].float().cpu())
+        outputs = reader(vlm.encoder.pixel_values(images[start : start + _BATCH]), clip=True)
+        assert outputs.clip is not None
+        clip.append(F.normalize(outputs.clip, dim=-1).cpu())
+        language.append(outputs.read.cpu())
     return TowerFeatures(torch.cat(clip), torch.cat(language))
 
 

@@ -180,8 +180,8 @@ def submit_correction(
         return _replay(session, known, body_hash)
     hyperparameters = _resolved_hyperparameters(model, request.options)
     examples, eval_examples = _validated_batch(request, settings)
-    trains_answers = TrainingObjective(hyperparameters["objective"]).trains_answers
-    if trains_answers:
+    objective = TrainingObjective(hyperparameters["objective"])
+    if objective.trains_answers:
         check_answers_fit(model.base_path, examples, hyperparameters["answer_template"])
     split = _split_examples(
         session,
@@ -190,7 +190,7 @@ def submit_correction(
         examples,
         eval_examples,
         request.options,
-        contrastive=TrainingObjective(hyperparameters["objective"]).trains_clip,
+        contrastive=objective.trains_clip,
     )
     rows = _store_examples(blobs, split)
     job = Job(

@@ -56,6 +56,12 @@ class ImageExample:
         label = (self.label or "").strip()
         return known_answers.get(answer_key(label)) or answer_for_label(label, answer_template)
 
+    def question_and_answer(
+        self, answer_template: str, known_answers: Mapping[str, str]
+    ) -> tuple[str, str]:
+        """What a generative model is asked about this example and should answer."""
+        return self.question_asked(), self.answer_given(answer_template, known_answers)
+
     def taught_label(self) -> str | None:
         """The label this example teaches: its label, or the one its question/answer names
         ("What is in the picture?" / "A cat." -> "cat"); None for other questions."""

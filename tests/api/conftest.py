@@ -47,6 +47,17 @@ def model(client: TestClient, api_model_dir: Path) -> dict[str, Any]:
     return response.json()
 
 
+@pytest.fixture
+def vlm(client: TestClient, api_vlm_dir: Path, api_model_dir: Path) -> dict[str, Any]:
+    """The tiny random LLaVA registered as "tiny-vlm", paired with the tiny dual encoder."""
+    response = client.post(
+        "/v1/models",
+        json={"name": "tiny-vlm", "base_path": str(api_vlm_dir), "pair_path": str(api_model_dir)},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 @pytest.fixture(scope="session")
 def fashion() -> Any:
     from standin.datasets import load_dataset

@@ -17,16 +17,6 @@ from tests.api.conftest import error_code, serve_app
 from tests.conftest import ADMIN_KEY, to_png
 
 
-@pytest.fixture
-def vlm(client: TestClient, api_vlm_dir: Path, api_model_dir: Path) -> dict[str, Any]:
-    response = client.post(
-        "/v1/models",
-        json={"name": "tiny-vlm", "base_path": str(api_vlm_dir), "pair_path": str(api_model_dir)},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
 def data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(to_png(image)).decode()
 

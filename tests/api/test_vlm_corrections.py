@@ -4,24 +4,12 @@ enough, and what cannot train is refused with a code before anything is queued."
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import error_code
 from tests.conftest import to_png
-
-
-@pytest.fixture
-def vlm(client: TestClient, api_vlm_dir: Path, api_model_dir: Path) -> dict[str, Any]:
-    response = client.post(
-        "/v1/models",
-        json={"name": "tiny-vlm", "base_path": str(api_vlm_dir), "pair_path": str(api_model_dir)},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def _example(fashion: Any, index: int, **answer: str) -> dict[str, str]:

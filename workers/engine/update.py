@@ -149,13 +149,7 @@ def run_update(
                 if vlm is not None and objective.trains_answers:
                     sequences = answer_sequences(
                         vlm,
-                        [
-                            (
-                                example.question_asked(),
-                                example.answer_given(hp.answer_template, answers_of),
-                            )
-                            for example in examples
-                        ],
+                        [e.question_and_answer(hp.answer_template, answers_of) for e in examples],
                         torch_device,
                     )
 
@@ -315,10 +309,7 @@ def _answer_anchors(
         answer_kl=hp.anchor_answer_kl or 0.0,
         answer_rehearsal=hp.anchor_answer_rehearsal or 0.0,
     )
-    pairs = [
-        (anchor.question_asked(), anchor.answer_given(hp.answer_template, known_answers))
-        for anchor in anchors
-    ]
+    pairs = [anchor.question_and_answer(hp.answer_template, known_answers) for anchor in anchors]
     prepared = prepare_answer_anchors(vlm, reader, pixels, pairs, weights)
     return AnswerAnchors(vlm, reader, prepared, weights)
 
