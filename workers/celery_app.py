@@ -9,7 +9,10 @@ no server; production: Redis). Settings fit for long GPU jobs:
 - ``worker_prefetch_multiplier=1``: a worker holds no job it cannot start;
 - one dedicated queue (``UPDATE_QUEUE``); the task is registered under ``UPDATE_TASK_NAME``,
   the name the API's outbox sends;
-- Redis ``visibility_timeout`` above the longest job (``VLMC_WORKER_VISIBILITY_TIMEOUT_S``);
+- Redis ``visibility_timeout`` (``VLMC_WORKER_VISIBILITY_TIMEOUT_S``, 30 min): how long a
+  killed worker's deliveries linger before they come back; a running job's message coming
+  back is dropped by the idle worker that takes it (the lease holds the job), and a job whose
+  message was lost is re-sent by the sweep long before (``service.jobs.sweeps``);
 - nothing touches CUDA at import: models are loaded inside the task (``workers.pipeline``),
   so a prefork pool's parent never initialises it. One job per GPU: run ``--pool=solo``
   (``vlmc worker`` does for concurrency 1), one worker process per GPU.

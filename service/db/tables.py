@@ -475,3 +475,6 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     current_job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Since when this worker holds no job (None while it runs one): a queued job that such a
+    # worker has not claimed in a while lost its message (service/jobs/sweeps.py).
+    idle_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -31,6 +31,7 @@ def record_heartbeat(
     row.queues = list(queues or [])
     running = repository.active_job_ids_leased_by(session, worker_id)
     row.current_job_id = running[0] if running else None
+    row.idle_since = None if running else (row.idle_since or now)
     row.last_seen_at = now
     session.flush()
     return row

@@ -263,5 +263,13 @@ def heartbeats_since(session: Session, cutoff: datetime) -> list[WorkerHeartbeat
     return list(session.scalars(query.order_by(WorkerHeartbeat.worker_id)))
 
 
+def idle_worker_exists(session: Session, seen_after: datetime, idle_before: datetime) -> bool:
+    """A heartbeat seen after ``seen_after`` whose worker has been idle since ``idle_before``."""
+    query = select(WorkerHeartbeat.worker_id).where(
+        WorkerHeartbeat.last_seen_at >= seen_after, WorkerHeartbeat.idle_since <= idle_before
+    )
+    return session.scalars(query.limit(1)).first() is not None
+
+
 def delete_heartbeat(session: Session, worker_id: str) -> None:
     session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == worker_id))

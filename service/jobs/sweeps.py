@@ -5,9 +5,13 @@
   lease is longer), is put back in the queue and sent again, or failed with
   ``too_many_attempts`` once it used its attempts. Nothing the dead attempt produced
   survives: a version is created only in the transaction that finishes a job.
-- Stale queued jobs: a queued job that may run (nothing earlier of its model is unfinished)
-  but that nobody claimed for a long time (its message was lost, e.g. a Redis restart without
-  persistence) is sent again. Duplicates are harmless: only one delivery can take the lease.
+- Unclaimed queued jobs: a queued job that may run (nothing earlier of its model is
+  unfinished) but that nobody claimed is sent again: after ``unclaimed_resend_s`` when a live
+  worker has been idle all that time (it would have claimed the job had the message reached
+  the queue: the message was lost, e.g. the worker that received it was killed before
+  claiming it), else after ``stale_after_s`` (all workers busy, or none: the message may just
+  be waiting its turn; a Redis restart without persistence loses it too). Duplicates are
+  harmless: only one delivery can take the lease, the others are dropped.
 
 Nothing here commits; the caller's unit of work does.
 """
@@ -80,14 +84,30 @@ def _sweep(session: Session, job_id: str, sweeper: str) -> SweptJob:
     return SweptJob(job_id, SweepAction.REQUEUED)
 
 
-def resend_stale_queued(session: Session, stale_after_s: float) -> list[str]:
-    """Send again (through the outbox) queued jobs untouched for ``stale_after_s`` seconds.
+def resend_unclaimed_queued(
+    session: Session,
+    stale_after_s: float,
+    *,
+    unclaimed_resend_s: float | None = None,
+    heartbeat_timeout_s: float = 60.0,
+) -> list[str]:
+    """Send again (through the outbox) the queued jobs nobody claimed (see the module
+    docstring): untouched for ``unclaimed_resend_s`` seconds while a live worker (heartbeat
+    younger than ``heartbeat_timeout_s``) has been idle at least as long, or untouched for
+    ``stale_after_s`` seconds whatever the workers do.
 
     Only the first unfinished job of each model is considered (later ones cannot start
     anyway); ``updated_at`` is touched so the same job is re-sent at most once per period.
     """
     now = utcnow()
-    cutoff = now - timedelta(seconds=stale_after_s)
+    wait_s = stale_after_s
+    if unclaimed_resend_s is not None and repository.idle_worker_exists(
+        session,
+        seen_after=now - timedelta(seconds=heartbeat_timeout_s),
+        idle_before=now - timedelta(seconds=unclaimed_resend_s),
+    ):
+        wait_s = min(stale_after_s, unclaimed_resend_s)
+    cutoff = now - timedelta(seconds=wait_s)
     resent = []
     for job in repository.queued_untouched_since(session, cutoff):
         if repository.earlier_unfinished_exists(session, job):
@@ -96,7 +116,10 @@ def resend_stale_queued(session: Session, stale_after_s: float) -> list[str]:
             continue
         outbox_repository.add(session, UPDATE_TASK_NAME, [job.id], UPDATE_QUEUE)
         append_event(
-            session, job.id, JobEventType.LOG, "not picked up for a while; sent to the broker again"
+            session,
+            job.id,
+            JobEventType.LOG,
+            f"not claimed in {wait_s:g} s; sent to the broker again",
         )
         resent.append(job.id)
     return resent

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from subprocess import Popen
 from typing import Any
 
@@ -27,7 +28,7 @@ from service.jobs.constants import UPDATE_QUEUE
 from tests.faults.cluster import job, register, submit, wait_for_status
 from tests.faults.conftest import WORKER_ENV, Cluster
 from tests.worker.harness import Shots
-from tests.worker.processes import slow_evaluation_env
+from tests.worker.processes import slow_claim_env, slow_evaluation_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -308,6 +309,72 @@ def test_killing_an_idle_worker_strands_none_of_the_queued_jobs_of_a_model(
     for body in ordered:
         assert (body["status"], body["attempts"]) == ("succeeded", 1), body
     _assert_ran_in_order_one_version_each(cluster, ordered)
+
+
+def test_a_hand_off_lost_with_the_worker_that_received_it_reaches_an_idle_worker_at_once(
+    cluster: Cluster, shots: Shots, tmp_path: Path
+) -> None:
+    # The model's next job is handed to the broker when the previous one ends; the worker that
+    # receives that message is killed before it claims the job (the window held open by the
+    # slow-claim hook). The message is gone with it; the other worker is idle.
+    armed = tmp_path / "slow-claim"
+    resend_s = 2.0
+    env = {**slow_claim_env(armed, seconds=600), "VLMC_WORKER_UNCLAIMED_RESEND_S": str(resend_s)}
+    model_id = register(cluster.api, "hand-off", cluster.model_dir)
+    broker = redis.Redis.from_url(cluster.redis.url)
+    with cluster.worker("hand-off-1", **env) as w1, cluster.worker("hand-off-2", **env) as w2:
+        _wait_for_heartbeats(cluster, w1, w2)
+        first = submit(cluster.api, model_id, shots.train, MEDIUM)
+        wait_for_status(cluster.api, first, {"running"}, 60, (w1, w2))
+        second = submit(cluster.api, model_id, shots.train, QUICK, seed=1)
+        wait_until(
+            lambda: (
+                _dispatched(cluster, second)
+                and broker.llen(UPDATE_QUEUE) == 0
+                and second not in _unacked_job_ids(broker)
+            ),
+            timeout=60,
+            what="the second job's first delivery to be dropped (it had to wait)",
+            processes=(w1, w2),
+        )
+        armed.touch()  # from now on a claim stalls for 600 s
+        wait_until(
+            lambda: any(tmp_path.glob("slow-claim.*")),
+            timeout=120,
+            what="the hand-off to reach a worker",
+            processes=(w1, w2),
+        )
+        [marker] = tmp_path.glob("slow-claim.*")
+        assert marker.read_text() == second
+        [victim] = [w for w in (w1, w2) if w.pid == int(marker.suffix[1:])]
+        [survivor] = [w for w in (w1, w2) if w is not victim]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        armed.unlink()
+        assert job(cluster.api, second)["status"] == "queued"
+        done = wait_for_status(cluster.api, second, {"succeeded", "failed"}, 120, (survivor,))
+    assert (done["status"], done["attempts"]) == ("succeeded", 1), done
+    [running] = [
+        e
+        for e in cluster.api.get(f"/v1/jobs/{second}/events").json()["events"]
+        if e["type"] == "status" and e["data"]["status"] == "running"
+    ]
+    assert running["data"]["worker"] == _worker_ids(survivor)[0]
+    handed_off_at = _interval(job(cluster.api, first))[1]
+    waited = (datetime.fromisoformat(done["started_at"]) - handed_off_at).total_seconds()
+    # Re-sent once a live worker had been idle for ``resend_s`` (checked every 0.5 s
+    # heartbeat), not after the 300 s stale-queued period: within one heartbeat interval
+    # plus one lease.
+    assert resend_s - 0.1 <= waited < resend_s + LEASE_SECONDS, waited
+    _assert_ran_in_order_one_version_each(cluster, [job(cluster.api, first), done])
+
+
+def _dispatched(cluster: Cluster, job_id: str) -> bool:
+    """Whether the outbox has sent every message it holds for ``job_id``."""
+    with cluster.session_factory() as session:
+        messages = session.scalars(select(OutboxMessage)).all()
+    mine = [m for m in messages if m.args and m.args[0] == job_id]
+    return bool(mine) and all(m.dispatched_at is not None for m in mine)
 
 
 def _unacked_job_ids(broker: redis.Redis) -> set[str]:

@@ -26,10 +26,21 @@ def worker_process(
         stop_process(process)
 
 
+_HOOK_PATH = os.pathsep.join([str(_SLOW_PHASE_HOOK), str(REPO_ROOT)])
+
+
 def slow_evaluation_env(seconds: float) -> dict[str, str]:
     """Extra environment for ``worker_process``: every evaluation pass of the worker first
     sleeps ``seconds`` (``slow_phase/sitecustomize.py``), a phase without a training step."""
+    return {"PYTHONPATH": _HOOK_PATH, "VLMC_TEST_SLOW_EVALUATION_S": str(seconds)}
+
+
+def slow_claim_env(flag: Path, seconds: float) -> dict[str, str]:
+    """Extra environment for ``worker_process``: while ``flag`` exists, every claim of the
+    worker first writes ``<flag>.<pid>`` (holding the job id) and sleeps ``seconds``: the
+    window between receiving a job's message and claiming the job, held open."""
     return {
-        "PYTHONPATH": os.pathsep.join([str(_SLOW_PHASE_HOOK), str(REPO_ROOT)]),
-        "VLMC_TEST_SLOW_EVALUATION_S": str(seconds),
+        "PYTHONPATH": _HOOK_PATH,
+        "VLMC_TEST_SLOW_CLAIM_FILE": str(flag),
+        "VLMC_TEST_SLOW_CLAIM_S": str(seconds),
     }

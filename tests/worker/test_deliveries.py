@@ -9,9 +9,10 @@ from sqlalchemy import update
 
 from service.db.base import utcnow
 from service.db.session import session_scope
-from service.db.tables import Job
+from service.db.tables import Job, WorkerHeartbeat
+from service.jobs.heartbeats import record_heartbeat
 from service.jobs.lifecycle import Refusal, claim_job
-from service.jobs.sweeps import SweepAction, resend_stale_queued, sweep_abandoned_jobs
+from service.jobs.sweeps import SweepAction, resend_unclaimed_queued, sweep_abandoned_jobs
 from tests.worker.harness import Shots, Stack
 from workers.pipeline.runner import Outcome, process_job
 
@@ -98,8 +99,61 @@ def test_a_stale_queued_job_is_sent_again_once_per_period(stack: Stack, shots: S
     before = len(stack.pending_outbox())
     with session_scope(stack.runtime.session_factory) as session:
         # Only the model's first unfinished job: the later one cannot start anyway.
-        assert resend_stale_queued(session, stale_after_s=300) == [job_id]
+        assert resend_unclaimed_queued(session, stale_after_s=300) == [job_id]
     with session_scope(stack.runtime.session_factory) as session:
-        assert resend_stale_queued(session, stale_after_s=300) == []
+        assert resend_unclaimed_queued(session, stale_after_s=300) == []
     assert len(stack.pending_outbox()) == before + 1
     assert stack.job(later).status == "queued"
+
+
+def test_a_job_an_idle_worker_has_not_claimed_is_sent_again_within_the_unclaimed_period(
+    stack: Stack, shots: Shots
+) -> None:
+    job_id = stack.submit(shots.train, hyperparameters=QUICK)
+    with session_scope(stack.runtime.session_factory) as session:
+        session.execute(update(Job).values(updated_at=utcnow() - timedelta(seconds=20)))
+        # A busy worker: the message may just be waiting its turn, so nothing is re-sent
+        # before the stale period.
+        record_heartbeat(session, "busy:1")
+        session.execute(update(WorkerHeartbeat).values(idle_since=None, last_seen_at=utcnow()))
+    sent = len(stack.pending_outbox())
+    with session_scope(stack.runtime.session_factory) as session:
+        assert resend_unclaimed_queued(session, 300, unclaimed_resend_s=10) == []
+        # A worker idle for 5 s only: it may still be about to claim the job.
+        record_heartbeat(session, "idle:2")
+        session.execute(
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.worker_id == "idle:2")
+            .values(idle_since=utcnow() - timedelta(seconds=5))
+        )
+        assert resend_unclaimed_queued(session, 300, unclaimed_resend_s=10) == []
+        # Idle for 15 s: it would have claimed the job had its message been in the queue.
+        session.execute(
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.worker_id == "idle:2")
+            .values(idle_since=utcnow() - timedelta(seconds=15))
+        )
+        assert resend_unclaimed_queued(session, 300, unclaimed_resend_s=10) == [job_id]
+        # ... once per period.
+        assert resend_unclaimed_queued(session, 300, unclaimed_resend_s=10) == []
+    assert len(stack.pending_outbox()) == sent + 1
+    # A dead worker's idleness counts for nothing.
+    with session_scope(stack.runtime.session_factory) as session:
+        session.execute(update(Job).values(updated_at=utcnow() - timedelta(seconds=20)))
+        session.execute(
+            update(WorkerHeartbeat).values(last_seen_at=utcnow() - timedelta(seconds=120))
+        )
+        assert resend_unclaimed_queued(session, 300, unclaimed_resend_s=10) == []
+
+
+def test_a_heartbeat_says_since_when_its_worker_holds_no_job(stack: Stack, shots: Shots) -> None:
+    with session_scope(stack.runtime.session_factory) as session:
+        first = record_heartbeat(session, "w:1").idle_since
+        assert first is not None
+    with session_scope(stack.runtime.session_factory) as session:
+        assert record_heartbeat(session, "w:1").idle_since == first  # still idle: unchanged
+    job_id = stack.submit(shots.train, hyperparameters=QUICK)
+    with session_scope(stack.runtime.session_factory) as session:
+        assert claim_job(session, job_id, "w:1") is not None
+    with session_scope(stack.runtime.session_factory) as session:
+        assert record_heartbeat(session, "w:1").idle_since is None

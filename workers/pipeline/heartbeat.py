@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from service.db.session import session_scope
 from service.jobs.heartbeats import forget_worker, record_heartbeat
-from service.jobs.sweeps import resend_stale_queued, sweep_abandoned_jobs
+from service.jobs.sweeps import resend_unclaimed_queued, sweep_abandoned_jobs
 from service.outbox.dispatcher import dispatch_pending
 from workers.pipeline import telemetry
 from workers.pipeline.context import WorkerContext
@@ -73,10 +73,14 @@ class HeartbeatLoop:
         context = self._context
         self.record()
         with session_scope(context.session_factory) as session:
-            swept = sweep_abandoned_jobs(
-                session, context.worker_id, context.settings.worker_heartbeat_timeout_s
+            heartbeat_timeout_s = context.settings.worker_heartbeat_timeout_s
+            swept = sweep_abandoned_jobs(session, context.worker_id, heartbeat_timeout_s)
+            resent = resend_unclaimed_queued(
+                session,
+                context.worker_settings.stale_queued_s,
+                unclaimed_resend_s=context.worker_settings.unclaimed_resend_s,
+                heartbeat_timeout_s=heartbeat_timeout_s,
             )
-            resent = resend_stale_queued(session, context.worker_settings.stale_queued_s)
         for job in swept:
             telemetry.SWEPT.labels(job.action.value).inc()
             extra = {"swept_job_id": job.job_id, "action": job.action.value}

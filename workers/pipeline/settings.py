@@ -23,11 +23,16 @@ class WorkerSettings(BaseSettings):
     # Heartbeat period (must stay well under Settings.worker_heartbeat_timeout_s, after which
     # the worker counts as dead and its jobs are swept) and the period of that sweep.
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
-    # Redis redelivers an unacknowledged message after this long (acks_late): it must exceed
-    # the longest job, or a healthy long job would be delivered twice (the lease makes that a
-    # no-op, but it wastes a worker slot).
-    visibility_timeout_s: int = Field(default=6 * 3600, ge=60)
-    # A queued job nobody claimed for this long is sent to the broker again (lost message).
+    # Redis puts an unacknowledged message back in the queue after this long (acks_late): the
+    # delivery a killed worker held comes back then. The job's lease, not the broker, decides
+    # who runs a job, so a running job's message coming back is dropped by whichever idle
+    # worker takes it (a few milliseconds); a lost job is sent again by the sweep long before.
+    # This only bounds how long a dead worker's deliveries linger in Redis.
+    visibility_timeout_s: int = Field(default=1800, ge=60)
+    # A queued job that may run and that no worker claimed is sent to the broker again (its
+    # message was lost): after ``unclaimed_resend_s`` when a live worker has been idle all
+    # that time, after ``stale_queued_s`` otherwise (service/jobs/sweeps.py).
+    unclaimed_resend_s: float = Field(default=10.0, gt=0)
     stale_queued_s: float = Field(default=300.0, gt=0)
     # A delivery that met a database outage is re-queued after this delay.
     database_retry_s: float = Field(default=10.0, gt=0)
