@@ -18,13 +18,15 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.errors import install_error_handlers
 from service.api.load_shedding import LoadSheddingMiddleware
 from service.api.openapi import install_openapi
+from service.api.query_parameters import refuse_unknown_query_parameters
 from service.api.request_metrics import RequestLimitsAndMetrics
+from service.api.uploads import require_json_content_type
 from service.auth.router import router as api_keys_router
 from service.auth.service import seed_admin_key
 from service.chat.router import router as chat_router
@@ -117,6 +119,12 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         description="Few-shot corrections of deployed CLIP-style models: LoRSU updates of the "
         "image encoder, immutable versions, inference from the active version, rollback.",
         lifespan=lifespan,
+        # A JSON body model sent another media type: 415, as on the multipart-or-JSON routes.
+        # Unknown query parameters are refused rather than ignored.
+        dependencies=[
+            Depends(require_json_content_type),
+            Depends(refuse_unknown_query_parameters),
+        ],
         # Operation ids are the handlers' names (``read_model``): the OpenAPI links use them.
         generate_unique_id_function=lambda route: route.name,
         swagger_ui_parameters={"persistAuthorization": True},

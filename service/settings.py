@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.db.values import ActivationPolicy
-from service.validation import MAX_LABEL_LENGTH
+from service.validation import MAX_ITEMS_PER_REQUEST, MAX_LABEL_LENGTH
 
 # The embedded default's models: the stand-in dual encoder and the stand-in VLM paired with it.
 DEFAULT_MODEL_NAME = "standin-base"
@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     # At most PIL's own decompression-bomb threshold, so this is the one pixel limit in force.
     max_image_pixels: int = Field(default=40_000_000, gt=0, le=Image.MAX_IMAGE_PIXELS or 2**62)
-    max_examples_per_batch: int = Field(default=256, gt=0)
-    max_labels_per_request: int = Field(default=1000, gt=0)
+    max_examples_per_batch: int = Field(default=256, gt=0, le=MAX_ITEMS_PER_REQUEST)
+    max_labels_per_request: int = Field(default=1000, gt=0, le=MAX_ITEMS_PER_REQUEST)
     max_label_length: int = Field(default=MAX_LABEL_LENGTH, gt=0, le=MAX_LABEL_LENGTH)
 
     # Activation gate default (points of accuracy) for models that do not set their own.

@@ -1,12 +1,13 @@
 """Request-content checks shared by every endpoint (stable 422 codes) and the length bounds
 of every text the API accepts.
 
-Text fields are bounded and may not carry control characters (NUL included) or unpaired
-surrogates: they end up in database rows, log lines and tokenizers, and PostgreSQL refuses NUL
-outright. Free text (a question, a rollback reason) may hold tabs and line breaks; names,
-labels, paths and identifiers may not. Pydantic models use the ``Annotated`` types below; the
-multipart fields a router reads itself go through :func:`clean_text` / :func:`check_characters`.
-Both report ``invalid_characters``.
+Text fields are normalised to Unicode NFC (a label typed with a combining accent and one
+typed precomposed are one label), bounded, and may not carry control characters (NUL
+included), unpaired surrogates or invisible formatting characters: they end up in database
+rows, log lines and tokenizers, and PostgreSQL refuses NUL outright. Free text (a question, a
+rollback reason) may hold tabs and line breaks; names, labels, paths and identifiers may not.
+Pydantic models use the ``Annotated`` types below; the multipart fields a router reads itself
+go through :func:`clean_text` / :func:`check_characters`. Both report ``invalid_characters``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidInput
 
+INVALID_CHARACTERS = "invalid_characters"
 MAX_ID_LENGTH = 64
 MAX_NAME_LENGTH = 200
 MAX_LABEL_LENGTH = 200  # the ``label`` columns are VARCHAR(200)
@@ -28,6 +30,10 @@ MAX_TEXT_LENGTH = 4000
 MAX_TEMPLATE_LENGTH = 1000
 MAX_METHOD_LENGTH = 50
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+# The ceiling of every list a request carries (images, labels, examples, texts): the document
+# states it; the service's own limits (VLMC_MAX_EXAMPLES_PER_BATCH, VLMC_MAX_LABELS_PER_REQUEST)
+# are settings at or below it (422 ``too_many_...``).
+MAX_ITEMS_PER_REQUEST = 4096
 # Row ids (job events) are 64-bit integers in both databases: a larger cursor is refused.
 MAX_ROW_ID = 2**63 - 1
 # A base64 image within the default 10 MiB upload limit (the byte limit itself is a setting,
@@ -43,8 +49,24 @@ ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 # characters ("cat" + U+200B would be a second label "cat"). The zero-width joiners U+200C and
 # U+200D stay allowed: emoji sequences and several scripts need them.
 _INVISIBLE = r"\u00ad\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
-SINGLE_LINE_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f" + _INVISIBLE + "]*$"
-MULTILINE_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f" + _INVISIBLE + "]*$"
+_NOT_SINGLE_LINE = "\\x00-\\x1f\\x7f-\\x9f" + _INVISIBLE
+_NOT_MULTILINE = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f" + _INVISIBLE
+SINGLE_LINE_PATTERN = f"^[^{_NOT_SINGLE_LINE}]*$"
+MULTILINE_PATTERN = f"^[^{_NOT_MULTILINE}]*$"
+# The same with at least one character that is not white space: labels, answers, questions
+# and texts are stripped, and an empty one is refused (``empty_label``, ...).
+NONBLANK_SINGLE_LINE_PATTERN = (
+    f"^[^{_NOT_SINGLE_LINE}]*[^\\s{_NOT_SINGLE_LINE}][^{_NOT_SINGLE_LINE}]*$"
+)
+NONBLANK_MULTILINE_PATTERN = f"^[^{_NOT_MULTILINE}]*[^\\s{_NOT_MULTILINE}][^{_NOT_MULTILINE}]*$"
+# A caption template: single-line text with the label's slot "{}" (catalogue/captions.py).
+TEMPLATE_PATTERN = f"^[^{_NOT_SINGLE_LINE}]*\\{{\\}}[^{_NOT_SINGLE_LINE}]*$"
+# Base64 (standard or url-safe, padding optional) of whole bytes, after an optional
+# ``data:...;base64,`` prefix: what ``service.api.uploads.decode_base64`` accepts.
+BASE64_PATTERN = (
+    "^(data:[^,]*,)?(([A-Za-z0-9+/_-]{4})+([A-Za-z0-9+/_-]{2}(==)?|[A-Za-z0-9+/_-]{3}=?)?"
+    "|[A-Za-z0-9+/_-]{2}(==)?|[A-Za-z0-9+/_-]{3}=?)$"
+)
 _ALLOWED_IN_MULTILINE = frozenset("\t\n\r")
 _INVISIBLE_CHARACTERS = re.compile("[" + _INVISIBLE + "]")
 
@@ -69,67 +91,111 @@ def _message(character: str) -> str:
     return f"contains the {kind} character U+{ord(character):04X}"
 
 
+def normalised(value: str) -> str:
+    """``value`` in Unicode NFC, the one form every stored text takes."""
+    return unicodedata.normalize("NFC", value)
+
+
 def check_characters(value: str, field: str, multiline: bool = False) -> str:
-    """``value`` unchanged, or 422 ``invalid_characters``."""
+    """``value`` in NFC, or 422 ``invalid_characters``."""
     character = forbidden_character(value, multiline)
     if character is not None:
-        raise InvalidInput("invalid_characters", f"{field}: {_message(character)}")
-    return value
+        raise InvalidInput(INVALID_CHARACTERS, f"{field}: {_message(character)}")
+    return normalised(value)
 
 
-def _single_line(value: str) -> str:
-    character = forbidden_character(value)
-    if character is not None:
-        raise PydanticCustomError("invalid_characters", _message(character))
-    return value
+def _checked_text(max_length: int, multiline: bool) -> AfterValidator:
+    def check(value: str) -> str:
+        character = forbidden_character(value, multiline)
+        if character is not None:
+            raise PydanticCustomError(INVALID_CHARACTERS, _message(character))
+        value = normalised(value)
+        if len(value) > max_length:  # NFC very rarely lengthens a text
+            raise PydanticCustomError(
+                "string_too_long", "at most {max_length} characters", {"max_length": max_length}
+            )
+        return value
+
+    return AfterValidator(check)
 
 
-def _multiline(value: str) -> str:
-    character = forbidden_character(value, multiline=True)
-    if character is not None:
-        raise PydanticCustomError("invalid_characters", _message(character))
-    return value
-
-
-def _text(max_length: int, min_length: int = 0, pattern: str = SINGLE_LINE_PATTERN) -> Any:
-    return Field(
-        min_length=min_length, max_length=max_length, json_schema_extra={"pattern": pattern}
-    )
+def _text(
+    max_length: int,
+    min_length: int = 0,
+    multiline: bool = False,
+    pattern: str | None = None,
+    nonblank: bool = False,
+) -> tuple[Any, AfterValidator]:
+    """``nonblank``: documented as holding something besides white space, and checked by the
+    service after stripping (``clean_text``: ``empty_label``, ``empty_question``, ...), so a
+    blank value gets the same code in a JSON body as in a multipart one."""
+    if pattern is None:
+        pattern = MULTILINE_PATTERN if multiline else SINGLE_LINE_PATTERN
+    if nonblank:
+        pattern = NONBLANK_MULTILINE_PATTERN if multiline else NONBLANK_SINGLE_LINE_PATTERN
+        field = Field(max_length=max_length, json_schema_extra={"pattern": pattern, "minLength": 1})
+    else:
+        field = Field(
+            min_length=min_length, max_length=max_length, json_schema_extra={"pattern": pattern}
+        )
+    return field, _checked_text(max_length, multiline)
 
 
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
-Name = Annotated[str, _text(MAX_NAME_LENGTH, min_length=1), AfterValidator(_single_line)]
-Label = Annotated[str, _text(MAX_LABEL_LENGTH), AfterValidator(_single_line)]
-PathText = Annotated[str, _text(MAX_PATH_LENGTH, min_length=1), AfterValidator(_single_line)]
-MethodName = Annotated[str, _text(MAX_METHOD_LENGTH, min_length=1), AfterValidator(_single_line)]
-Template = Annotated[str, _text(MAX_TEMPLATE_LENGTH), AfterValidator(_single_line)]
-FreeText = Annotated[
-    str, _text(MAX_TEXT_LENGTH, pattern=MULTILINE_PATTERN), AfterValidator(_multiline)
-]
+Name = Annotated[str, *_text(MAX_NAME_LENGTH, min_length=1)]
+Label = Annotated[str, *_text(MAX_LABEL_LENGTH, nonblank=True)]
+PathText = Annotated[str, *_text(MAX_PATH_LENGTH, min_length=1)]
+MethodName = Annotated[str, *_text(MAX_METHOD_LENGTH, min_length=1)]
+Template = Annotated[str, *_text(MAX_TEMPLATE_LENGTH, min_length=2, pattern=TEMPLATE_PATTERN)]
+# A question or a text to embed: not blank.
+FreeText = Annotated[str, *_text(MAX_TEXT_LENGTH, multiline=True, nonblank=True)]
+# A note that may be empty (a rollback's reason).
+Note = Annotated[str, *_text(MAX_TEXT_LENGTH, multiline=True)]
+
+
+def _base64_within_bound(value: str) -> str:
+    # The same condition as an oversized multipart file, so the same answer: 413
+    # ``image_too_large`` (service/api/errors.py), not a generic validation error.
+    if len(value) > MAX_BASE64_LENGTH:
+        raise PydanticCustomError(
+            "image_too_large",
+            "{length} base64 characters is over the limit of {limit}",
+            {"length": len(value), "limit": MAX_BASE64_LENGTH},
+        )
+    return value
+
+
 Base64Image = Annotated[
     str,
-    Field(max_length=MAX_BASE64_LENGTH, description="base64 (standard or url-safe) image bytes"),
+    Field(
+        description="base64 (standard or url-safe) image bytes",
+        json_schema_extra={
+            "minLength": 2,
+            "maxLength": MAX_BASE64_LENGTH,
+            "pattern": BASE64_PATTERN,
+        },
+    ),
+    AfterValidator(_base64_within_bound),
 ]
 
 
-def check_batch_size(count: int, max_examples: int) -> None:
-    """422 ``too_many_examples`` above the per-request limit."""
-    if count > max_examples:
-        raise InvalidInput(
-            "too_many_examples", f"{count} examples; at most {max_examples} per request"
-        )
+def check_batch_size(count: int, max_items: int, items: str = "examples") -> None:
+    """422 ``too_many_<items>`` (examples, images, texts) above the per-request limit."""
+    if count > max_items:
+        raise InvalidInput(f"too_many_{items}", f"{count} {items}; at most {max_items} per request")
 
 
 def clean_text(
     value: str | None, field: str, empty_code: str, max_length: int, multiline: bool = False
 ) -> str:
-    """A stripped, non-empty text field (labels, questions, answers) or a 422."""
-    text = (value or "").strip()
+    """A stripped, NFC-normalised, non-empty text field (labels, questions, answers) or a
+    422."""
+    text = check_characters((value or "").strip(), field, multiline)
     if not text:
         raise InvalidInput(empty_code, f"{field}: must not be empty")
     if len(text) > max_length:
         raise InvalidInput("text_too_long", f"{field}: longer than {max_length} characters")
-    return check_characters(text, field, multiline)
+    return text
 
 
 def check_identifier(value: str, field: str) -> str:

@@ -44,7 +44,7 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 START_SERVICES = "`make services` (scripts/ensure-services.sh)"
 
 
-def _postgres_admin(sql: str) -> None:
+def postgres_admin(sql: str) -> None:
     import psycopg
 
     with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5) as connection:
@@ -57,7 +57,7 @@ def create_postgres_database() -> tuple[str, str]:
 
     name = f"vlmc_test_{uuid.uuid4().hex[:12]}"
     try:
-        _postgres_admin(f'CREATE DATABASE "{name}"')
+        postgres_admin(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as error:
         unreachable = str(error)
     else:
@@ -77,7 +77,7 @@ def create_postgres_database() -> tuple[str, str]:
 
 
 def drop_postgres_database(name: str) -> None:
-    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

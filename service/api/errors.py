@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from service.errors import ServiceError
 from service.modelling.snapshots import SnapshotIntegrityError
 from service.storage.blobs import BlobCorruptedError, BlobNotFoundError
+from service.validation import INVALID_CHARACTERS
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,17 @@ _HTTP_CODES = {
 }
 
 
-# Validation-error types with a code of their own (the first match wins).
-_VALIDATION_CODES = {"invalid_characters": "invalid_characters"}
+# What a request that fails validation is answered: a validation-error type with a code (and
+# status) of its own gets the same answer as the check that raises it outside pydantic (the
+# first match wins); anything else is VALIDATION_ERROR. The OpenAPI document lists these.
+VALIDATION_ERROR = (422, "validation_error")
+VALIDATION_ANSWERS = {
+    "image_too_large": (413, "image_too_large"),
+    INVALID_CHARACTERS: (422, INVALID_CHARACTERS),
+}
+INVALID_JSON = (422, "invalid_json")
+DATABASE_UNAVAILABLE = (503, "database_unavailable")
+DATABASE_BUSY = (503, "database_busy")
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
@@ -85,7 +95,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 where = item.get("loc", ("body", "?"))[-1]
                 reason = (item.get("ctx") or {}).get("error", "JSON decode error")
                 return error_response(
-                    422, "invalid_json", f"the body is not valid JSON: {reason} (character {where})"
+                    *INVALID_JSON, f"the body is not valid JSON: {reason} (character {where})"
                 )
         # Never echo ``input``: it can be large, and it is the caller's own data anyway.
         errors = [
@@ -93,17 +103,17 @@ def install_error_handlers(app: FastAPI) -> None:
             for item in error.errors()
         ]
         types = {item.get("type") for item in errors}
-        code = next(
-            (code for kind, code in _VALIDATION_CODES.items() if kind in types),
-            "validation_error",
+        status, code = next(
+            (answer for kind, answer in VALIDATION_ANSWERS.items() if kind in types),
+            VALIDATION_ERROR,
         )
-        return error_response(422, code, _validation_message(errors), errors)
+        return error_response(status, code, _validation_message(errors), errors)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 400 and error.detail == FASTAPI_BODY_PARSE_ERROR:
             # FastAPI's answer to a JSON body that is not UTF-8: the same as any bad JSON.
-            return error_response(422, "invalid_json", "the body is not valid JSON (UTF-8)")
+            return error_response(*INVALID_JSON, "the body is not valid JSON (UTF-8)")
         code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
         headers = dict(error.headers) if error.headers else None
         if error.status_code == 405:
@@ -114,17 +124,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
         logger.warning("database unavailable: %s", error)
-        return error_response(503, "database_unavailable", "the database is unavailable; retry")
+        return error_response(*DATABASE_UNAVAILABLE, "the database is unavailable; retry")
 
     @app.exception_handler(PoolTimeoutError)
     async def _database_busy(_: Request, error: PoolTimeoutError) -> JSONResponse:
         logger.warning("database pool exhausted: %s", error)
-        return error_response(503, "database_busy", "no database connection free; retry")
+        return error_response(*DATABASE_BUSY, "no database connection free; retry")
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_: Request, error: DBAPIError) -> JSONResponse:
         if error.connection_invalidated:
-            return error_response(503, "database_unavailable", "the database connection dropped")
+            return error_response(*DATABASE_UNAVAILABLE, "the database connection dropped")
         logger.exception("database error", exc_info=error)
         return error_response(500, "database_error", "unexpected database error")
 

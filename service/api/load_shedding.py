@@ -19,6 +19,9 @@ from service.slots import BoundedSlots
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
+SERVER_OVERLOADED = (503, "server_overloaded")
+
+
 class LoadSheddingMiddleware:
     """Pure ASGI middleware around the whole app."""
 
@@ -33,8 +36,7 @@ class LoadSheddingMiddleware:
         if not self.slots.try_enter():
             REQUESTS_SHED.inc()
             response = error_response(
-                503,
-                "server_overloaded",
+                *SERVER_OVERLOADED,
                 f"{self.slots.limit} requests are in flight (the limit); retry in 1 s",
                 details={"retry_after_s": 1},
                 headers={"Retry-After": "1"},

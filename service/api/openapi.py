@@ -1,20 +1,18 @@
-"""The OpenAPI document as the contract: every status an operation can answer, with the body
-it really sends.
+"""The OpenAPI document as the contract: every status an operation can answer, every code it
+can answer under each, and the body it really sends.
 
 FastAPI documents what it can see in a signature: the success response and a 422 in its own
 ``{"detail": [...]}`` shape. This service answers every failure with
-``{"error": {"code", "message", "details"?}}`` (``service/api/errors.py``), and some statuses
-come from places a signature does not show: authentication and scopes (dependencies), the
-request-size check (middleware), load shedding and database outages (503). ``install_openapi``
-completes each operation from what its route really depends on:
+``{"error": {"code", "message", "details"?}}`` (``service/api/errors.py``). ``install_openapi``
+completes each operation with one response per error status, whose schema restricts
+``error.code`` to the codes the operation can answer there and whose description lists them:
 
-- 401 for every operation behind an API key, 403 where a scope is required;
-- 404 wherever a path names a resource (unknown, or not visible to a key restricted to
-  other models);
-- 413 and 422 where there is a body or parameters to reject; 415 where the route reads
-  multipart-or-JSON bodies itself;
-- 503 on every ``/v1`` operation (overload, database outage);
-- 409 only where a route declares it (``conflict(...)``).
+- the codes its endpoint and its dependencies (authentication, scopes, body parsing) raise,
+  read from the code that raises them (``service/api/raised_codes.py``), so a new
+  ``raise InvalidInput("some_code", ...)`` is documented wherever it can be reached;
+- the answers of the layers around every handler, where they apply: request size (413) on
+  body methods, media type (415) and bad JSON (422) where there is a body, validation (422)
+  where there is a body or parameters, overload and database outages (503) on ``/v1``.
 
 Routes that read their body themselves document it with :func:`body_docs`; the JSON form's
 schema is registered under ``#/components/schemas`` so every reference resolves.
@@ -31,7 +29,28 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from service.validation import MULTILINE_PATTERN, SINGLE_LINE_PATTERN
+from service.api.errors import (
+    DATABASE_BUSY,
+    DATABASE_UNAVAILABLE,
+    INVALID_JSON,
+    VALIDATION_ANSWERS,
+    VALIDATION_ERROR,
+)
+from service.api.load_shedding import SERVER_OVERLOADED
+from service.api.query_parameters import (
+    UNKNOWN_QUERY_PARAMETER,
+    refuse_unknown_query_parameters,
+)
+from service.api.raised_codes import codes_of
+from service.api.request_metrics import BODY_METHODS, REQUEST_TOO_LARGE
+from service.api.uploads import UNSUPPORTED_MEDIA_TYPE, require_json_content_type
+from service.validation import (
+    MAX_ITEMS_PER_REQUEST,
+    MULTILINE_PATTERN,
+    NONBLANK_MULTILINE_PATTERN,
+    NONBLANK_SINGLE_LINE_PATTERN,
+    SINGLE_LINE_PATTERN,
+)
 
 
 class ErrorDetail(BaseModel):
@@ -48,42 +67,55 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-# Methods whose Content-Length the app checks against the request-size limit (413).
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 _DESCRIPTIONS = {
-    401: "missing_api_key, invalid_api_key (unknown or revoked) or expired_api_key",
-    403: "insufficient_scope: the key lacks the scope this operation needs",
-    404: "not found: the resource does not exist, or the key may not see its model",
+    400: "bad request",
+    401: "no valid API key",
+    403: "the key may not do this",
+    404: "not found (or not visible to the key)",
     409: "the request contradicts the current state",
-    413: "request_too_large (the whole body) or image_too_large (one image)",
-    415: "unsupported_media_type: send multipart/form-data or application/json",
-    422: "validation_error, invalid_json, invalid_characters or the operation's own code",
-    503: "server_overloaded or server_busy (with Retry-After), database_unavailable, database_busy",
+    413: "too large",
+    415: "a media type the operation does not take",
+    422: "the request's content is not acceptable",
+    503: "unavailable right now; retry (Retry-After where known)",
 }
 _JSON_BODY_MODELS: dict[str, type[BaseModel]] = {}
 
-IMAGE_FILES: dict[str, Any] = {"type": "array", "items": {"type": "string", "format": "binary"}}
+IMAGE_FILES: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "string", "format": "binary", "minLength": 1},
+    "minItems": 1,
+    "maxItems": MAX_ITEMS_PER_REQUEST,
+}
 
 
-def text_field(max_length: int, multiline: bool = False, **extra: Any) -> dict[str, Any]:
-    """A multipart text field: bounded, and free of control characters."""
-    pattern = MULTILINE_PATTERN if multiline else SINGLE_LINE_PATTERN
+def text_field(
+    max_length: int, multiline: bool = False, nonblank: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """A multipart text field: bounded, free of control characters, and (``nonblank``) with
+    something besides white space."""
+    if nonblank:
+        pattern = NONBLANK_MULTILINE_PATTERN if multiline else NONBLANK_SINGLE_LINE_PATTERN
+    else:
+        pattern = MULTILINE_PATTERN if multiline else SINGLE_LINE_PATTERN
     return {"type": "string", "maxLength": max_length, "pattern": pattern, **extra}
 
 
-def text_fields(max_length: int, multiline: bool = False) -> dict[str, Any]:
+def text_fields(max_length: int, multiline: bool = False, nonblank: bool = False) -> dict[str, Any]:
     """A repeated multipart text field (one value per image or per candidate)."""
-    return {"type": "array", "items": text_field(max_length, multiline)}
-
-
-def conflict(description: str) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route that can answer 409 (``description`` names the codes)."""
-    return {409: {"model": ErrorResponse, "description": description}}
+    return {
+        "type": "array",
+        "items": text_field(max_length, multiline, nonblank),
+        "minItems": 1,
+        "maxItems": MAX_ITEMS_PER_REQUEST,
+    }
 
 
 def body_docs(
-    multipart_properties: dict[str, Any], required: list[str], json_model: type[BaseModel]
+    multipart_properties: dict[str, Any],
+    required: list[str],
+    json_model: type[BaseModel],
+    multipart_any_of: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``openapi_extra`` documenting an endpoint that takes multipart fields or a JSON model
     (FastAPI cannot infer it: such endpoints read the body themselves)."""
@@ -97,6 +129,7 @@ def body_docs(
                         "type": "object",
                         "properties": multipart_properties,
                         "required": required,
+                        **({"anyOf": multipart_any_of} if multipart_any_of else {}),
                     }
                 },
                 "application/json": {
@@ -107,41 +140,66 @@ def body_docs(
     }
 
 
-# Statuses a dependency answers on its own (authentication 401, a scope check 403), declared
-# where the dependency is defined, so the document lists them on every route that uses it.
-_DECLARED_STATUSES: dict[Callable[..., Any], tuple[int, ...]] = {}
-
-
-def declare_statuses(dependency: Callable[..., Any], *statuses: int) -> None:
-    """Document ``statuses`` on every route that depends on ``dependency``."""
-    _DECLARED_STATUSES[dependency] = statuses
-
-
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
     for sub in dependant.dependencies:
         yield sub
         yield from _dependants(sub)
 
 
-def _statuses(route: RouteContext, operation: dict[str, Any]) -> set[int]:
-    calls = [sub.call for sub in _dependants(route.dependant)]
-    statuses: set[int] = set()
-    for call in calls:
-        if call is not None:
-            statuses.update(_DECLARED_STATUSES.get(call, ()))
+def _generic_codes(route: RouteContext, operation: dict[str, Any]) -> set[tuple[int, str]]:
+    """What the layers around every handler answer (middleware, body parsing, validation,
+    database outages), where they apply to this operation."""
+    codes: set[tuple[int, str]] = {UNKNOWN_QUERY_PARAMETER}
     path = route.path_format or ""
-    if "{" in path:
-        statuses.add(404)
     body = operation.get("requestBody")
     if body is not None or (route.methods or set()) & BODY_METHODS:
-        statuses.add(413)
-    if body is not None and "multipart/form-data" in body.get("content", {}):
-        statuses.add(415)
+        codes.add(REQUEST_TOO_LARGE)
+    if body is not None:
+        codes |= {UNSUPPORTED_MEDIA_TYPE, INVALID_JSON}
     if body is not None or operation.get("parameters"):
-        statuses.add(422)
+        codes.add(VALIDATION_ERROR)
+    if body is not None:  # text checks of body fields (parameters are identifiers and numbers)
+        codes |= {answer for answer in VALIDATION_ANSWERS.values() if answer[0] == 422}
     if path.startswith("/v1/"):
-        statuses.add(503)
-    return statuses
+        codes |= {SERVER_OVERLOADED, DATABASE_UNAVAILABLE, DATABASE_BUSY}
+    return codes
+
+
+def operation_error_codes(route: RouteContext, operation: dict[str, Any]) -> dict[int, set[str]]:
+    """Every 4xx/503 code the operation can answer, by status: what its endpoint and its
+    dependencies raise (``service/api/raised_codes.py``) plus the generic answers."""
+    calls = [route.dependant.call] + [sub.call for sub in _dependants(route.dependant)]
+    own = codes_of([call for call in calls if call is not None and call not in _GENERIC_CHECKS])
+    by_status: dict[int, set[str]] = {}
+    for status, code in own | _generic_codes(route, operation):
+        if 400 <= status < 500 or status == 503:
+            by_status.setdefault(status, set()).add(code)
+    return by_status
+
+
+# App-wide dependencies whose answers ``_generic_codes`` documents where they apply.
+_GENERIC_CHECKS: set[Callable[..., Any]] = {
+    require_json_content_type,
+    refuse_unknown_query_parameters,
+}
+
+
+def _error_schema(codes: set[str]) -> dict[str, Any]:
+    """The error body with ``code`` restricted to ``codes``."""
+    return {
+        "allOf": [
+            ERROR_REF,
+            {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string", "enum": sorted(codes)}},
+                    }
+                },
+            },
+        ]
+    }
 
 
 def _complete(schema: dict[str, Any], app: FastAPI) -> None:
@@ -162,17 +220,14 @@ def _complete(schema: dict[str, Any], app: FastAPI) -> None:
         for method in route.methods or ():
             operation = schema["paths"][route.path_format][method.lower()]
             responses = operation.setdefault("responses", {})
-            for status in _statuses(route, operation):
-                responses.setdefault(str(status), {})
-            for status, response in responses.items():
-                if not status.isdigit() or int(status) < 400:
-                    continue
-                if response.get("description") in (None, "", "Validation Error"):
-                    response["description"] = _DESCRIPTIONS.get(int(status), "error")
-                schema_of = response.get("content", {}).get("application/json", {}).get("schema")
-                # A route's own error body (/readyz) stays; FastAPI's 422 shape is replaced.
-                if schema_of is None or "HTTPValidationError" in str(schema_of):
-                    response["content"] = {"application/json": {"schema": ERROR_REF}}
+            if "422" in responses and "HTTPValidationError" in str(responses["422"]):
+                del responses["422"]  # FastAPI's shape; rebuilt below if the operation has any
+            for status, codes in operation_error_codes(route, operation).items():
+                response = responses.setdefault(str(status), {})
+                if "content" in response and status == 503:
+                    continue  # a route's own 503 body (/readyz) stays
+                response["description"] = f"{_DESCRIPTIONS[status]}: " + ", ".join(sorted(codes))
+                response["content"] = {"application/json": {"schema": _error_schema(codes)}}
 
 
 def install_openapi(app: FastAPI) -> None:

@@ -16,8 +16,11 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_response
-from service.api.openapi import BODY_METHODS
 from service.observability import REQUEST_LATENCY, REQUESTS
+
+# Methods whose Content-Length is checked against the request-size limit (413).
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+REQUEST_TOO_LARGE = (413, "request_too_large")
 
 
 class RequestLimitsAndMetrics:
@@ -44,8 +47,7 @@ class RequestLimitsAndMetrics:
         try:
             if scope["method"] in BODY_METHODS and too_large:
                 response = error_response(
-                    413,
-                    "request_too_large",
+                    *REQUEST_TOO_LARGE,
                     f"the body is over the limit of {self.max_request_bytes} bytes",
                 )
                 await response(scope, receive, send_with_status)

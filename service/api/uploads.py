@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
@@ -24,6 +25,7 @@ from service.errors import InvalidInput, PayloadTooLarge, ServiceError
 from service.settings import Settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+UNSUPPORTED_MEDIA_TYPE = (415, "unsupported_media_type")
 
 
 @dataclass
@@ -34,6 +36,15 @@ class RequestBody:
     files: dict[str, list[bytes]] = field(default_factory=dict)
     json: Any = None
     is_json: bool = False
+
+    def file_list(self, name: str) -> list[bytes]:
+        """The files of a multipart field (none when absent); 422 ``expected_file`` when the
+        field came as text (a text part is not an image)."""
+        if name in self.fields:
+            raise InvalidInput(
+                "expected_file", f"{name}: send files (with a filename), not text fields"
+            )
+        return self.files.get(name, [])
 
     def last(self, name: str) -> str | None:
         """The last value of a multipart field (None when absent)."""
@@ -67,9 +78,35 @@ async def read_body(request: Request, max_file_bytes: int, max_parts: int) -> Re
                 body.fields.setdefault(name, []).append(value)
         return body
     raise ServiceError(
-        "unsupported_media_type",
+        UNSUPPORTED_MEDIA_TYPE[1],
         "send multipart/form-data (files) or application/json (base64 images)",
-        status_code=415,
+        status_code=UNSUPPORTED_MEDIA_TYPE[0],
+    )
+
+
+def require_json_content_type(request: Request) -> None:
+    """415 ``unsupported_media_type`` when a route that takes a JSON body model is sent a body
+    of another type (FastAPI would validate the raw bytes and answer 422): the same answer as
+    the routes that read multipart-or-JSON bodies themselves (``read_body``). An app-wide
+    dependency; routes without a body model are left alone."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        has_body = request.headers.get("content-length", "0") != "0" or (
+            "transfer-encoding" in request.headers
+        )
+        if not has_body:
+            return  # no body at all: the body model's own rules decide (required or not)
+    else:
+        subtype = content_type.split(";")[0].strip().lower().split("/")[-1]
+        if subtype == "json" or subtype.endswith("+json"):
+            return
+    raise ServiceError(
+        UNSUPPORTED_MEDIA_TYPE[1],
+        "send the body as application/json",
+        status_code=UNSUPPORTED_MEDIA_TYPE[0],
     )
 
 

@@ -14,7 +14,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.deps import session_factory_of
-from service.api.openapi import declare_statuses
 from service.auth.key_cache import KeyCache
 from service.auth.principal import Principal
 from service.auth.service import authenticate, cached_principal, require, require_model
@@ -64,7 +63,7 @@ async def get_principal(
     )
 
 
-declare_statuses(get_principal, 401)
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def _principal_from_database(
@@ -90,18 +89,33 @@ def scoped(
     """A dependency that requires ``scope`` (None: any valid key); ``per_model``: the route's
     ``{model_id}`` must be one the key may see (404 ``model_not_found`` otherwise)."""
 
-    async def dependency(
-        request: Request, principal: Annotated[Principal, Depends(get_principal)]
-    ) -> Principal:
-        if scope is not None:
-            require(principal, scope)
-        if per_model:
-            require_model(principal, str(request.path_params.get("model_id", "")))
+    # One closure per case: the OpenAPI document reads what a dependency can raise, so 403
+    # is listed only where a scope is required and the model check only where it is made.
+    async def any_valid_key(principal: PrincipalDep) -> Principal:
         return principal
 
-    if scope is not None:
-        declare_statuses(dependency, 403)
-    return dependency
+    async def with_scope(principal: PrincipalDep) -> Principal:
+        assert scope is not None
+        require(principal, scope)
+        return principal
+
+    async def seeing_the_model(request: Request, principal: PrincipalDep) -> Principal:
+        require_model(principal, _model_in_path(request))
+        return principal
+
+    async def with_scope_seeing_the_model(request: Request, principal: PrincipalDep) -> Principal:
+        assert scope is not None
+        require(principal, scope)
+        require_model(principal, _model_in_path(request))
+        return principal
+
+    if per_model:
+        return seeing_the_model if scope is None else with_scope_seeing_the_model
+    return any_valid_key if scope is None else with_scope  # type: ignore[return-value]
+
+
+def _model_in_path(request: Request) -> str:
+    return str(request.path_params.get("model_id", ""))
 
 
 AnyPrincipal = Annotated[Principal, Depends(scoped(None))]

@@ -8,21 +8,39 @@ the ``system_fingerprint``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.validation import MAX_TEXT_LENGTH, Identifier
+from service.validation import (
+    MAX_BASE64_LENGTH,
+    MAX_TEXT_LENGTH,
+    NONBLANK_MULTILINE_PATTERN,
+    Identifier,
+)
+
+# More new tokens than any model's context could hold: a bound for the document (the
+# model's own context answers 422 ``too_many_tokens`` / ``context_too_long`` first).
+MAX_NEW_TOKENS = 1 << 20
+
+# Text as the service checks it (control and invisible characters are refused, 422
+# ``invalid_characters``; blank: ``empty_question``), documented here.
+ChatText = Annotated[
+    str,
+    Field(max_length=MAX_TEXT_LENGTH, json_schema_extra={"pattern": NONBLANK_MULTILINE_PATTERN}),
+]
 
 
 class ImageUrl(BaseModel):
-    url: str = Field(description="a data URL: data:image/png;base64,...")
-    detail: str | None = None
+    url: str = Field(
+        max_length=MAX_BASE64_LENGTH + 256, description="a data URL: data:image/png;base64,..."
+    )
+    detail: str | None = Field(default=None, max_length=16)
 
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str = Field(max_length=MAX_TEXT_LENGTH)
+    text: ChatText
 
 
 class ImagePart(BaseModel):
@@ -32,7 +50,7 @@ class ImagePart(BaseModel):
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
-    content: str | list[TextPart | ImagePart] = Field(
+    content: ChatText | Annotated[list[TextPart | ImagePart], Field(max_length=64)] = Field(
         description="text, or a list of text and image_url parts"
     )
 
@@ -43,9 +61,9 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1, max_length=200, description="the registered model's name")
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=256)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS)
     temperature: float = Field(default=0.0, ge=0, le=2, description="0: greedy")
     stream: bool = False
     n: int = Field(default=1, ge=1, le=1, description="one choice per request")

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 
+from catalogue.declarations import method_names
 from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
 from service.api.uploads import (
     RequestBody,
@@ -29,7 +30,7 @@ from service.corrections.schemas import (
     SubmittedExample,
 )
 from service.errors import InvalidInput
-from service.validation import MAX_LABEL_LENGTH, MAX_METHOD_LENGTH, MAX_TEXT_LENGTH
+from service.validation import MAX_LABEL_LENGTH, MAX_TEXT_LENGTH
 
 CorrectionBody = Annotated[
     RequestBody, Depends(body_dependency(lambda settings: settings.max_examples_per_batch * 4 + 20))
@@ -38,18 +39,20 @@ CorrectionBody = Annotated[
 CORRECTION_BODY_DOCS: dict[str, Any] = body_docs(
     {
         "images": IMAGE_FILES,
-        "labels": text_fields(MAX_LABEL_LENGTH),
-        "questions": text_fields(MAX_TEXT_LENGTH, multiline=True),
-        "answers": text_fields(MAX_LABEL_LENGTH),
+        "labels": text_fields(MAX_LABEL_LENGTH, nonblank=True),
+        "questions": text_fields(MAX_TEXT_LENGTH, multiline=True, nonblank=True),
+        "answers": text_fields(MAX_LABEL_LENGTH, nonblank=True),
         "eval_images": IMAGE_FILES,
-        "eval_labels": text_fields(MAX_LABEL_LENGTH),
-        "method": text_field(MAX_METHOD_LENGTH),
+        "eval_labels": text_fields(MAX_LABEL_LENGTH, nonblank=True),
+        "method": {"type": "string", "enum": list(method_names())},
         "hyperparameters": text_field(MAX_TEXT_LENGTH, description="a JSON object"),
         "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
         "held_out_fraction": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
     },
     ["images"],
     CorrectionJson,
+    # Each image with a label, or with a question and its answer.
+    multipart_any_of=[{"required": ["labels"]}, {"required": ["questions", "answers"]}],
 )
 
 
@@ -119,9 +122,9 @@ def correction_form(body: CorrectionBody) -> CorrectionInput:
     options = validate_json(CorrectionOptions, raw_options)
     return CorrectionInput(
         options=options,
-        examples=_paired(body.files.get("images", []), body.fields, "images"),
+        examples=_paired(body.file_list("images"), body.fields, "images"),
         eval_examples=_paired(
-            body.files.get("eval_images", []),
+            body.file_list("eval_images"),
             {"labels": body.fields["eval_labels"]} if "eval_labels" in body.fields else {},
             "eval_images",
         ),

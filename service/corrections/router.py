@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from service.api.deps import BlobsDep, ResourceId, SessionDep, SettingsDep
-from service.api.openapi import conflict
 from service.auth.dependencies import ModelCorrections
 from service.corrections.forms import CORRECTION_BODY_DOCS, CorrectionForm
 from service.corrections.schemas import CorrectionAccepted
@@ -48,7 +47,6 @@ IdempotencyKey = Annotated[
     response_model=CorrectionAccepted,
     responses={
         202: {"links": _JOB_LINKS},
-        **conflict("idempotency_key_reused: the key was used with a different body"),
     },
     openapi_extra=CORRECTION_BODY_DOCS,
 )

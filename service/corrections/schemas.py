@@ -5,27 +5,45 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
-from catalogue.declarations import DEFAULT_METHOD
+from catalogue.declarations import DEFAULT_METHOD, method_names
 from service.db.values import JobStatus, TISource
-from service.validation import Base64Image, FreeText, Label, MethodName
+from service.validation import MAX_ITEMS_PER_REQUEST, Base64Image, FreeText, Label, MethodName
 
 
 class ExampleIn(BaseModel):
     """One example of the JSON form: a base64 image with a label, or with question + answer."""
 
+    # Exactly one kind of answer (422 ``example_needs_label_or_qa`` otherwise).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["label"],
+                    "not": {"anyOf": [{"required": ["question"]}, {"required": ["answer"]}]},
+                },
+                {"required": ["question", "answer"], "not": {"required": ["label"]}},
+            ]
+        }
+    )
+
     image_base64: Base64Image
-    label: Label | None = None
-    question: FreeText | None = None
-    answer: Label | None = None
+    # Absent or null alike; the document leaves null out, so that "required" in the rule
+    # above means "given".
+    label: Label | SkipJsonSchema[None] = None
+    question: FreeText | SkipJsonSchema[None] = None
+    answer: Label | SkipJsonSchema[None] = None
 
 
 class CorrectionOptions(BaseModel):
     """Options shared by both forms (multipart sends them as fields)."""
 
-    method: MethodName = DEFAULT_METHOD
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    method: MethodName = Field(DEFAULT_METHOD, json_schema_extra={"enum": list(method_names())})
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra={"maxProperties": 64}
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     held_out_fraction: float | None = Field(
         default=None,
@@ -38,9 +56,18 @@ class CorrectionOptions(BaseModel):
 
 
 class CorrectionJson(CorrectionOptions):
-    examples: list[ExampleIn] = Field(default_factory=list)
+    # At least one example (422 ``no_examples`` otherwise, as for a multipart body).
+    model_config = ConfigDict(json_schema_extra={"required": ["examples"]})
+
+    examples: list[ExampleIn] = Field(
+        default_factory=list,
+        max_length=MAX_ITEMS_PER_REQUEST,
+        json_schema_extra={"minItems": 1},
+    )
     eval_examples: list[ExampleIn] = Field(
-        default_factory=list, description="explicit held-out examples (never trained on)"
+        default_factory=list,
+        max_length=MAX_ITEMS_PER_REQUEST,
+        description="explicit held-out examples (never trained on)",
     )
 
 

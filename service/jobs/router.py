@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from service.api.deps import ResourceId, SessionDep
-from service.api.openapi import conflict
 from service.auth.dependencies import AnyPrincipal, CorrectionsPrincipal, ModelReader
 from service.auth.principal import Principal
 from service.db.tables import Job
@@ -55,7 +54,7 @@ def read_job_events(
     )
 
 
-@router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, responses=conflict("job_finished"))
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut)
 def cancel_job(job_id: ResourceId, session: SessionDep, principal: CorrectionsPrincipal) -> JobOut:
     """Cancel a queued job at once; a running one stops at its next step (no version)."""
     visible_job(session, principal, job_id)

@@ -32,7 +32,7 @@ EVAL_SET_BODY_DOCS: dict[str, Any] = body_docs(
         },
         "max_drop": {"type": "number", "minimum": 0, "maximum": 100},
         "images": IMAGE_FILES,
-        "labels": text_fields(MAX_LABEL_LENGTH),
+        "labels": text_fields(MAX_LABEL_LENGTH, nonblank=True),
         "questions": {
             **text_fields(MAX_TEXT_LENGTH, multiline=True),
             "description": "optional, one per image (empty: none): a question whose right "
@@ -71,7 +71,7 @@ def eval_set_form(body: EvalSetBody) -> EvalSetUpload:
         name=header.name,
         kind=header.kind,
         max_drop=header.max_drop,
-        images=body.files.get("images", []),
+        images=body.file_list("images"),
         labels=body.fields.get("labels", []),
         questions=[question or None for question in body.fields.get("questions", [])],
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from service.api.deps import BlobsDep, ResourceId, SessionDep, SettingsDep
-from service.api.openapi import conflict
 from service.auth.dependencies import AdminPrincipal, AnyPrincipal, ModelAdmin, ModelReader
 from service.auth.principal import Principal
 from service.db.tables import EvalSet, Model
@@ -60,7 +59,7 @@ _MODEL_LINKS = {
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ModelOut,
-    responses={201: {"links": _MODEL_LINKS}, **conflict("model_name_taken")},
+    responses={201: {"links": _MODEL_LINKS}},
 )
 def create_model(
     body: ModelCreate, session: SessionDep, settings: SettingsDep, principal: AdminPrincipal
@@ -115,7 +114,6 @@ def eval_set_out(session: SessionDep, eval_set: EvalSet) -> EvalSetOut:
     "/{model_id}/eval-sets",
     status_code=status.HTTP_201_CREATED,
     response_model=EvalSetOut,
-    responses=conflict("eval_set_name_taken"),
     openapi_extra=EVAL_SET_BODY_DOCS,
 )
 def create_model_eval_set(
@@ -157,7 +155,6 @@ def list_model_eval_sets(
 @router.delete(
     "/{model_id}/eval-sets/{eval_set_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=conflict("eval_set_in_use: a job of the model is running (it evaluates on it)"),
 )
 def delete_model_eval_set(
     model_id: ResourceId, eval_set_id: ResourceId, session: SessionDep, _: ModelAdmin

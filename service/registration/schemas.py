@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from service.db.values import ActivationPolicy, EvalSetKind, ModelFamily
-from service.validation import Base64Image, FreeText, Label, Name, PathText
+from service.validation import MAX_ITEMS_PER_REQUEST, Base64Image, FreeText, Label, Name, PathText
 
 
 class ModelCreate(BaseModel):
@@ -84,7 +84,7 @@ class EvalSetHeader(BaseModel):
 
 
 class EvalSetCreateJson(EvalSetHeader):
-    examples: list[EvalExampleIn] = Field(min_length=1)
+    examples: list[EvalExampleIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)
 
 
 @dataclass

@@ -8,7 +8,6 @@ from dataclasses import asdict
 from fastapi import APIRouter
 
 from service.api.deps import BlobsDep, ResourceId, SessionDep, SessionFactoryDep, SettingsDep
-from service.api.openapi import conflict
 from service.auth.dependencies import AdminPrincipal, ModelAdmin
 from service.registry.service import get_model
 from service.retention.archive import archive_version
@@ -50,11 +49,6 @@ def run_garbage_collection(
 @archive_router.post(
     "/{model_id}/versions/{version_id}/archive",
     response_model=VersionOut,
-    responses=conflict(
-        "version_archived (already), version_active (the active version), version_needed (a "
-        "retained version is rebuilt through it; details.needed_by lists their numbers), "
-        "version_in_use (an unfinished job trains from it)"
-    ),
 )
 def archive(
     model_id: ResourceId, version_id: ResourceId, session: SessionDep, _: ModelAdmin

@@ -169,11 +169,10 @@ class ModelCache:
 
     def pinned(self, session: Session, model: Model, version: Version) -> LoadedVersion:
         """The encoder of a specific version (it must be ready)."""
+        if version.status == VersionStatus.FAILED:
+            raise Conflict("version_failed", f"version {version.number} failed")
         if version.status != VersionStatus.READY:
-            code = (
-                "version_failed" if version.status == VersionStatus.FAILED else "version_not_ready"
-            )
-            raise Conflict(code, f"version {version.number} is {version.status}")
+            raise Conflict("version_not_ready", f"version {version.number} is {version.status}")
         entry = self._get(model.id, version.id)
         if entry is not None:
             return entry

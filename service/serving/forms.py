@@ -26,6 +26,7 @@ from service.validation import (
     MAX_LABEL_LENGTH,
     MAX_TEMPLATE_LENGTH,
     MAX_TEXT_LENGTH,
+    TEMPLATE_PATTERN,
 )
 
 InferenceBody = Annotated[
@@ -46,9 +47,12 @@ _VERSION_ID_FIELD = {
 CLASSIFY_BODY_DOCS: dict[str, Any] = body_docs(
     {
         "images": IMAGE_FILES,
-        "labels": text_fields(MAX_LABEL_LENGTH),
+        "labels": {**text_fields(MAX_LABEL_LENGTH, nonblank=True), "uniqueItems": True},
         "version_id": _VERSION_ID_FIELD,
-        "template": text_field(MAX_TEMPLATE_LENGTH, default=DEFAULT_CAPTION_TEMPLATE),
+        "template": {
+            **text_field(MAX_TEMPLATE_LENGTH, default=DEFAULT_CAPTION_TEMPLATE),
+            "pattern": TEMPLATE_PATTERN,
+        },
     },
     ["images", "labels"],
     ClassifyJson,
@@ -56,11 +60,12 @@ CLASSIFY_BODY_DOCS: dict[str, Any] = body_docs(
 EMBED_BODY_DOCS: dict[str, Any] = body_docs(
     {
         "images": IMAGE_FILES,
-        "texts": text_fields(MAX_TEXT_LENGTH, multiline=True),
+        "texts": text_fields(MAX_TEXT_LENGTH, multiline=True, nonblank=True),
         "version_id": _VERSION_ID_FIELD,
     },
     [],
     EmbedJson,
+    multipart_any_of=[{"required": ["images"]}, {"required": ["texts"]}],
 )
 
 
@@ -79,7 +84,7 @@ async def classify_form(body: InferenceBody) -> ClassifyInput:
             template=parsed.template,
         )
     return ClassifyInput(
-        images=body.files.get("images", []),
+        images=body.file_list("images"),
         labels=body.fields.get("labels", []),
         version_id=body.last("version_id") or None,
         template=body.last("template") or DEFAULT_CAPTION_TEMPLATE,
@@ -96,7 +101,7 @@ async def embed_form(body: InferenceBody) -> EmbedInput:
             version_id=parsed.version_id,
         )
     return EmbedInput(
-        images=body.files.get("images", []),
+        images=body.file_list("images"),
         texts=body.fields.get("texts", []),
         version_id=body.last("version_id") or None,
     )

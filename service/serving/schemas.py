@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from catalogue.captions import DEFAULT_CAPTION_TEMPLATE
-from service.validation import Base64Image, FreeText, Identifier, Label, Template
+from service.validation import (
+    MAX_ITEMS_PER_REQUEST,
+    Base64Image,
+    FreeText,
+    Identifier,
+    Label,
+    Template,
+)
 
 
 class ClassifyJson(BaseModel):
-    images: list[Base64Image] = Field(min_length=1, description="base64-encoded images")
-    labels: list[Label] = Field(min_length=1, description="candidate labels")
+    images: list[Base64Image] = Field(
+        min_length=1, max_length=MAX_ITEMS_PER_REQUEST, description="base64-encoded images"
+    )
+    labels: list[Label] = Field(
+        min_length=1,
+        max_length=MAX_ITEMS_PER_REQUEST,
+        description="candidate labels",
+        json_schema_extra={"uniqueItems": True},
+    )
     version_id: Identifier | None = Field(
         default=None, description="answer with this version, not the active"
     )
@@ -44,8 +58,20 @@ class ClassifyOut(BaseModel):
 
 
 class EmbedJson(BaseModel):
-    images: list[Base64Image] = Field(default_factory=list, description="base64-encoded images")
-    texts: list[FreeText] = Field(default_factory=list)
+    # Images, texts or both (422 ``nothing_to_embed`` otherwise).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["images"], "properties": {"images": {"minItems": 1}}},
+                {"required": ["texts"], "properties": {"texts": {"minItems": 1}}},
+            ]
+        }
+    )
+
+    images: list[Base64Image] = Field(
+        default_factory=list, max_length=MAX_ITEMS_PER_REQUEST, description="base64-encoded images"
+    )
+    texts: list[FreeText] = Field(default_factory=list, max_length=MAX_ITEMS_PER_REQUEST)
     version_id: Identifier | None = None
 
 

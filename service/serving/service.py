@@ -57,7 +57,7 @@ def resolve_encoder(
 
 def decode_images(images: list[bytes], settings: Settings) -> list[Image.Image]:
     """Validate and decode request images (the same checks and codes as uploads)."""
-    check_batch_size(len(images), settings.max_examples_per_batch)
+    check_batch_size(len(images), settings.max_examples_per_batch, "images")
     limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
     return [decode_image(data, limits, f"images[{i}]") for i, data in enumerate(images)]
 
@@ -98,7 +98,7 @@ def classify_images(
         raise InvalidInput(
             "text_too_long", f"template: longer than {MAX_TEMPLATE_LENGTH} characters"
         )
-    check_characters(template, "template")
+    template = check_characters(template, "template")
     if not has_label_slot(template):
         raise InvalidInput("invalid_template", "template must contain '{}' where the label goes")
     with batcher.expect():
@@ -137,7 +137,7 @@ def embed(
     images, texts = request.images, request.texts
     if not images and not texts:
         raise InvalidInput("nothing_to_embed", "send images, texts or both")
-    check_batch_size(len(texts), settings.max_examples_per_batch)
+    check_batch_size(len(texts), settings.max_examples_per_batch, "texts")
     cleaned = [
         clean_text(t, f"texts[{i}]", "empty_text", MAX_TEXT_LENGTH, multiline=True)
         for i, t in enumerate(texts)

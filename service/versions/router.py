@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks
 
 from service.api.deps import ResourceId, SessionDep
-from service.api.openapi import conflict
 from service.auth.dependencies import ModelAdmin, ModelReader
 from service.db.values import DeploymentAction
 from service.registry.service import get_model
@@ -56,12 +55,7 @@ def _move(
     return DeploymentOut.of(deployment)
 
 
-_MOVE_CONFLICTS = conflict(
-    "version_already_active, version_not_ready, version_failed, version_foreign, version_archived"
-)
-
-
-@router.post("/{model_id}/activate", response_model=DeploymentOut, responses=_MOVE_CONFLICTS)
+@router.post("/{model_id}/activate", response_model=DeploymentOut)
 def activate(
     model_id: ResourceId,
     body: PointerMove,
@@ -76,7 +70,7 @@ def activate(
     )
 
 
-@router.post("/{model_id}/rollback", response_model=DeploymentOut, responses=_MOVE_CONFLICTS)
+@router.post("/{model_id}/rollback", response_model=DeploymentOut)
 def rollback_model(
     model_id: ResourceId,
     body: PointerMove,

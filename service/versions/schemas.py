@@ -16,7 +16,7 @@ from service.db.values import (
     TISource,
     VersionStatus,
 )
-from service.validation import FreeText, Identifier
+from service.validation import Identifier, Note
 
 
 class _Record(BaseModel):
@@ -198,7 +198,7 @@ class PointerMove(BaseModel):
     """Body of activate and rollback."""
 
     version_id: Identifier
-    reason: FreeText = Field(default="", max_length=2000)
+    reason: Note = Field(default="", max_length=2000)
 
 
 class DeploymentOut(BaseModel):

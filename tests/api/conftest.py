@@ -1,7 +1,8 @@
 """API fixtures: the app on the embedded default, driven over HTTP by httpx (TestClient).
 
 - ``client``: a started app (migrations applied, admin key seeded, outbox loop running) with
-  the admin key in its default headers.
+  the admin key in its default headers; an error response whose status or code the OpenAPI
+  document does not list for its operation fails the test (``documented_errors.py``).
 - ``model``: the tiny model registered through ``POST /v1/models`` (JSON of the response).
 - ``fashion``: a few real Fashion-MNIST test images per class (``standin.datasets``).
 - ``key_with``: ``key_with(*scopes) -> str`` creates an API key through the API.
@@ -25,6 +26,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
+from tests.api.documented_errors import check_responses
 from tests.conftest import ADMIN_KEY
 
 
@@ -37,6 +39,8 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings)
     with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as test_client:
+        # Every error response a test drives must be one the OpenAPI document lists.
+        check_responses(test_client, app.openapi())
         yield test_client
 
 

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.settings import Settings
+from service.validation import MAX_BASE64_LENGTH
 from tests.api.conftest import error_code
 from tests.conftest import to_png
 
@@ -311,3 +312,92 @@ def test_joiners_that_scripts_and_emoji_need_are_kept(
     )
     assert classified.status_code == 200, classified.text
     assert classified.json()["labels"] == [family, "dog"]
+
+
+def test_one_label_in_two_unicode_forms_is_one_label(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    """NFC: "café" typed with a combining accent and typed precomposed are the same label."""
+    png = base64.b64encode(to_png(fashion.images[0])).decode()
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    duplicate = client.post(
+        f"/v1/models/{model['id']}/classify",
+        json={"images": [png], "labels": [composed, decomposed]},
+    )
+    assert duplicate.status_code == 422, duplicate.text
+    assert error_code(duplicate) == "duplicate_label"
+    classified = client.post(
+        f"/v1/models/{model['id']}/classify", json={"images": [png], "labels": [decomposed, "dog"]}
+    )
+    assert classified.status_code == 200, classified.text
+    assert classified.json()["labels"] == [composed, "dog"]
+
+
+def _wrong_media_type_requests(model_id: str) -> list[tuple[str, str]]:
+    return [
+        ("POST", "/v1/models"),
+        ("POST", "/v1/api-keys"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", f"/v1/models/{model_id}/activate"),
+        ("POST", f"/v1/models/{model_id}/rollback"),
+        ("POST", "/v1/storage/gc"),
+        ("POST", f"/v1/models/{model_id}/corrections"),
+        ("POST", f"/v1/models/{model_id}/classify"),
+        ("POST", f"/v1/models/{model_id}/embed"),
+        ("POST", f"/v1/models/{model_id}/eval-sets"),
+    ]
+
+
+def test_a_body_of_a_media_type_an_operation_does_not_take_is_415_everywhere(
+    client: TestClient, model: dict[str, Any]
+) -> None:
+    for method, path in _wrong_media_type_requests(model["id"]):
+        for headers in ({"Content-Type": "text/plain"}, {}):
+            response = client.request(method, path, content=b'{"dry_run": true}', headers=headers)
+            assert response.status_code == 415, (path, headers, response.text)
+            assert error_code(response) == "unsupported_media_type"
+    # JSON under a +json media type is JSON.
+    gc = client.post(
+        "/v1/storage/gc",
+        content=b'{"dry_run": true}',
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert gc.status_code == 200, gc.text
+
+
+def test_an_oversized_image_is_413_as_multipart_and_as_base64(
+    client: TestClient, model: dict[str, Any]
+) -> None:
+    too_big = b"\x89PNG" + bytes(MAX_BYTES)
+    multipart = client.post(
+        f"/v1/models/{model['id']}/classify",
+        files=[("images", ("big.png", too_big, "image/png"))],
+        data={"labels": ["coat", "dog"]},
+    )
+    as_json = client.post(
+        f"/v1/models/{model['id']}/classify",
+        json={"images": [base64.b64encode(too_big).decode()], "labels": ["coat", "dog"]},
+    )
+    for response in (multipart, as_json):
+        assert response.status_code == 413, response.text
+        assert error_code(response) == "image_too_large"
+
+
+def test_an_over_long_base64_string_is_413_image_too_large(
+    client: TestClient, model: dict[str, Any]
+) -> None:
+    response = client.post(
+        f"/v1/models/{model['id']}/classify",
+        json={"images": ["A" * (MAX_BASE64_LENGTH + 4)], "labels": ["coat", "dog"]},
+    )
+    assert response.status_code == 413, response.text[:300]
+    assert error_code(response) == "image_too_large"
+
+
+def test_the_embed_limits_name_what_is_over(client: TestClient, model: dict[str, Any]) -> None:
+    texts = client.post(
+        f"/v1/models/{model['id']}/embed", json={"texts": ["a coat"] * (MAX_EXAMPLES + 1)}
+    )
+    assert texts.status_code == 422
+    assert error_code(texts) == "too_many_texts"
+    assert f"{MAX_EXAMPLES + 1} texts" in texts.json()["error"]["message"]
