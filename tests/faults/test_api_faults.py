@@ -22,9 +22,9 @@ from service.settings import Settings
 from tests.api.versions_helpers import train_version
 from tests.conftest import (
     ADMIN_KEY,
-    postgres_admin,
     create_postgres_database,
     drop_postgres_database,
+    postgres_admin,
 )
 from tests.faults.cluster import TcpProxy, api_process, register
 from tests.faults.conftest import Cluster
