@@ -46,10 +46,11 @@ class RequestBody:
             )
         return self.files.get(name, [])
 
-    def last(self, name: str) -> str | None:
-        """The last value of a multipart field (None when absent)."""
+    def last(self, name: str, default: str | None = None) -> str | None:
+        """The last value of a multipart field (``default`` when absent; an empty value is a
+        value, validated as any other)."""
         values = self.fields.get(name)
-        return values[-1] if values else None
+        return values[-1] if values else default
 
 
 async def read_body(request: Request, max_file_bytes: int, max_parts: int) -> RequestBody:

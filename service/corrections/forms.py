@@ -114,7 +114,7 @@ def correction_form(body: CorrectionBody) -> CorrectionInput:
     raw_options: dict[str, object] = {}
     for name in ("method", "seed", "held_out_fraction"):
         value = body.last(name)
-        if value is not None and value != "":
+        if value is not None:
             raw_options[name] = value
     hyperparameters = parse_json_field(body, "hyperparameters")
     if hyperparameters is not None:

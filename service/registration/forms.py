@@ -63,7 +63,7 @@ def eval_set_form(body: EvalSetBody) -> EvalSetUpload:
         EvalSetHeader,
         {
             "name": body.last("name"),
-            "kind": body.last("kind") or EvalSetKind.CONTROL,
+            "kind": body.last("kind", EvalSetKind.CONTROL.value),
             "max_drop": body.last("max_drop"),
         },
     )

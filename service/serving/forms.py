@@ -86,8 +86,9 @@ async def classify_form(body: InferenceBody) -> ClassifyInput:
     return ClassifyInput(
         images=body.file_list("images"),
         labels=body.fields.get("labels", []),
-        version_id=body.last("version_id") or None,
-        template=body.last("template") or DEFAULT_CAPTION_TEMPLATE,
+        # Present but empty is refused (invalid_identifier, invalid_template), not defaulted.
+        version_id=body.last("version_id"),
+        template=body.last("template", DEFAULT_CAPTION_TEMPLATE) or "",
     )
 
 
@@ -103,7 +104,7 @@ async def embed_form(body: InferenceBody) -> EmbedInput:
     return EmbedInput(
         images=body.file_list("images"),
         texts=body.fields.get("texts", []),
-        version_id=body.last("version_id") or None,
+        version_id=body.last("version_id"),
     )
 
 

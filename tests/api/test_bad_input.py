@@ -401,3 +401,21 @@ def test_the_embed_limits_name_what_is_over(client: TestClient, model: dict[str,
     assert texts.status_code == 422
     assert error_code(texts) == "too_many_texts"
     assert f"{MAX_EXAMPLES + 1} texts" in texts.json()["error"]["message"]
+
+
+def test_an_empty_multipart_field_is_a_value_not_an_absent_one(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    """``version_id=`` (empty) is refused like any other malformed id, not read as "the
+    active version"; the same for an empty template or seed."""
+    files = [("images", ("0.png", to_png(fashion.images[0]), "image/png"))]
+    base = f"/v1/models/{model['id']}"
+    for path, data, code in [
+        ("classify", {"labels": ["coat", "bag"], "version_id": ""}, "invalid_identifier"),
+        ("classify", {"labels": ["coat", "bag"], "template": ""}, "invalid_template"),
+        ("embed", {"texts": ["a coat"], "version_id": ""}, "invalid_identifier"),
+        ("corrections", {"labels": ["coat"], "seed": ""}, "validation_error"),
+    ]:
+        response = client.post(f"{base}/{path}", files=files, data=data)
+        assert response.status_code == 422, (path, data, response.text)
+        assert error_code(response) == code, (path, data)

@@ -44,7 +44,7 @@ def test_each_form_reads_both_encodings_into_the_same_input(fashion: Any) -> Non
     classify = classify_form(
         RequestBody(
             files={"images": pngs},
-            fields={"labels": ["coat", "bag"], "version_id": [""], "template": [""]},
+            fields={"labels": ["coat", "bag"]},
         )
     )
     # url-safe base64 behind a data: prefix decodes to the same bytes.
@@ -69,7 +69,6 @@ def test_each_form_reads_both_encodings_into_the_same_input(fashion: Any) -> Non
             files={"images": pngs},
             fields={
                 "name": ["shoes"],
-                "kind": [""],
                 "max_drop": ["2.5"],
                 "labels": ["yes", names[1], names[2]],
                 "questions": ["Is it a shoe?", "", ""],
@@ -101,7 +100,6 @@ def test_each_form_reads_both_encodings_into_the_same_input(fashion: Any) -> Non
                 "eval_labels": names[2:],
                 "seed": ["3"],
                 "hyperparameters": ['{"steps": 2}'],
-                "held_out_fraction": [""],
             },
         )
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from tests.faults.conftest import Cluster
 from tests.worker.harness import Shots
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+BURST = 40
 
 
 def test_two_replicas_moving_the_pointer_at_once_keep_one_active_and_a_complete_history(
@@ -160,8 +162,8 @@ def test_postgresql_connections_terminated_under_load_cost_a_few_503s_and_heal(
 def test_the_api_killed_mid_burst_keeps_each_accepted_correction_once(
     tmp_path: Path, tiny_model_dir: Path, shots: Shots
 ) -> None:
-    """20 corrections with idempotency keys sent at once; the API is killed (SIGKILL) after the
-    first answers. Restarted, every key sent again with its body is answered 202: the same job
+    """40 corrections with idempotency keys sent at once; the API is killed (SIGKILL) at its
+    first answer. Restarted, every key sent again with its body is answered 202: the same job
     for the keys answered before the kill, a new one for the others, never a second job."""
     name, url = create_postgres_database()
     settings = _settings(tmp_path, url, tiny_model_dir)
@@ -176,7 +178,7 @@ def test_the_api_killed_mid_burst_keeps_each_accepted_correction_once(
     try:
         _wait_healthy(api, first)
         model_id = register(api, "burst", tiny_model_dir)
-        bodies = {f"burst-{seed}": _correction(shots, seed) for seed in range(20)}
+        bodies = {f"burst-{seed}": _correction(shots, seed) for seed in range(BURST)}
 
         def send(key: str) -> httpx.Response | None:
             try:
@@ -188,13 +190,9 @@ def test_the_api_killed_mid_burst_keeps_each_accepted_correction_once(
             except httpx.HTTPError:
                 return None  # the connection died with the API
 
-        with ThreadPoolExecutor(max_workers=20) as pool:
+        with ThreadPoolExecutor(max_workers=BURST) as pool:
             futures = {key: pool.submit(send, key) for key in bodies}
-            wait_until(
-                lambda: sum(f.done() for f in futures.values()) >= 3,
-                timeout=60,
-                what="the first answers",
-            )
+            wait(futures.values(), timeout=60, return_when=FIRST_COMPLETED)
             first.kill()
             first.wait()
             before = {key: future.result() for key, future in futures.items()}
@@ -203,7 +201,8 @@ def test_the_api_killed_mid_burst_keeps_each_accepted_correction_once(
             for key, response in before.items()
             if response is not None and response.status_code == 202
         }
-        assert 3 <= len(answered) < len(bodies)  # the kill fell inside the burst
+        print(f"\n{len(answered)} of {len(bodies)} corrections answered before the kill")
+        assert 1 <= len(answered) < len(bodies)  # the kill fell inside the burst
 
         second = start_api(settings, port, tmp_path / "api.log", ADMIN_API_KEY=ADMIN_KEY)
         _wait_healthy(api, second)
