@@ -163,9 +163,12 @@ class ServiceClient:
         method: str | None = None,
         hyperparameters: dict[str, Any] | None = None,
         seed: int | None = None,
+        target_sets: Sequence[str] = (),
     ) -> CorrectionAccepted:
         """Labelled images (multipart); options left ``None`` take the service's defaults."""
         data: dict[str, Any] = {"labels": [label for _path, label in examples]}
+        if target_sets:
+            data["target_sets"] = list(target_sets)
         if method is not None:
             data["method"] = method
         if hyperparameters is not None:

@@ -243,6 +243,10 @@ def correct(
     method: Annotated[str | None, typer.Option(help="update method (default lorsu)")] = None,
     hyperparameters: Annotated[str | None, typer.Option(help="JSON object")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    target_set: Annotated[
+        list[str] | None,
+        typer.Option(help="a target eval set this fixes (repeat): TI is measured on these"),
+    ] = None,
     follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,
     as_json: JsonOption = False,
 ) -> None:
@@ -253,7 +257,12 @@ def correct(
     service = _service(ctx)
     target = resolve_model(service, model)
     accepted = service.submit_correction(
-        target.id, image_folder(folder), method, _hyperparameters(hyperparameters), seed
+        target.id,
+        image_folder(folder),
+        method,
+        _hyperparameters(hyperparameters),
+        seed,
+        target_sets=target_set or (),
     )
     if not as_json:
         typer.echo(render.correction_summary(accepted))

@@ -23,6 +23,7 @@ from service.api.uploads import (
     validate_json,
 )
 from service.corrections.schemas import (
+    MAX_TARGET_SETS,
     CorrectionInput,
     CorrectionJson,
     CorrectionOptions,
@@ -30,7 +31,7 @@ from service.corrections.schemas import (
     SubmittedExample,
 )
 from service.errors import InvalidInput
-from service.validation import MAX_LABEL_LENGTH, MAX_TEXT_LENGTH
+from service.validation import MAX_LABEL_LENGTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 CorrectionBody = Annotated[
     RequestBody, Depends(body_dependency(lambda settings: settings.max_examples_per_batch * 4 + 20))
@@ -46,6 +47,12 @@ CORRECTION_BODY_DOCS: dict[str, Any] = body_docs(
         "eval_labels": text_fields(MAX_LABEL_LENGTH, nonblank=True),
         "method": {"type": "string", "enum": list(method_names())},
         "hyperparameters": text_field(MAX_TEXT_LENGTH, description="a JSON object"),
+        "target_sets": {
+            **text_fields(MAX_NAME_LENGTH),
+            "items": text_field(MAX_NAME_LENGTH, minLength=1),
+            "maxItems": MAX_TARGET_SETS,
+            "description": "the model's target eval sets this correction is meant to fix",
+        },
         "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
         "held_out_fraction": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
     },
@@ -116,6 +123,8 @@ def correction_form(body: CorrectionBody) -> CorrectionInput:
         value = body.last(name)
         if value is not None:
             raw_options[name] = value
+    if "target_sets" in body.fields:
+        raw_options["target_sets"] = body.fields["target_sets"]
     hyperparameters = parse_json_field(body, "hyperparameters")
     if hyperparameters is not None:
         raw_options["hyperparameters"] = hyperparameters

@@ -10,7 +10,14 @@ from pydantic.json_schema import SkipJsonSchema
 
 from catalogue.declarations import DEFAULT_METHOD, method_names
 from service.db.values import JobStatus, TISource
-from service.validation import MAX_ITEMS_PER_REQUEST, Base64Image, FreeText, Label, MethodName
+from service.validation import (
+    MAX_ITEMS_PER_REQUEST,
+    Base64Image,
+    FreeText,
+    Label,
+    MethodName,
+    Name,
+)
 
 
 class ExampleIn(BaseModel):
@@ -37,6 +44,9 @@ class ExampleIn(BaseModel):
     answer: Label | SkipJsonSchema[None] = None
 
 
+MAX_TARGET_SETS = 32
+
+
 class CorrectionOptions(BaseModel):
     """Options shared by both forms (multipart sends them as fields)."""
 
@@ -45,6 +55,13 @@ class CorrectionOptions(BaseModel):
         default_factory=dict, json_schema_extra={"maxProperties": 64}
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    target_sets: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_TARGET_SETS,
+        description="the model's target eval sets this correction is meant to fix (by name): "
+        "TI is then the mean over these sets only, and the gate judges by them; each version "
+        "reports every target set's own TI either way",
+    )
     held_out_fraction: float | None = Field(
         default=None,
         ge=0,
@@ -107,5 +124,6 @@ class CorrectionAccepted(BaseModel):
         description="what TI is measured on: the request's eval_examples; a share of its "
         "examples held out of training; the model's target eval sets; or nothing"
     )
+    target_sets: list[str] = Field(description="the target sets named (TI is over them)")
     note: str = Field(description="the same in a sentence")
     data_hash: str

@@ -179,6 +179,7 @@ def submit_correction(
     if known is not None:
         return _replay(session, known, body_hash)
     hyperparameters = _resolved_hyperparameters(model, request.options)
+    target_sets = named_target_sets(session, model.id, request.options.target_sets)
     examples, eval_examples = _validated_batch(request, settings)
     objective = TrainingObjective(hyperparameters["objective"])
     if objective.trains_answers:
@@ -202,7 +203,7 @@ def submit_correction(
         request_hash=body_hash,
     )
     try:
-        correction = _record_correction(session, model.id, rows, split.ti_source, job)
+        correction = _record_correction(session, model.id, rows, split.ti_source, target_sets, job)
     except IntegrityError:
         # A concurrent request with the same key won the race: the unique constraint on
         # (model, Idempotency-Key) decides, so answer as its job did.
@@ -211,6 +212,24 @@ def submit_correction(
             raise
         return _replay(session, existing, body_hash)
     return Submission(accepted=_accepted(correction, job), replayed=False)
+
+
+def named_target_sets(session: Session, model_id: str, names: list[str]) -> list[str]:
+    """The target sets a correction names, each once, in order: each must be an eval set of
+    the model (422 ``unknown_target_set``) of kind target (422 ``not_a_target_set``)."""
+    named = list(dict.fromkeys(names))
+    for name in named:
+        eval_set = registry_repository.get_eval_set_by_name(session, model_id, name)
+        if eval_set is None:
+            raise InvalidInput(
+                "unknown_target_set", f"target_sets: the model has no eval set {name!r}"
+            )
+        if eval_set.kind != EvalSetKind.TARGET:
+            raise InvalidInput(
+                "not_a_target_set",
+                f"target_sets: {name!r} is a {eval_set.kind.value} set; name target sets",
+            )
+    return named
 
 
 def _resolved_hyperparameters(model: Model, options: CorrectionOptions) -> dict[str, Any]:
@@ -286,7 +305,9 @@ def _split_examples(
     return ExampleSplit(
         examples=examples + eval_examples,
         held_out=held_out | set(range(len(examples), len(examples) + len(eval_examples))),
-        ti_source=ti_source_of(bool(eval_examples), bool(held_out), has_target_sets),
+        ti_source=ti_source_of(
+            bool(eval_examples), bool(held_out), has_target_sets, named=bool(options.target_sets)
+        ),
     )
 
 
@@ -307,7 +328,12 @@ def _store_examples(blobs: BlobStore, split: ExampleSplit) -> list[CorrectionExa
 
 
 def _record_correction(
-    session: Session, model_id: str, rows: list[CorrectionExample], ti_source: TISource, job: Job
+    session: Session,
+    model_id: str,
+    rows: list[CorrectionExample],
+    ti_source: TISource,
+    target_sets: list[str],
+    job: Job,
 ) -> Correction:
     """Add the correction, its examples and ``job`` (with its first event and outbox message)
     in one savepoint of the caller's transaction. ``IntegrityError`` when ``job``'s
@@ -324,6 +350,7 @@ def _record_correction(
                 num_examples=len(rows),
                 num_held_out=sum(row.held_out for row in rows),
                 ti_source=ti_source,
+                target_sets=target_sets,
             ),
             rows,
         )
@@ -366,13 +393,19 @@ def _accepted(correction: Correction, job: Job) -> CorrectionAccepted:
         trained=correction.num_examples - correction.num_held_out,
         held_out=correction.num_held_out,
         ti_source=correction.ti_source,
+        target_sets=list(correction.target_sets),
         note=ti_note(correction),
         data_hash=correction.data_hash,
     )
 
 
-def ti_source_of(has_eval_examples: bool, holds_out: bool, has_target_sets: bool) -> TISource:
-    """What a correction's TI is measured on."""
+def ti_source_of(
+    has_eval_examples: bool, holds_out: bool, has_target_sets: bool, named: bool = False
+) -> TISource:
+    """What a correction's TI is measured on: the target sets it names, else its eval
+    examples, else its held-out examples, else the model's target sets."""
+    if named:
+        return TISource.TARGET_SETS
     if has_eval_examples:
         return TISource.EVAL_EXAMPLES
     if holds_out:
@@ -394,6 +427,12 @@ def ti_note(correction: Correction) -> str:
             f"per label with at least two) are held out of training to measure TI, so "
             f"{trained} train; send eval_examples, or register a target eval set for the "
             f"model, to train on all of them"
+        )
+    if correction.ti_source == TISource.TARGET_SETS and correction.target_sets:
+        return (
+            f"all {trained} examples train; TI is measured on the target eval sets it names "
+            f"({', '.join(correction.target_sets)}): their images of the corrected labels, or "
+            f"all of them if they hold none"
         )
     if correction.ti_source == TISource.TARGET_SETS:
         return (

@@ -166,6 +166,9 @@ class Correction(Base):
     ti_source: Mapped[TISource] = mapped_column(
         StrEnumText(TISource, 20), default=TISource.HELD_OUT
     )
+    # The model's target eval sets the correction is meant to fix (by name; empty: none named).
+    # When named, TI is the mean over these sets only, and the gate judges by them.
+    target_sets: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -323,6 +326,9 @@ class VersionEvaluation(Base):
     answer_cc: Mapped[float | None] = mapped_column(Float, nullable=True)
     answer_target_before: Mapped[float | None] = mapped_column(Float, nullable=True)
     answer_target_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The target sets TI is the mean over (the correction's named ones, else every target set
+    # that measured it); empty when TI comes from held-out examples or was not measured.
+    ti_sets: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class VersionSetAccuracy(Base):
@@ -341,6 +347,10 @@ class VersionSetAccuracy(Base):
     # Generative models: answer accuracy (percent) on the same images.
     answer_accuracy_before: Mapped[float | None] = mapped_column(Float, nullable=True)
     answer_accuracy_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Target sets: this set's own TI (on its images of the corrected labels when it holds any,
+    # else on the whole set), and by the generated answers for a generative model.
+    ti: Mapped[float | None] = mapped_column(Float, nullable=True)
+    answer_ti: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class VersionCost(Base):

@@ -38,6 +38,14 @@ class SetAccuracyOut(_Record):
     answer_accuracy_after: float | None = Field(
         default=None, description="generative models: by the generated answers, percent"
     )
+    ti: float | None = Field(
+        default=None,
+        description="target sets: this set's own TI, on its images of the corrected labels "
+        "when it holds any, else on the whole set; None for control sets",
+    )
+    answer_ti: float | None = Field(
+        default=None, description="generative models: the set's own TI by the generated answers"
+    )
 
 
 class EvaluationOut(_Record):
@@ -51,9 +59,15 @@ class EvaluationOut(_Record):
     )
     ti_source: TISource = Field(
         description="held_out: examples kept out of training (the correction's eval_examples "
-        "or its held-out share); target_sets: the mean over the model's target sets (a "
-        "correction without held-out examples); none: no TI. Never eval_examples, which only "
-        "a correction names"
+        "or its held-out share); target_sets: the mean over ti_sets (the target sets the "
+        "correction named, or the model's target sets for a correction without held-out "
+        "examples); none: no TI. Never eval_examples, which only a correction names"
+    )
+    ti_sets: list[str] = Field(
+        default_factory=list,
+        description="the target sets ti is the mean over: those the correction named, else "
+        "those holding the corrected labels, else all; empty when ti comes from held-out "
+        "examples or is not measured",
     )
     held_out_examples: int = Field(description="examples of the correction kept out of training")
     target_accuracy_before: float | None = Field(description="on the held-out examples, percent")
@@ -183,6 +197,7 @@ def _evaluation(version: Version) -> EvaluationOut | None:
         ti=record.ti,
         cc=record.cc,
         ti_source=record.ti_source,
+        ti_sets=list(record.ti_sets or []),
         held_out_examples=record.held_out_examples,
         target_accuracy_before=record.target_accuracy_before,
         target_accuracy_after=record.target_accuracy_after,

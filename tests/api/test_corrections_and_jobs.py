@@ -210,3 +210,25 @@ def test_eval_sets_may_hold_questions_whose_right_answers_are_the_labels(
     )
     assert mismatch.status_code == 422 and error_code(mismatch) == "questions_mismatch"
     assert [s["name"] for s in client.get(url).json()] == ["qa", "qa-json"]
+
+
+def test_a_correction_names_the_target_sets_it_fixes(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    url = f"/v1/models/{model['id']}/eval-sets"
+    files = [("images", (f"{i}.png", to_png(fashion.images[i]), "image/png")) for i in range(4)]
+    labels = [fashion.class_names[label] for label in fashion.labels[:4]]
+    for name, kind in (("mine", "target"), ("theirs", "target"), ("guard", "control")):
+        created = client.post(url, files=files, data={"name": name, "kind": kind, "labels": labels})
+        assert created.status_code == 201, created.text
+    named = _submit(client, model["id"], fashion, target_sets=["mine", "mine"])
+    assert (named["ti_source"], named["target_sets"]) == ("target_sets", ["mine"])
+    assert "target eval sets it names (mine)" in named["note"]
+    for target_sets, code in ((["nope"], "unknown_target_set"), (["guard"], "not_a_target_set")):
+        refused = client.post(
+            f"/v1/models/{model['id']}/corrections",
+            files=files,
+            data={"labels": labels, "target_sets": target_sets},
+        )
+        assert refused.status_code == 422, refused.text
+        assert error_code(refused) == code

@@ -141,6 +141,7 @@ class Stack:
         method: str = "lorsu",
         hyperparameters: dict[str, Any] | None = None,
         seed: int = 0,
+        target_sets: list[str] | None = None,
     ) -> str:
         """Record a correction the way the API does; returns the job id."""
         request = CorrectionInput(
@@ -148,6 +149,7 @@ class Stack:
                 method=method,
                 hyperparameters=dict(FAST if hyperparameters is None else hyperparameters),
                 seed=seed,
+                target_sets=target_sets or [],
             ),
             examples=[SubmittedExample(image=png(image), label=label) for image, label in shots],
             eval_examples=[

@@ -80,6 +80,42 @@ def test_target_sets_without_any_corrected_label_give_ti_over_the_whole_sets() -
     assert (evaluation.ti, evaluation.ti_source, evaluation.cc) == (2.0, "target_sets", None)
 
 
+def test_each_target_set_reports_its_own_ti_and_named_sets_alone_make_the_ti() -> None:
+    """A user's own target set beside the built-in one: the correction names it, so TI (and
+    the gate) is that set's gain, not the mean with a set the correction did not touch."""
+    sets = [_set("builtin", "target"), _set("mine", "target"), _set("c", "control")]
+    trained = [_example("x"), _example("y")]
+    before = Accuracies(
+        target=None, sets={"builtin": 30.0, "mine": 4.0, "c": 80.0}, corrected={"mine": 4.0}
+    )
+    after = Accuracies(
+        target=None, sets={"builtin": 30.0, "mine": 46.0, "c": 80.0}, corrected={"mine": 46.0}
+    )
+    unnamed, records = evaluation_records(
+        build_plan(trained, [], [], sets, TEMPLATE), before, after
+    )
+    # The corrected labels' images are in "mine" only: TI over it; every target set's own TI.
+    assert (unnamed.ti, unnamed.ti_sets) == (42.0, ["mine"])
+    assert {r.set_name: r.ti for r in records} == {"builtin": 0.0, "mine": 42.0, "c": None}
+
+    named = build_plan(trained, [], [], sets, TEMPLATE, named_target_sets=["builtin", "mine"])
+    evaluation, _ = evaluation_records(named, before, after)
+    assert (evaluation.ti, evaluation.ti_source) == (21.0, "target_sets")
+    assert evaluation.ti_sets == ["builtin", "mine"]
+
+    # Named sets win over held-out examples; a named set deleted since is skipped.
+    with_held_out = build_plan(
+        trained, [_example("y")], [], sets, TEMPLATE, named_target_sets=["gone", "mine"]
+    )
+    before.target, after.target = 0.0, 100.0
+    evaluation, _ = evaluation_records(with_held_out, before, after)
+    assert (evaluation.ti, evaluation.ti_sets, evaluation.target_accuracy_after) == (
+        42.0,
+        ["mine"],
+        100.0,
+    )
+
+
 def test_with_nothing_to_measure_ti_is_none_and_the_auto_gate_holds_the_version_back() -> None:
     plan = build_plan([_example("x"), _example("y")], [], [], [], TEMPLATE)
     evaluation, _ = evaluation_records(plan, Accuracies(target=None), Accuracies(target=None))

@@ -66,3 +66,25 @@ def test_a_job_produces_an_exact_version_with_metrics_and_moves_the_pointer(
 
     statuses = [e.data["status"] for e in stack.events(job_id) if e.type == "status"]
     assert statuses == ["queued", "running", "evaluating", "succeeded"]
+
+
+def test_a_correction_naming_its_target_set_is_judged_by_that_set_alone(
+    stack: Stack, shots: Shots
+) -> None:
+    """Two target sets: the user's own (images of the corrected labels) and one the
+    correction does not touch. Named, TI is the user's set's own TI; each set reports its own."""
+    stack.add_eval_set("others", "control", shots.control)
+    stack.add_eval_set("mine", "target", shots.held_out)
+    stack.add_eval_set("untouched", "target", shots.control)
+    job_id = stack.submit(shots.train, target_sets=["mine"])
+
+    assert process_job(stack.context, job_id).outcome is Outcome.SUCCEEDED
+    [_base, version] = stack.versions()
+    evaluation = version.evaluation
+    assert evaluation is not None
+    assert (evaluation.ti_source, evaluation.ti_sets) == ("target_sets", ["mine"])
+    by_name = {item.set_name: item for item in version.set_accuracies}
+    mine = by_name["mine"]
+    assert mine.ti == mine.accuracy_after - mine.accuracy_before  # all its labels corrected
+    assert evaluation.ti == mine.ti and evaluation.ti > 0
+    assert by_name["untouched"].ti is not None and by_name["others"].ti is None

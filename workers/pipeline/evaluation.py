@@ -4,9 +4,11 @@
   on), each matched against every distinct caption of the correction plus the model's other
   known labels (the same captions the training loss contrasts).
 - Every evaluation set of the model: ``control`` sets give CC, ``target`` sets are reported
-  per set and give TI when a correction has no held-out examples: TI is then measured on the
-  target sets' images of the labels the correction taught (what it set out to fix), and on
-  the whole sets only when they hold none of those labels.
+  per set with their own TI: on the set's images of the labels the correction taught (what
+  it set out to fix), or on the whole set when it holds none of those labels. A correction
+  that names target sets gets TI as the mean over those sets only (whatever else it holds);
+  otherwise TI comes from its held-out examples, else from the target sets that hold the
+  corrected labels, else from every target set.
 Accuracies are percentages, so TI and CC are accuracy points (the gate's unit).
 
 Generative (llava) models are measured twice on the same images: in CLIP space as above, and
@@ -56,6 +58,8 @@ class EvaluationPlan:
     corrected_labels: frozenset[str] = frozenset()
     # The held-out examples themselves (a generative model is asked their questions).
     held_out: tuple[ImageExample, ...] = ()
+    # The target sets the correction names: TI is the mean over these (those still present).
+    named_target_sets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -72,6 +76,7 @@ def build_plan(
     negative_labels: Sequence[str],
     eval_sets: list[LoadedEvalSet],
     template: str,
+    named_target_sets: Sequence[str] = (),
 ) -> EvaluationPlan:
     """The evaluation of one job (see the module docstring)."""
     target = None
@@ -94,6 +99,7 @@ def build_plan(
         template=template,
         corrected_labels=corrected,
         held_out=tuple(held_out),
+        named_target_sets=tuple(named_target_sets),
     )
 
 
@@ -215,39 +221,56 @@ def _mean(values: list[float]) -> float | None:
 
 @dataclass(frozen=True)
 class Improvement:
-    """TI (and where it came from) and CC of one way of measuring, before against after."""
+    """TI (and where it came from) and CC of one way of measuring, before against after;
+    every target set's own TI; the target sets TI is the mean over (empty when it comes from
+    held-out examples or was not measured)."""
 
     ti: float | None
     ti_source: TISource
     cc: float | None
+    set_ti: dict[str, float] = field(default_factory=dict)
+    ti_sets: list[str] = field(default_factory=list)
+
+
+def set_improvement(name: str, before: Accuracies, after: Accuracies) -> float:
+    """A target set's own TI: on its images of the corrected labels when it holds any (what
+    the correction set out to fix), else on the whole set."""
+    if name in before.corrected:
+        return target_improvement(before.corrected[name], after.corrected[name])
+    return target_improvement(before.sets[name], after.sets[name])
 
 
 def improvement(plan: EvaluationPlan, before: Accuracies, after: Accuracies) -> Improvement:
-    """TI from the held-out examples, else from the target sets' images of the corrected
-    labels, else from the mean over whole target sets (None without any); CC over the
-    control sets (None without any)."""
+    """TI over the target sets the correction names, else from the held-out examples, else
+    over the target sets holding the corrected labels, else over every target set (None
+    without any); CC over the control sets (None without any)."""
     kinds = {eval_set.name: eval_set.kind for eval_set in plan.eval_sets}
     controls = [name for name, kind in kinds.items() if kind == EvalSetKind.CONTROL]
     targets = [name for name, kind in kinds.items() if kind == EvalSetKind.TARGET]
-    ti: float | None
-    ti_source: TISource
-    if before.target is not None and after.target is not None:
-        ti = target_improvement(before.target, after.target)
-        ti_source = TISource.HELD_OUT
+    set_ti = {name: set_improvement(name, before, after) for name in targets}
+    named = [name for name in plan.named_target_sets if name in set_ti]
+    held_out = before.target is not None and after.target is not None
+    if named:
+        ti_sets = named
+    elif held_out:
+        ti_sets = []
     elif before.corrected:
         # The target sets' images of the corrected labels: what the correction set out to fix.
-        ti = _mean(
-            [target_improvement(before.corrected[n], after.corrected[n]) for n in before.corrected]
-        )
-        ti_source = TISource.TARGET_SETS
+        ti_sets = [name for name in targets if name in before.corrected]
     else:
-        ti = _mean([target_improvement(before.sets[n], after.sets[n]) for n in targets])
-        ti_source = TISource.TARGET_SETS if targets else TISource.NONE
+        ti_sets = targets
+    ti: float | None
+    if ti_sets:
+        ti, ti_source = _mean([set_ti[name] for name in ti_sets]), TISource.TARGET_SETS
+    elif before.target is not None and after.target is not None:
+        ti, ti_source = target_improvement(before.target, after.target), TISource.HELD_OUT
+    else:
+        ti, ti_source = None, TISource.NONE
     cc = control_change(
         {name: before.sets[name] for name in controls},
         {name: after.sets[name] for name in controls},
     )
-    return Improvement(ti, ti_source, cc)
+    return Improvement(ti, ti_source, cc, set_ti=set_ti, ti_sets=ti_sets)
 
 
 def evaluation_records(
@@ -268,6 +291,7 @@ def evaluation_records(
         ti=clip.ti,
         cc=clip.cc,
         ti_source=clip.ti_source,
+        ti_sets=clip.ti_sets,
         held_out_examples=len(plan.target.images) if plan.target else 0,
         target_accuracy_before=before.target,
         target_accuracy_after=after.target,
@@ -284,6 +308,8 @@ def evaluation_records(
             accuracy_after=after.sets[eval_set.name],
             answer_accuracy_before=answers[0].sets[eval_set.name] if answers else None,
             answer_accuracy_after=answers[1].sets[eval_set.name] if answers else None,
+            ti=clip.set_ti.get(eval_set.name),
+            answer_ti=answered.set_ti.get(eval_set.name) if answered else None,
         )
         for eval_set in plan.eval_sets
     ]

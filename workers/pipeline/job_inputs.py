@@ -69,7 +69,14 @@ def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -
     measured_sets, anchors = split_control_sets(eval_sets)
     if job.hyperparameters.anchor_replay:
         anchors += replayed_examples(session, context.blobs, parent)
-    plan = build_plan(trained, held_out, negatives, measured_sets, job.hyperparameters.template)
+    plan = build_plan(
+        trained,
+        held_out,
+        negatives,
+        measured_sets,
+        job.hyperparameters.template,
+        named_target_sets=correction.target_sets,
+    )
     carried_state_blobs = {state.method: state.blob_sha256 for state in parent.carried_states}
     carried_states = {
         method: deserialize_state(context.blobs.get(sha256))

@@ -26,6 +26,8 @@ class CorrectionExamples:
 
     trained: list[ImageExample]
     held_out: list[ImageExample]
+    # The target eval sets the correction names (TI is over them; empty: none named).
+    target_sets: list[str] = field(default_factory=list)
 
 
 def correction_examples(
@@ -42,7 +44,9 @@ def correction_examples(
             answer=row.answer,
         )
         (held_out if row.held_out else trained).append(example)
-    return CorrectionExamples(trained=trained, held_out=held_out)
+    correction = corrections_repository.get(session, correction_id)
+    target_sets = list(correction.target_sets) if correction is not None else []
+    return CorrectionExamples(trained=trained, held_out=held_out, target_sets=target_sets)
 
 
 @dataclass
