@@ -75,6 +75,20 @@ def test_session_examples_are_the_sessions_classes_at_k_shots() -> None:
     assert [e.image.tobytes() for e in examples] != [e.image.tobytes() for e in other]
 
 
+def test_the_repeat_scenario_corrects_one_failure_mode_with_fresh_examples_each_session() -> None:
+    digits = Setting("digits", shots=5, sessions=3, repeat=True)
+    assert digits.session_groups(10) == [list(range(10))] * 3  # a new domain: every class
+    emoji = Setting("emoji-openmoji", shots=5, sessions=3, repeat=True)
+    [first, *_] = Setting("emoji-openmoji", shots=5).session_groups(402)
+    assert emoji.session_groups(402) == [first] * 3  # the style shift: CL-5's first group
+    sessions = [session_examples(digits, [0, 1], seed=0, session=s) for s in (1, 2, 3)]
+    for examples in sessions:
+        labels = [example.label for example in examples]
+        assert len(set(labels)) == 2 and all(labels.count(label) == 5 for label in labels)
+    seen = [e.image.tobytes() for examples in sessions for e in examples]
+    assert len(set(seen)) == len(seen) == 30  # no session sees another's images
+
+
 def test_controls_are_trained_domains_plus_the_unseen_other_target() -> None:
     trained = ["emoji-google", "emoji-twitter", "fashion-mnist", "textures"]
     assert Setting("animal-mnist", 5).control_datasets() == [*trained, "digits"]

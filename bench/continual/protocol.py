@@ -78,6 +78,9 @@ class Setting:
     sessions: int = SESSIONS  # how many groups the corrected classes are split into
     applied_sessions: int | None = None  # apply only the first n (the quick variant); None: all
     evaluation_per_class: int = EVALUATION_IMAGES_PER_CLASS
+    # The repeat scenario: every session corrects the first group's classes again, with
+    # fresh examples each (a user who keeps feeding examples of one failure mode).
+    repeat: bool = False
 
     @property
     def sessions_to_apply(self) -> int:
@@ -107,8 +110,13 @@ class Setting:
         return style_shift_concepts(num_classes)[1] if self.style_shift else []
 
     def session_groups(self, num_classes: int) -> list[list[int]]:
-        """The corrected classes split in order into ``sessions`` near-equal groups."""
+        """The corrected classes split in order into ``sessions`` near-equal groups. The
+        repeat scenario corrects one failure mode again and again: the style shift's standard
+        first group (CL-5's 10 concepts), or a new domain's every class."""
         classes = self.corrected_classes(num_classes)
+        if self.repeat:
+            group = classes[: len(classes) // SESSIONS] if self.style_shift else classes
+            return [group] * self.sessions
         return [
             [classes[i] for i in group] for group in session_classes(len(classes), self.sessions)
         ]
@@ -122,19 +130,29 @@ def session_classes(num_classes: int, sessions: int = SESSIONS) -> list[list[int
     return [list(range(bounds[i], bounds[i + 1])) for i in range(sessions)]
 
 
-def session_examples(setting: Setting, classes: list[int], seed: int) -> list[ImageExample]:
+def session_examples(
+    setting: Setting, classes: list[int], seed: int, session: int = 1
+) -> list[ImageExample]:
     """``setting.shots`` training images of each class in ``classes`` as labelled corrections.
 
     The shots of every class are drawn by ``seed`` from the target's train split (for the
     style shift: its correction renderings), so the different seeds of a method see different
-    images but all methods of one seed the same.
+    images but all methods of one seed the same. In the repeat scenario session ``session``
+    (from 1) gets its own shots: the ``session``-th disjoint slice of ``shots * sessions``
+    images drawn per class, so no session sees another's images.
     """
-    train = load_dataset(setting.target, "train", limit_per_class=setting.shots, seed=seed)
+    per_class = setting.shots * (setting.sessions if setting.repeat else 1)
+    train = load_dataset(setting.target, "train", limit_per_class=per_class, seed=seed)
     chosen = train.only_classes(classes)
-    return [
-        ImageExample(image=image, label=train.class_names[label])
-        for image, label in zip(chosen.images, chosen.labels, strict=True)
-    ]
+    first = setting.shots * (session - 1) if setting.repeat else 0
+    seen: dict[int, int] = {}
+    examples = []
+    for image, label in zip(chosen.images, chosen.labels, strict=True):
+        position = seen.get(label, 0)
+        seen[label] = position + 1
+        if first <= position < first + setting.shots:
+            examples.append(ImageExample(image=image, label=train.class_names[label]))
+    return examples
 
 
 @dataclass(frozen=True)

@@ -151,10 +151,10 @@ def run_method(
     # (the service holds every correction a model has had).
     replayed: list[ImageExample] = []
     for index, classes in enumerate(groups, start=1):
-        seen = seen + classes
+        seen = seen + [label for label in classes if label not in seen]
         report = None
         if resolved is not None:
-            examples = session_examples(setting, classes, seed)
+            examples = session_examples(setting, classes, seed, session=index)
             names = sets.target.class_names
             others = [names[label] for label in range(len(names)) if label not in classes]
             # Each session gets its own seed so sessions do not replay one random stream.
