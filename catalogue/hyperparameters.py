@@ -11,7 +11,7 @@ Torch-free: the API imports this to validate a correction before anything is que
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -111,6 +111,14 @@ class CommonHyperparameters(BaseModel):
     anchor_replay: bool = Field(
         False,
         description="the model's earlier corrections join the anchors (kept as corrected)",
+    )
+    # What the distillation terms hold the anchors to: the version the job trains from, or
+    # the model's base checkpoint (so each session's drift does not become the next one's
+    # reference; the drift budget is then measured from the base too).
+    anchor_reference: Literal["parent", "base"] = Field(
+        "parent",
+        description="the weights the anchors are distilled towards: the parent version's, or "
+        "the model's base checkpoint's",
     )
     # Budgeted stopping, checked once per epoch: stop when every training example's own
     # caption beats every other by ``stop_margin`` (cosine), or when the anchors' mean drift

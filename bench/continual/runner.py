@@ -133,6 +133,8 @@ def run_method(
     # Anchors are loaded only for methods whose hyperparameters use them (rendering the emoji
     # anchors takes tens of seconds).
     anchors = anchor_examples() if resolved is not None and resolved.uses_anchors() else []
+    # The base weights, which "anchor_reference": "base" distils the anchors towards.
+    base_state = model.image_encoder_state()
     prepared_target = prepare(model, sets.target)
     prepared_controls = {name: prepare(model, images) for name, images in sets.controls.items()}
     num_classes = len(sets.target.class_names)
@@ -167,6 +169,7 @@ def run_method(
                 device="cpu",
                 negative_labels=others if negatives else (),
                 anchors=anchors + replayed,
+                base_state=base_state,
             )
             if resolved.anchor_replay:
                 replayed = replayed + examples

@@ -58,6 +58,8 @@ def run_method(
     data: ScenarioData = _data(setting)
     anchors = list(_anchors()) if resolved.uses_anchors() else []
     captions = embed_captions(vlm.encoder, data)
+    # The base tower, which "anchor_reference": "base" distils the anchors towards.
+    base_state = vlm.encoder.image_encoder_state()
     before, base = measure(vlm, data, captions)
     sessions = [VlmSession(0, [], before)]
     replayed: list[ImageExample] = []
@@ -77,6 +79,7 @@ def run_method(
             negative_labels=[name for name in data.concept_names if name not in own],
             anchors=anchors + replayed,
             vlm=vlm,
+            base_state=base_state,
         )
         if resolved.anchor_replay:
             replayed = replayed + examples

@@ -4,14 +4,17 @@ parent's, and training stops by budget (examples learned, or anchor drift), sayi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.examples import ImageExample
 from service.modelling.inference import zero_shot_predictions
 from service.modelling.loading import load_dual_encoder
 from standin.datasets import load_dataset
+from workers.engine.errors import InvalidHyperparameter
 from workers.engine.update import run_update
 from workers.pipeline.evaluation import split_control_sets
 from workers.pipeline.stored_inputs import LoadedEvalSet
@@ -145,3 +148,53 @@ def test_question_answer_anchors_train_through_their_statements(
         anchors=mixed,
     )
     assert report.report.anchors == len(mixed)
+
+
+def _distance(model: DualEncoder, state: dict[str, Any], anchors: list[ImageExample]) -> float:
+    """Mean 1 - cos between the anchors' embeddings now and under ``state``."""
+    import torch.nn.functional as F
+
+    from workers.engine.update import encoder_weights
+
+    pixels = model.pixel_values([anchor.image for anchor in anchors])
+    with torch.no_grad():
+        now = F.normalize(model.image_features(pixels), dim=-1)
+        with encoder_weights(model, state):
+            then = F.normalize(model.image_features(pixels), dim=-1)
+    return float((1 - (now * then).sum(dim=-1)).mean())
+
+
+def test_anchors_can_be_held_to_the_base_weights_instead_of_the_parent(
+    tiny_model_dir: Path, correction: list[ImageExample], anchors: list[ImageExample]
+) -> None:
+    """After a first correction (the parent), a second one distilled towards the base pulls
+    the anchors back towards the base; distilled towards the parent, it keeps the first
+    correction's drift."""
+    distances = {}
+    for reference in ("parent", "base"):
+        model = load_dual_encoder(tiny_model_dir)
+        base = model.image_encoder_state()
+        run_update(model, correction, method="full-ft", hyperparameters=FAST)  # the parent
+        parent = model.image_encoder_state()
+        drifted = _distance(model, base, anchors)
+        assert drifted > 0.01
+        run_update(
+            model,
+            _fashion("train", 6, (4, 6)),  # another correction: coats and shirts
+            method="full-ft",
+            hyperparameters={**FAST, "anchor_distillation": 200.0, "anchor_reference": reference},
+            anchors=anchors,
+            base_state=base,
+        )
+        distances[reference] = (_distance(model, base, anchors), _distance(model, parent, anchors))
+        assert model.image_encoder_state().keys() == parent.keys()
+    assert distances["base"][0] < 0.5 * distances["parent"][0]  # back towards the base
+    assert distances["parent"][1] < distances["base"][1]  # the parent's drift kept
+    with pytest.raises(InvalidHyperparameter, match="base weights"):
+        run_update(
+            load_dual_encoder(tiny_model_dir),
+            correction,
+            method="full-ft",
+            hyperparameters={**FAST, "anchor_reference": "base"},
+            anchors=anchors,
+        )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -87,6 +88,7 @@ def run_update(
     mixed_precision: str = "off",
     vlm: VisionLanguageModel | None = None,
     known_answers: Mapping[str, str] | None = None,
+    base_state: Mapping[str, torch.Tensor] | None = None,
 ) -> UpdateOutcome:
     """Fine-tune the image encoder of ``model`` on ``examples`` and merge the update in place.
 
@@ -103,9 +105,15 @@ def run_update(
     ``vlm``: the generative model sharing ``model``'s tower (a llava model), which the answer
     objective and the answer-space anchors train through; ``known_answers``: label -> the
     answer the model gives for it (from its eval sets), used before ``answer_template``.
+    ``base_state``: the model's base image-encoder weights, which the anchor terms hold the
+    anchors to when ``anchor_reference`` is "base" (required then; the weights at the call,
+    the parent, otherwise).
     """
     hp = checked_hyperparameters(model, method, hyperparameters)
     objective = hp.resolved_objective()
+    if hp.anchor_reference == "base" and base_state is None and anchors and hp.uses_anchors():
+        raise InvalidHyperparameter("anchor_reference 'base' needs the model's base weights")
+    reference = base_state if hp.anchor_reference == "base" else None
     if vlm is None and (objective.trains_answers or hp.uses_answer_anchors()):
         raise InvalidHyperparameter(
             f"objective {objective} and the answer anchors need the model's language model "
@@ -180,7 +188,12 @@ def run_update(
             with memory.phase("anchors"):
                 anchor_term = None
                 if anchors and hp.uses_anchors():
-                    anchor_set = prepare_anchors(model, anchors, hp.template)
+                    # The distillation targets, from the parent's weights or the base's.
+                    with encoder_weights(model, reference):
+                        anchor_set = prepare_anchors(model, anchors, hp.template)
+                        answer_anchors = _answer_anchors(
+                            vlm, reader, anchor_set.pixels, anchors, hp, answers_of
+                        )
                     anchor_term = AnchorTerm(
                         model,
                         anchor_set,
@@ -188,9 +201,7 @@ def run_update(
                         hp.anchor_rehearsal,
                         hp.anchor_batch_size,
                         image_features=features_of,
-                        answers=_answer_anchors(
-                            vlm, reader, anchor_set.pixels, anchors, hp, answers_of
-                        ),
+                        answers=answer_anchors,
                     )
             budget = _budget(hp, data, anchor_term, caption_embeddings, same_answer, model)
             context = UpdateContext(
@@ -291,6 +302,21 @@ def checked_hyperparameters(
         return resolve_hyperparameters(method, hyperparameters, model.architecture)
     except HyperparameterError as error:
         raise InvalidHyperparameter(error.message) from error
+
+
+@contextmanager
+def encoder_weights(model: DualEncoder, state: Mapping[str, torch.Tensor] | None) -> Iterator[None]:
+    """``model``'s image encoder holding ``state`` inside the block (None: as it is), its own
+    weights restored after."""
+    if state is None:
+        yield
+        return
+    own = model.image_encoder_state()  # a copy
+    model.load_image_encoder_state(dict(state))
+    try:
+        yield
+    finally:
+        model.load_image_encoder_state(own)
 
 
 def _answer_anchors(

@@ -130,6 +130,7 @@ def train(context: WorkerContext, job: ClaimedJob, inputs: JobInputs) -> UpdateO
         mixed_precision=context.worker_settings.mixed_precision,
         vlm=inputs.generator,
         known_answers=inputs.known_answers,
+        base_state=inputs.base_state,
     )
 
 

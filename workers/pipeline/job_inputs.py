@@ -30,6 +30,8 @@ class JobInputs:
     # Generative models: the VLM sharing ``encoder``'s vision tower (None for dual encoders).
     generator: VisionLanguageModel | None
     parent_state: dict[str, torch.Tensor]
+    # The model's base image-encoder weights (what "anchor_reference": "base" distils towards).
+    base_state: dict[str, torch.Tensor]
     trained: list[ImageExample]
     negatives: list[str]
     plan: EvaluationPlan
@@ -90,6 +92,7 @@ def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -
         encoder=encoder,
         generator=generator,
         parent_state=parent_state,
+        base_state=context.weights.base_state(model),
         trained=trained,
         negatives=negatives,
         plan=plan,

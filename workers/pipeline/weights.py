@@ -57,6 +57,13 @@ class WeightsCache:
         with self._lock:
             self._states[(model_id, version_id)] = state
 
+    def base_state(self, model: Model) -> State:
+        """The image-encoder weights of the model's base checkpoint (the cache's copy: callers
+        must not modify it)."""
+        with self._lock:
+            self._checkpoint(model)
+            return self._base_states[model.id]
+
     def checkpoint(self, model: Model) -> LoadedCheckpoint:
         """The model's loaded checkpoint (its VLM too, for generative models), loaded once."""
         with self._lock:
