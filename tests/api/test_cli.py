@@ -94,6 +94,10 @@ def test_correct_submits_the_folder(
     not_json = _vlmc(server, "correct", str(folder), "--no-follow", "--hyperparameters", "[1]")
     assert not_json.exit_code == 2 and "must be a JSON object" in not_json.output
 
+    # --target-set names the target sets the correction fixes (the service checks them).
+    unknown = _vlmc(server, "correct", str(folder), "--no-follow", "--target-set", "nope")
+    assert unknown.exit_code != 0 and "unknown_target_set" in unknown.output
+
 
 def test_versions_table_keeps_whole_columns_on_a_narrow_terminal(
     served: tuple[LiveServer, dict[str, Any]], fashion: Any
