@@ -16,6 +16,7 @@ METHOD_ORDER = (
     ZERO_SHOT,
     "lorsu",
     "lorsu-rand",
+    "lorsu-relative",
     "lorsu-aah",
     "lora",
     "spu",

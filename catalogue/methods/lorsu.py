@@ -89,6 +89,16 @@ DECLARATIONS = (
         implementation=f"{_IMPLEMENTATION}:LorsuRandomHeads",
     ),
     MethodDeclaration(
+        name="lorsu-relative",
+        description=(
+            "LoRSU with heads and fc1 entries ranked by their importance for the correction "
+            "relative to their importance for the anchors (beyond the paper); LoRSU itself "
+            "without anchors"
+        ),
+        hyperparameters=LorsuHyperparameters,
+        implementation=f"{_IMPLEMENTATION}:LorsuRelativeImportance",
+    ),
+    MethodDeclaration(
         name="lorsu-aah",
         description="LoRSU ablation: the LoRA update on all attention heads",
         hyperparameters=LorsuAllHeadsHyperparameters,

@@ -169,3 +169,46 @@ def test_lorsu_defaults_scale_heads_with_the_head_count(model: DualEncoder, exam
     assert [len(h) for h in report.details["heads_per_layer"]] == [1, 1]
     fc1 = model.blocks[0].fc1.weight.numel()
     assert report.details["fc1_entries_per_layer"] == [math.ceil(0.1 * fc1)] * 2
+
+
+def test_lorsu_relative_weighs_importance_against_the_anchors(tiny_model_dir) -> None:
+    """Without anchors it is LoRSU, bit for bit; with anchors its heads and fc1 entries are
+    ranked by importance for the correction per unit of importance for the anchors."""
+    from service.modelling.loading import load_dual_encoder
+    from workers.engine.methods.lorsu import relative
+
+    batch = noise_examples(["boot", "bag"] * 3, seed=1)
+    anchors = noise_examples(["cat", "dog", "frog", "bird"] * 4, seed=7)
+
+    def update(method: str, with_anchors: bool) -> tuple[dict, dict]:
+        model = load_dual_encoder(tiny_model_dir)
+        hyperparameters = {**FAST, "top_k_heads": 1, "anchor_distillation": 10.0}
+        report = run_update(
+            model,
+            batch,
+            method=method,
+            hyperparameters=hyperparameters,
+            seed=3,
+            anchors=anchors if with_anchors else (),
+        ).report
+        return report.details, model.image_encoder_state()
+
+    plain, plain_state = update("lorsu", with_anchors=False)
+    same, same_state = update("lorsu-relative", with_anchors=False)
+    assert plain == same
+    assert all(torch.equal(plain_state[name], same_state[name]) for name in plain_state)
+
+    start = load_dual_encoder(tiny_model_dir).image_encoder_state()
+    anchored, anchored_state = update("lorsu", with_anchors=True)
+    weighed, weighed_state = update("lorsu-relative", with_anchors=True)
+    assert "relative to the anchors" in weighed["importance"]
+    assert "relative" not in anchored["importance"]
+    # Other fc1 entries train (the same number of them).
+    fc1 = _layer("mlp.fc1.weight", 0)
+    assert anchored["fc1_entries_per_layer"] == weighed["fc1_entries_per_layer"]
+    moved_anchored = anchored_state[fc1] != start[fc1]
+    moved_weighed = weighed_state[fc1] != start[fc1]
+    assert not torch.equal(moved_anchored, moved_weighed)
+    # The ratio itself: an entry the anchors need ranks below one they do not.
+    scores = relative(torch.tensor([1.0, 1.0]), torch.tensor([10.0, 0.1]))
+    assert scores[1] > scores[0]

@@ -39,6 +39,10 @@ class UpdateContext:
     # the model is a VLM trained through its answers (blocks after the layer it reads get no
     # gradient, so no method places trainable state there). None: all.
     reached_blocks: int | None = None
+    # The anchors as training data and their own contrastive loss (None without anchors):
+    # what an update must not move, for methods that weigh importance against it.
+    anchor_data: TrainingData | None = None
+    anchor_loss_of: LossFunction | None = None
 
     @property
     def blocks(self) -> list[EncoderBlock]:

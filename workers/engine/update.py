@@ -212,6 +212,7 @@ def run_update(
                 carried_state=carried_state,
                 # The answers alone reach only the blocks up to the layer the model reads.
                 reached_blocks=(None if objective.trains_clip else model.architecture.blocks_read),
+                **_anchor_importance(anchor_term, features_of),
             )
             with memory.phase("prepare"):
                 update_method.prepare(context)
@@ -302,6 +303,29 @@ def checked_hyperparameters(
         return resolve_hyperparameters(method, hyperparameters, model.architecture)
     except HyperparameterError as error:
         raise InvalidHyperparameter(error.message) from error
+
+
+def _anchor_importance(
+    anchor_term: AnchorTerm | None, features_of: Callable[[torch.Tensor], torch.Tensor]
+) -> dict[str, Any]:
+    """``UpdateContext`` fields for methods that weigh importance against the anchors: the
+    anchors as data and their own contrastive loss (nothing without anchors)."""
+    if anchor_term is None or not anchor_term.active:
+        return {}
+    anchors = anchor_term.anchors
+
+    def anchor_loss_of(pixels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return class_level_contrastive_loss(
+            features_of(pixels),
+            anchors.caption_embeddings,
+            anchors.targets[rows],
+            anchor_term.model.logit_scale,
+        )
+
+    return {
+        "anchor_data": TrainingData(pixels=anchors.pixels, targets=anchors.targets),
+        "anchor_loss_of": anchor_loss_of,
+    }
 
 
 @contextmanager
