@@ -60,7 +60,7 @@ BEYOND_THE_SCHEMA = {
     "image_truncated",
     "image_too_many_pixels",
     # the server's state: a checkpoint on disk (what it holds, what it pairs with), a
-    # registered model
+    # registered model, the model's eval sets
     "checkpoint_not_found",
     "checkpoint_unloadable",
     "family_mismatch",
@@ -70,6 +70,8 @@ BEYOND_THE_SCHEMA = {
     "vision_tower_mismatch",
     "unknown_model",
     "not_generative",
+    "unknown_target_set",
+    "not_a_target_set",
     # the clock
     "expiry_in_past",
     # limits that are settings of the running service (VLMC_MAX_EXAMPLES_PER_BATCH, ...) and
