@@ -91,6 +91,13 @@ def _message(character: str) -> str:
     return f"contains the {kind} character U+{ord(character):04X}"
 
 
+def text_pattern(multiline: bool = False, nonblank: bool = False) -> str:
+    """The JSON-schema pattern of a text field (see the patterns above)."""
+    if nonblank:
+        return NONBLANK_MULTILINE_PATTERN if multiline else NONBLANK_SINGLE_LINE_PATTERN
+    return MULTILINE_PATTERN if multiline else SINGLE_LINE_PATTERN
+
+
 def normalised(value: str) -> str:
     """``value`` in Unicode NFC, the one form every stored text takes."""
     return unicodedata.normalize("NFC", value)
@@ -129,10 +136,9 @@ def _text(
     """``nonblank``: documented as holding something besides white space, and checked by the
     service after stripping (``clean_text``: ``empty_label``, ``empty_question``, ...), so a
     blank value gets the same code in a JSON body as in a multipart one."""
-    if pattern is None:
-        pattern = MULTILINE_PATTERN if multiline else SINGLE_LINE_PATTERN
+    if pattern is None or nonblank:
+        pattern = text_pattern(multiline, nonblank)
     if nonblank:
-        pattern = NONBLANK_MULTILINE_PATTERN if multiline else NONBLANK_SINGLE_LINE_PATTERN
         field = Field(max_length=max_length, json_schema_extra={"pattern": pattern, "minLength": 1})
     else:
         field = Field(

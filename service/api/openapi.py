@@ -44,13 +44,7 @@ from service.api.query_parameters import (
 from service.api.raised_codes import codes_of
 from service.api.request_metrics import BODY_METHODS, REQUEST_TOO_LARGE
 from service.api.uploads import UNSUPPORTED_MEDIA_TYPE, require_json_content_type
-from service.validation import (
-    MAX_ITEMS_PER_REQUEST,
-    MULTILINE_PATTERN,
-    NONBLANK_MULTILINE_PATTERN,
-    NONBLANK_SINGLE_LINE_PATTERN,
-    SINGLE_LINE_PATTERN,
-)
+from service.validation import MAX_ITEMS_PER_REQUEST, text_pattern
 
 
 class ErrorDetail(BaseModel):
@@ -94,10 +88,7 @@ def text_field(
 ) -> dict[str, Any]:
     """A multipart text field: bounded, free of control characters, and (``nonblank``) with
     something besides white space."""
-    if nonblank:
-        pattern = NONBLANK_MULTILINE_PATTERN if multiline else NONBLANK_SINGLE_LINE_PATTERN
-    else:
-        pattern = MULTILINE_PATTERN if multiline else SINGLE_LINE_PATTERN
+    pattern = text_pattern(multiline, nonblank)
     return {"type": "string", "maxLength": max_length, "pattern": pattern, **extra}
 
 
@@ -154,11 +145,11 @@ def _generic_codes(route: RouteContext, operation: dict[str, Any]) -> set[tuple[
     body = operation.get("requestBody")
     if body is not None or (route.methods or set()) & BODY_METHODS:
         codes.add(REQUEST_TOO_LARGE)
-    if body is not None:
-        codes |= {UNSUPPORTED_MEDIA_TYPE, INVALID_JSON}
     if body is not None or operation.get("parameters"):
         codes.add(VALIDATION_ERROR)
-    if body is not None:  # text checks of body fields (parameters are identifiers and numbers)
+    if body is not None:
+        codes |= {UNSUPPORTED_MEDIA_TYPE, INVALID_JSON}
+        # Text checks of body fields (parameters are identifiers and numbers).
         codes |= {answer for answer in VALIDATION_ANSWERS.values() if answer[0] == 422}
     if path.startswith("/v1/"):
         codes |= {SERVER_OVERLOADED, DATABASE_UNAVAILABLE, DATABASE_BUSY}

@@ -40,13 +40,6 @@ from service.errors import ServiceError
 _OWN_PACKAGES = ("service.", "catalogue.")
 
 
-@dataclass(frozen=True)
-class ForeignError:
-    """An exception class of another layer that carries a ``code`` as its first argument."""
-
-    cls: type[BaseException]
-
-
 @dataclass
 class RaisedCodes:
     """What one function can raise, directly or through what it reaches."""
@@ -114,7 +107,6 @@ class _Scope:
     parameters."""
 
     def __init__(self, function: FunctionType) -> None:
-        self.function = function
         closure = inspect.getclosurevars(function)
         self.names: dict[str, Any] = {
             **vars(builtins),
@@ -122,11 +114,6 @@ class _Scope:
             **closure.nonlocals,
         }
         self.parameters = list(inspect.signature(function).parameters)
-        self.defaults = {
-            name: parameter.default
-            for name, parameter in inspect.signature(function).parameters.items()
-            if parameter.default is not inspect.Parameter.empty
-        }
         self.owner = _owning_class(function)
         try:
             hints = typing.get_type_hints(function)
@@ -319,7 +306,8 @@ def _arguments_for(
     callee: FunctionType, parameter: str, node: ast.Call, scope: _Scope
 ) -> Iterator[str]:
     """The literal value(s) a call gives ``parameter`` (its default when it gives none)."""
-    parameters = list(inspect.signature(callee).parameters.values())
+    signature = inspect.signature(callee)
+    parameters = list(signature.parameters.values())
     offset = 1 if parameters and parameters[0].name in ("self", "cls") else 0
     names = [p.name for p in parameters]
     given = _keyword(node, parameter)
@@ -328,7 +316,7 @@ def _arguments_for(
         if 0 <= index < len(node.args):
             given = node.args[index]
     if given is None:
-        default = inspect.signature(callee).parameters[parameter].default
+        default = signature.parameters[parameter].default
         if isinstance(default, str):
             yield default
         return

@@ -104,10 +104,7 @@ def scoped(
         return principal
 
     async def with_scope_seeing_the_model(request: Request, principal: PrincipalDep) -> Principal:
-        assert scope is not None
-        require(principal, scope)
-        require_model(principal, _model_in_path(request))
-        return principal
+        return await seeing_the_model(request, await with_scope(principal))
 
     if per_model:
         return seeing_the_model if scope is None else with_scope_seeing_the_model
