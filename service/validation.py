@@ -152,7 +152,9 @@ Name = Annotated[str, *_text(MAX_NAME_LENGTH, min_length=1)]
 Label = Annotated[str, *_text(MAX_LABEL_LENGTH, nonblank=True)]
 PathText = Annotated[str, *_text(MAX_PATH_LENGTH, min_length=1)]
 MethodName = Annotated[str, *_text(MAX_METHOD_LENGTH, min_length=1)]
-Template = Annotated[str, *_text(MAX_TEMPLATE_LENGTH, min_length=2, pattern=TEMPLATE_PATTERN)]
+# The label slot is the service's check (422 ``invalid_template``, as in a multipart form);
+# the document states it as the pattern.
+Template = Annotated[str, *_text(MAX_TEMPLATE_LENGTH, pattern=TEMPLATE_PATTERN)]
 # A question or a text to embed: not blank.
 FreeText = Annotated[str, *_text(MAX_TEXT_LENGTH, multiline=True, nonblank=True)]
 # A note that may be empty (a rollback's reason).

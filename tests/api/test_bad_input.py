@@ -410,6 +410,15 @@ def test_an_empty_multipart_field_is_a_value_not_an_absent_one(
     active version"; the same for an empty template or seed."""
     files = [("images", ("0.png", to_png(fashion.images[0]), "image/png"))]
     base = f"/v1/models/{model['id']}"
+    as_json = client.post(
+        f"{base}/classify",
+        json={
+            "images": [base64.b64encode(to_png(fashion.images[0])).decode()],
+            "labels": ["coat", "bag"],
+            "template": "",
+        },
+    )
+    assert as_json.status_code == 422 and error_code(as_json) == "invalid_template"
     for path, data, code in [
         ("classify", {"labels": ["coat", "bag"], "version_id": ""}, "invalid_identifier"),
         ("classify", {"labels": ["coat", "bag"], "template": ""}, "invalid_template"),
