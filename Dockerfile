@@ -22,6 +22,11 @@ RUN groupadd --system --gid 10001 vlmc \
     && chown vlmc:vlmc /data
 WORKDIR /app
 
+# --- Browser assets (pinned npm packages) for /docs, /redoc and /ui ---------------------------
+FROM node:20-bookworm-slim AS ui-assets
+COPY scripts/fetch-npm-files.sh scripts/fetch-ui-assets.sh /scripts/
+RUN VLMC_UI_VENDOR_DIR=/vendor bash /scripts/fetch-ui-assets.sh
+
 # --- API: CPU-only -----------------------------------------------------------------------------
 FROM base AS api
 ARG TORCH_VERSION=2.13.0
@@ -31,6 +36,7 @@ COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY migrations ./migrations
 COPY catalogue ./catalogue
 COPY service ./service
+COPY --from=ui-assets /vendor ./service/webui/vendor
 # Only the catalogue and service/ are copied: the package installs without training code.
 # constraints.txt pins every dependency to the versions the tests and benchmarks ran with.
 RUN pip install -c constraints.txt .
@@ -56,6 +62,7 @@ COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY migrations ./migrations
 COPY catalogue ./catalogue
 COPY service ./service
+COPY --from=ui-assets /vendor ./service/webui/vendor
 COPY workers ./workers
 RUN pip install -c constraints.txt .
 USER 10001:10001
@@ -66,8 +73,8 @@ CMD ["vlmc", "worker", "--concurrency", "1"]
 
 # --- Emoji artwork and names (pinned npm packages), for the stand-in image --------------------
 FROM node:20-bookworm-slim AS emoji
-COPY scripts/fetch-emoji-data.sh /fetch-emoji-data.sh
-RUN VLMC_EMOJI_DIR=/emoji bash /fetch-emoji-data.sh
+COPY scripts/fetch-npm-files.sh scripts/fetch-emoji-data.sh /scripts/
+RUN VLMC_EMOJI_DIR=/emoji bash /scripts/fetch-emoji-data.sh
 
 # --- The stand-in: demo base model and datasets (compose profile "standin") ------------------
 FROM worker AS standin

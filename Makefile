@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps emoji-data services serve test lint typecheck bench-cost bench-continual bench-continual-quick clean
+.PHONY: install system-deps emoji-data ui-assets services serve test lint typecheck bench-cost bench-continual bench-continual-quick clean
 
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -16,6 +16,11 @@ system-deps:
 # Emoji artwork and names (pinned npm packages) into data/emoji/ (git-ignored).
 emoji-data:
 	@bash scripts/fetch-emoji-data.sh
+
+# Swagger UI, ReDoc and Chart.js (pinned npm packages) into service/webui/vendor/ (git-ignored):
+# /docs, /redoc and /ui load them from the API process, never from a CDN.
+ui-assets:
+	@bash scripts/fetch-ui-assets.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +33,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --no-deps animal-mnist==0.4
 	touch $(STAMP)
 
-install: system-deps emoji-data $(STAMP)
+install: system-deps emoji-data ui-assets $(STAMP)
 
 services:
 	@bash scripts/ensure-services.sh

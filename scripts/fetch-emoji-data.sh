@@ -11,27 +11,4 @@ PACKAGES=(
     "openmoji@17.0.0:package.json LICENSE.txt color/svg"
     "emojibase-data@17.0.0:package.json LICENSE en/data.json en/messages.json"
 )
-if ! command -v npm >/dev/null 2>&1; then
-    echo "npm is needed to fetch the emoji packages: install it (Debian: apt-get install npm)" >&2
-    exit 1
-fi
-mkdir -p "$DEST"
-for entry in "${PACKAGES[@]}"; do
-    spec="${entry%%:*}"
-    name="${spec%@*}"
-    version="${spec#*@}"
-    read -r -a paths <<<"${entry#*:}"
-    target="$DEST/$name"
-    if [ -f "$target/package.json" ] && grep -q "\"version\": \"$version\"" "$target/package.json"; then
-        continue
-    fi
-    work="$(mktemp -d)"
-    echo "fetching $spec"
-    (cd "$work" && npm pack --silent "$spec" >/dev/null)
-    mkdir -p "$work/unpacked"
-    tar -xzf "$work"/*.tgz -C "$work/unpacked" --strip-components=1 \
-        "${paths[@]/#/package/}"
-    rm -rf "$target"
-    mv "$work/unpacked" "$target"
-    rm -rf "$work"
-done
+bash "$(dirname "$0")/fetch-npm-files.sh" "$DEST" "${PACKAGES[@]}"

@@ -15,10 +15,12 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
     $SUDO apt-get install -y -qq docker-compose || echo "docker-compose not installed: its test is skipped"
 fi
 # libcairo2 rasterises the OpenMoji SVGs (through cairosvg); npm fetches the emoji packages
-# (scripts/fetch-emoji-data.sh, run by `make install`).
+# and the browser assets (scripts/fetch-emoji-data.sh, scripts/fetch-ui-assets.sh, run by
+# `make install`); Chromium runs the dashboard and explorer tests (tests/ui, via Playwright).
 MISSING=""
 ldconfig -p 2>/dev/null | grep -q "libcairo.so.2" || MISSING="$MISSING libcairo2"
 command -v npm >/dev/null 2>&1 || MISSING="$MISSING npm"
+[ -x /usr/bin/chromium ] || MISSING="$MISSING chromium"
 if [ -n "$MISSING" ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"

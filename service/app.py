@@ -45,6 +45,7 @@ from service.serving.router import router as serving_router
 from service.settings import Settings, get_settings
 from service.versions.announcements import publish_after_commit, redis_publisher
 from service.versions.router import router as versions_router
+from service.webui.router import install_web_ui
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,10 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         ],
         # Operation ids are the handlers' names (``read_model``): the OpenAPI links use them.
         generate_unique_id_function=lambda route: route.name,
-        swagger_ui_parameters={"persistAuthorization": True},
+        # The explorers and the dashboard load their scripts from this process, not a CDN
+        # (service/webui): FastAPI's own /docs and /redoc would be blank pages offline.
+        docs_url=None,
+        redoc_url=None,
         # No OpenTelemetry here (metrics are Prometheus, /metrics): FastAPI's native telemetry
         # otherwise looks up the global OTel providers on every request (~10% of the API's
         # time under batched classify load).
@@ -151,4 +155,5 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
     ):
         app.include_router(router)
     install_openapi(app)
+    install_web_ui(app)
     return app

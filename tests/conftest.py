@@ -116,23 +116,29 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'test.sqlite'}"
 
 
+def embedded_settings(data_dir: Path, model_root: Path, **overrides: Any) -> Settings:
+    """Settings on the embedded default under ``data_dir``, schema migrated, the test admin
+    key seeded at start, models registrable from under ``model_root``."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "admin_api_key": ADMIN_KEY,
+        "outbox_interval_s": 0.2,
+        "model_roots": [model_root],
+    }
+    values.update(overrides)
+    settings = Settings(**values)
+    settings.ensure_directories()
+    upgrade_head(settings.database_url)
+    return settings
+
+
 @pytest.fixture
 def make_settings(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[..., Settings]:
     def factory(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "data_dir": tmp_path / "data",
-            "admin_api_key": ADMIN_KEY,
-            "outbox_interval_s": 0.2,
-            # The session's model fixtures are built under pytest's base temporary directory.
-            "model_roots": [tmp_path_factory.getbasetemp()],
-        }
-        values.update(overrides)
-        settings = Settings(**values)
-        settings.ensure_directories()
-        upgrade_head(settings.database_url)
-        return settings
+        # The session's model fixtures are built under pytest's base temporary directory.
+        return embedded_settings(tmp_path / "data", tmp_path_factory.getbasetemp(), **overrides)
 
     return factory
 
@@ -157,3 +163,10 @@ def api_vlm_dir(tmp_path_factory: pytest.TempPathFactory, api_model_dir: Path) -
     from standin.llava_factory import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("api-vlm") / "vlm", api_model_dir)
+
+
+@pytest.fixture(scope="session")
+def fashion() -> Any:
+    from standin.datasets import load_dataset
+
+    return load_dataset("fashion-mnist", "test", limit_per_class=4, seed=0)

@@ -6,9 +6,9 @@ from fastapi import APIRouter, status
 
 from service.api.deps import ResourceId, SessionDep
 from service.auth import repository
-from service.auth.dependencies import AdminPrincipal, KeyCacheDep
+from service.auth.dependencies import AdminPrincipal, AnyPrincipal, KeyCacheDep
 from service.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from service.auth.service import create_key, revoke_key
+from service.auth.service import create_key, get_key, revoke_key
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
 
@@ -42,6 +42,13 @@ def list_api_keys(session: SessionDep, _: AdminPrincipal) -> list[ApiKeyOut]:
     return [
         ApiKeyOut.model_validate(key, from_attributes=True) for key in repository.list_keys(session)
     ]
+
+
+@router.get("/me", response_model=ApiKeyOut)
+def read_own_api_key(session: SessionDep, principal: AnyPrincipal) -> ApiKeyOut:
+    """The calling key itself (any scope): its scopes and models say what it may do, which
+    is what the dashboard offers."""
+    return ApiKeyOut.model_validate(get_key(session, principal.key_id), from_attributes=True)
 
 
 @router.delete(

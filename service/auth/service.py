@@ -146,11 +146,17 @@ def create_key(
     return repository.add(session, key), plain
 
 
-def revoke_key(session: Session, key_id: str) -> ApiKey:
-    """Revoke a key (idempotent); 409 ``last_admin_key`` for the last active admin key."""
+def get_key(session: Session, key_id: str) -> ApiKey:
+    """The key, or 404 ``api_key_not_found``."""
     key = repository.get(session, key_id)
     if key is None:
         raise NotFound("api_key_not_found", f"no API key {key_id}")
+    return key
+
+
+def revoke_key(session: Session, key_id: str) -> ApiKey:
+    """Revoke a key (idempotent); 409 ``last_admin_key`` for the last active admin key."""
+    key = get_key(session, key_id)
     if key.revoked_at is not None:
         return key
     now = utcnow()

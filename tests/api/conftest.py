@@ -4,7 +4,6 @@
   the admin key in its default headers; an error response whose status or code the OpenAPI
   document does not list for its operation fails the test (``documented_errors.py``).
 - ``model``: the tiny model registered through ``POST /v1/models`` (JSON of the response).
-- ``fashion``: a few real Fashion-MNIST test images per class (``standin.datasets``).
 - ``key_with``: ``key_with(*scopes) -> str`` creates an API key through the API.
 - ``live_server``: the app under uvicorn on a free loopback port (``serve_app`` for other
   settings), for tests that need a real HTTP server.
@@ -12,12 +11,7 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +22,7 @@ from service.app import create_app
 from service.settings import Settings
 from tests.api.documented_errors import check_responses
 from tests.conftest import ADMIN_KEY
+from tests.live_server import LiveServer, serve_app
 
 
 @pytest.fixture
@@ -62,13 +57,6 @@ def vlm(client: TestClient, api_vlm_dir: Path, api_model_dir: Path) -> dict[str,
     return response.json()
 
 
-@pytest.fixture(scope="session")
-def fashion() -> Any:
-    from standin.datasets import load_dataset
-
-    return load_dataset("fashion-mnist", "test", limit_per_class=4, seed=0)
-
-
 @pytest.fixture
 def key_with(client: TestClient) -> Callable[..., str]:
     def create(*scopes: str) -> str:
@@ -85,47 +73,6 @@ def error_code(response: Any) -> str:
     assert set(body) == {"error"}, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return str(body["error"]["code"])
-
-
-@dataclass
-class LiveServer:
-    """The app served by uvicorn on a loopback port (real HTTP), and its runtime."""
-
-    url: str
-    app: Any
-
-    @property
-    def runtime(self) -> Any:
-        return self.app.state.runtime
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def serve_app(settings: Settings) -> Iterator[LiveServer]:
-    """``create_app(settings)`` under uvicorn in a thread, until the block ends."""
-    import uvicorn
-
-    app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", app=app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from standin.factory import VisionShape, build_tiny_dual_encoder
-from tests.api.conftest import error_code, serve_app
+from tests.api.conftest import error_code
 from tests.conftest import ADMIN_KEY, to_png
+from tests.live_server import serve_app
 
 
 def data_url(image: Image.Image) -> str:

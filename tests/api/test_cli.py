@@ -15,9 +15,9 @@ from typer.testing import CliRunner, Result
 from bench.load.processes import free_port
 from service.cli import app
 from service.cli.commands import image_folder
-from tests.api.conftest import LiveServer
 from tests.api.versions_helpers import train_version
 from tests.conftest import ADMIN_KEY
+from tests.live_server import LiveServer
 
 # How the deployment history names the seeded admin key.
 ADMIN_ACTOR = "key:admin (ADMIN_API_KEY)"

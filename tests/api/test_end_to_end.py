@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,10 +21,9 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import ADMIN_KEY, to_png
+from tests.worker_process import worker_process
 
 pytestmark = pytest.mark.slow
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -40,34 +38,9 @@ def e2e_settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def worker_process(e2e_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "VLMC_DATA_DIR": str(e2e_settings.data_dir),
-        "VLMC_DATABASE_URL": e2e_settings.database_url,
-        "VLMC_BROKER_URL": e2e_settings.broker_url,
-        "VLMC_BLOB_DIR": str(e2e_settings.blobs_path),
-        "VLMC_WORKER_HEARTBEAT_INTERVAL_S": "1",
-        "VLMC_WORKER_LOG_FORMAT": "text",
-    }
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker", "--loglevel", "WARNING"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+def worker(e2e_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with worker_process(e2e_settings, tmp_path / "worker.log") as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def _wait_for_job(
@@ -95,7 +68,7 @@ def _probabilities(
 
 def test_correct_train_serve_and_roll_back(
     e2e_settings: Settings,
-    worker_process: subprocess.Popen[bytes],
+    worker: subprocess.Popen[bytes],
     api_model_dir: Path,
     fashion: Any,
     tmp_path: Path,
@@ -129,7 +102,7 @@ def test_correct_train_serve_and_roll_back(
             },
         )
         assert accepted.status_code == 202, accepted.text
-        job = _wait_for_job(client, accepted.json()["job_id"], 180, worker_process)
+        job = _wait_for_job(client, accepted.json()["job_id"], 180, worker)
         log = (tmp_path / "worker.log").read_text(errors="replace")
         assert job["status"] == "succeeded", f"{job}\n--- worker log ---\n{log[-4000:]}"
         assert job["parent_version_id"] == base_id and job["progress"]["step"] > 0
@@ -171,7 +144,7 @@ def test_correct_train_serve_and_roll_back(
             files=files,
             data={"labels": labels, "hyperparameters": '{"learning_rate": 0.001, "epochs": 1}'},
         )
-        job = _wait_for_job(client, branched.json()["job_id"], 180, worker_process)
+        job = _wait_for_job(client, branched.json()["job_id"], 180, worker)
         assert job["status"] == "succeeded", job
         assert job["parent_version_id"] == base_id
         third = client.get(f"/v1/models/{model_id}/versions/{job['result_version_id']}").json()
@@ -191,4 +164,4 @@ def test_correct_train_serve_and_roll_back(
 
         ready = client.get("/readyz").json()
         assert ready["checks"]["worker"]["ok"] is True
-        assert worker_process.poll() is None
+        assert worker.poll() is None

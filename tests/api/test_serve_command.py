@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.load.processes import free_port
+
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _pid_alive(pid: int) -> bool:
@@ -81,7 +76,7 @@ class _Served:
 @contextmanager
 def _serving(tmp_path: Path, api_model_dir: Path, *options: str) -> Iterator[_Served]:
     """``vlmc serve OPTIONS`` on a fresh data directory, until the block ends (SIGTERM)."""
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()

@@ -10,8 +10,9 @@ of this checkout). The third-party packages come from the test's virtual environ
 holds what the stage's ``pip install`` would. Console scripts (``vlmc``) run from an empty
 directory, as an installed script does; the server runs in the working directory.
 
-- the ``api`` stage runs compose's migration step, serves ``/readyz`` and validates corrections
-  against the method catalogue, with no training code present;
+- the ``api`` stage runs compose's migration step, serves ``/readyz``, the explorers and the
+  dashboard (assets from the ``ui-assets`` stage) and validates corrections against the method
+  catalogue, with no training code present;
 - the ``worker`` stage, beside the ``api`` stage, runs a correction's job end to end on
   PostgreSQL and Redis.
 """
@@ -41,7 +42,12 @@ from tests.worker.harness import Shots, fashion_shots
 ROOT = Path(__file__).resolve().parents[2]
 ISOLATION = Path(__file__).resolve().parent / "stage_isolation"
 PROJECT_PACKAGES = ("catalogue", "service", "workers", "standin", "bench", "tests", "migrations")
-_STAGE = re.compile(r"^FROM\s+(\S+)\s+AS\s+(\w+)\s*$", re.M | re.I)
+_STAGE = re.compile(r"^FROM\s+(\S+)\s+AS\s+([\w-]+)\s*$", re.M | re.I)
+# What the Dockerfile's helper stages produce, as this checkout holds it: the ui-assets stage
+# runs scripts/fetch-ui-assets.sh, which `make install` ran here into this folder.
+STAGE_OUTPUTS = {("ui-assets", "/vendor"): "service/webui/vendor"}
+# .dockerignore's exclusions inside copied folders (the stage brings these in itself).
+CONTEXT_EXCLUDED = ("vendor",)
 
 
 def dockerfile_stages() -> dict[str, tuple[str, list[str]]]:
@@ -67,7 +73,12 @@ def stage_copies(stage: str) -> list[tuple[str, str]]:
     copies = stage_copies(parent) if parent in stages else []
     for instruction in instructions:
         words = instruction.split()
-        if words[0].upper() != "COPY" or any(w.startswith("--from") for w in words):
+        if words[0].upper() != "COPY":
+            continue
+        if words[1].startswith("--from="):
+            stage_name, source, destination = words[1].removeprefix("--from="), *words[2:]
+            if (stage_name, source) in STAGE_OUTPUTS:
+                copies.append((STAGE_OUTPUTS[(stage_name, source)], destination))
             continue
         *sources, destination = words[1:]
         copies += [(source, destination) for source in sources]
@@ -80,8 +91,11 @@ def assemble(stage: str, into: Path) -> Path:
     for source, destination in stage_copies(stage):
         origin = ROOT / source
         target = into / destination
-        if origin.is_dir():
+        if origin.is_dir() and source in STAGE_OUTPUTS.values():
             shutil.copytree(origin, target, ignore=ignored)
+        elif origin.is_dir():
+            excluded = shutil.ignore_patterns("__pycache__", "*.pyc", *CONTEXT_EXCLUDED)
+            shutil.copytree(origin, target, ignore=excluded)
         else:
             target = target / origin.name if destination.endswith("/") else target
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +234,9 @@ def test_the_api_stage_migrates_serves_and_validates_corrections(
     )
     run_migration_step("api", env, cwd=tmp_path)
     with api_from_stage(api_stage, env, tmp_path / "api.log") as api:
+        # The explorers and the dashboard come with their assets (the ui-assets stage).
+        for page in ("/docs", "/redoc", "/ui/", "/ui/vendor/chart.js/dist/chart.umd.min.js"):
+            assert api.get(page).status_code == 200, page
         model_id = register(api, "tiny", tiny_model_dir)
         # A correction the catalogue accepts is queued (no worker here: it stays queued) ...
         job_id = submit(api, model_id, shots.train[:4], {"max_steps": 2, "batch_size": 4})

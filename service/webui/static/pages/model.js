@@ -1,0 +1,137 @@
+import { api, session } from "../api.js";
+import { metricsChart, setAccuraciesChart } from "../charts.js";
+import { askText, h, signed, table, when } from "../dom.js";
+import { notify } from "../notice.js";
+
+function gateCell(version) {
+  if (!version.gate) return h("span", { class: "muted" }, version.number === 1 ? "base" : "—");
+  const badge = version.gate.activated
+    ? h("span", { class: "badge ok" }, "activated")
+    : h("span", { class: "badge warn" }, "held");
+  return h("div", {}, badge, h("div", { class: "muted" }, version.gate.reasons.join("; ")));
+}
+
+function statusCell(version) {
+  const kind = { ready: "ok", failed: "bad", pending: "warn" }[version.status] || "";
+  return h("span", {}, h("span", { class: `badge ${kind}` }, version.status),
+    version.archived_at ? h("span", { class: "badge" }, "archived") : null,
+    version.active ? h("span", { class: "badge active" }, "active") : null);
+}
+
+// Activate (a newer version) or roll back (an older one) with a reason; admin keys only.
+function moveButton(model, version, activeNumber, reload) {
+  if (!session.can("admin") || version.active || version.status !== "ready" || version.archived_at) {
+    return null;
+  }
+  const action = activeNumber !== null && version.number < activeNumber ? "rollback" : "activate";
+  const title = action === "rollback" ? `Roll back to v${version.number}` : `Activate v${version.number}`;
+  return h("button", {
+    class: "move", dataset: { version: version.number, action },
+    onclick: async () => {
+      const reason = await askText(title, "why (recorded in the deployment history)");
+      if (!reason) return;
+      try {
+        await api(`/v1/models/${model.id}/${action}`, { method: "POST",
+          json: { version_id: version.id, reason } });
+        notify(`${title}: done`, "info");
+        await reload();
+      } catch (error) {
+        notify(error);
+      }
+    },
+  }, title);
+}
+
+function versionsTable(model, versions, reload) {
+  const numberOf = Object.fromEntries(versions.map((v) => [v.id, v.number]));
+  const active = versions.find((v) => v.active);
+  const activeNumber = active ? active.number : null;
+  const generative = model.generative;
+  const rows = [...versions].reverse().map((v) => h("tr", { dataset: { version: v.number } },
+    h("td", {}, `v${v.number}`),
+    h("td", {}, v.parent_id ? `v${numberOf[v.parent_id] ?? "?"}` : "—"),
+    h("td", {}, v.method),
+    h("td", {}, statusCell(v)),
+    h("td", { class: "ti" }, signed(v.evaluation?.ti)),
+    h("td", { class: "cc" }, signed(v.evaluation?.cc)),
+    generative ? h("td", {}, signed(v.evaluation?.answer_ti)) : null,
+    generative ? h("td", {}, signed(v.evaluation?.answer_cc)) : null,
+    h("td", {}, (v.evaluation?.sets || []).map((s) =>
+      h("div", {}, `${s.set_name} (${s.kind}): ${(100 * s.accuracy_before).toFixed(1)} → `
+        + `${(100 * s.accuracy_after).toFixed(1)}`))),
+    h("td", {}, gateCell(v)),
+    h("td", {}, when(v.created_at)),
+    h("td", {}, v.job_id ? h("a", { href: `#/jobs/${v.job_id}` }, "job") : null,
+      moveButton(model, v, activeNumber, reload))));
+  const headers = ["Version", "Parent", "Method", "Status", "TI", "CC",
+    ...(generative ? ["Answer TI", "Answer CC"] : []), "Per set (accuracy %)", "Gate",
+    "Created", ""];
+  return table(headers, rows, { id: "versions" });
+}
+
+function deploymentsTable(deployments, numberOf) {
+  const rows = [...deployments].reverse().map((d) => h("tr", {},
+    h("td", {}, when(d.created_at)), h("td", {}, d.action),
+    h("td", {}, d.from_version_id ? `v${numberOf[d.from_version_id] ?? "?"}` : "—"),
+    h("td", {}, `v${numberOf[d.to_version_id] ?? "?"}`), h("td", {}, d.actor),
+    h("td", {}, d.reason)));
+  return table(["When", "Action", "From", "To", "Who", "Why"], rows, { id: "deployments" });
+}
+
+function jobsTable(jobs) {
+  const rows = jobs.map((job) => h("tr", {},
+    h("td", {}, h("a", { href: `#/jobs/${job.id}` }, job.id.slice(0, 8))),
+    h("td", {}, job.status), h("td", {}, job.method),
+    h("td", {}, job.progress.total ? `${job.progress.step}/${job.progress.total}` : "—"),
+    h("td", {}, when(job.created_at))));
+  return table(["Job", "Status", "Method", "Steps", "Created"], rows, { id: "jobs" });
+}
+
+function evalSetsTable(sets) {
+  const rows = sets.map((s) => h("tr", {}, h("td", {}, s.name), h("td", {}, s.kind),
+    h("td", {}, s.size), h("td", {}, s.labels.length),
+    h("td", {}, s.max_drop === null ? "—" : s.max_drop)));
+  return table(["Name", "Kind", "Images", "Labels", "Max drop"], rows, { id: "eval-sets" });
+}
+
+export async function modelPage(modelId) {
+  const element = h("section", {});
+  const charts = [];
+  const load = async () => {
+    const [model, versions, deployments, jobs, evalSets] = await Promise.all([
+      api(`/v1/models/${modelId}`), api(`/v1/models/${modelId}/versions`),
+      api(`/v1/models/${modelId}/deployments`), api(`/v1/models/${modelId}/jobs?limit=20`),
+      api(`/v1/models/${modelId}/eval-sets`)]);
+    versions.sort((a, b) => a.number - b.number);
+    const numberOf = Object.fromEntries(versions.map((v) => [v.id, v.number]));
+    const metricsCanvas = h("canvas", { id: "metrics-chart" });
+    const setsCanvas = h("canvas", { id: "sets-chart" });
+    const actions = h("div", { class: "actions" },
+      session.can("corrections")
+        ? h("a", { class: "button primary", href: `#/models/${model.id}/correct` }, "New correction")
+        : null,
+      session.can("inference")
+        ? h("a", { class: "button", href: `#/models/${model.id}/compare` }, "Compare versions")
+        : null);
+    element.replaceChildren(
+      h("h1", {}, model.name, " ",
+        h("span", { class: "badge" }, model.family),
+        model.active_version_number
+          ? h("span", { class: "badge active" }, `v${model.active_version_number} active`) : null),
+      h("div", { class: "kv" },
+        h("span", { class: "muted" }, "gate"),
+        h("span", {}, `${model.activation_policy} (threshold ${model.activation_threshold})`),
+        h("span", { class: "muted" }, "base"), h("span", {}, model.base_path || "—")),
+      actions,
+      h("div", { class: "charts" },
+        h("div", { class: "chart" }, metricsCanvas), h("div", { class: "chart" }, setsCanvas)),
+      h("h2", {}, "Versions"), versionsTable(model, versions, load),
+      h("h2", {}, "Deployments"), deploymentsTable(deployments, numberOf),
+      h("h2", {}, "Jobs"), jobsTable(jobs),
+      h("h2", {}, "Evaluation sets"), evalSetsTable(evalSets));
+    charts.splice(0).forEach((chart) => chart.destroy());
+    charts.push(metricsChart(metricsCanvas, versions), setAccuraciesChart(setsCanvas, versions));
+  };
+  await load();
+  return { element, leave: () => charts.forEach((chart) => chart.destroy()) };
+}
