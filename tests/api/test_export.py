@@ -9,18 +9,20 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import torch
 import torch.nn.functional as F
 from fastapi.testclient import TestClient
 from PIL import Image
 from safetensors import safe_open
+from typer.testing import CliRunner, Result
 
 from catalogue.captions import captions_for_labels
 from service.db.tables import Version
 from service.runtime import Runtime
-from tests.api.conftest import error_code
+from tests.api.conftest import LiveServer, error_code
 from tests.api.versions_helpers import copy_version, train_version
-from tests.conftest import to_png
+from tests.conftest import ADMIN_KEY, to_png
 
 
 def _runtime(client: TestClient) -> Runtime:
@@ -216,3 +218,62 @@ def test_only_a_ready_retained_version_of_a_visible_model_is_exported(
         assert response.status_code == 403, response.text
     unknown = client.get(f"/v1/models/{'0' * 36}/versions/{version.id}/export")
     assert unknown.status_code == 404 and error_code(unknown) == "model_not_found"
+
+
+def test_vlmc_export_writes_a_loadable_directory_and_refuses_a_non_empty_one(
+    live_server: LiveServer, api_model_dir: Path, fashion: Any, tmp_path: Path
+) -> None:
+    from transformers import AutoProcessor, VisionTextDualEncoderModel
+
+    from service.cli import app
+
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    registered = httpx.post(
+        f"{live_server.url}/v1/models",
+        json={"name": "tiny", "base_path": str(api_model_dir)},
+        headers=headers,
+    )
+    assert registered.status_code == 201, registered.text
+    model_id = registered.json()["id"]
+    labels = [fashion.class_names[label] for label in fashion.labels]
+    version = train_version(live_server.runtime, model_id, fashion.images, labels)
+    failed = copy_version(live_server.runtime, version, "failed")
+
+    def vlmc(*args: str) -> Result:
+        env = {"VLMC_URL": live_server.url, "VLMC_API_KEY": ADMIN_KEY, "COLUMNS": "200"}
+        return CliRunner().invoke(app, list(args), env=env)
+
+    out = tmp_path / "checkpoint"
+    written = vlmc("export", "tiny", "2", "--out", str(out))
+    assert written.exit_code == 0, written.output
+    assert f"version 2 of tiny exported to {out}" in written.stdout
+    exported = VisionTextDualEncoderModel.from_pretrained(out, local_files_only=True).eval()
+    processor = AutoProcessor.from_pretrained(out, local_files_only=True)
+    images = list(fashion.images[:3])
+    pixels = processor(images=[_rgb(image) for image in images], return_tensors="pt")
+    with torch.no_grad():
+        ours = F.normalize(exported.get_image_features(**pixels).pooler_output, dim=-1)
+    embed = httpx.post(
+        f"{live_server.url}/v1/models/{model_id}/embed",
+        json={"images": [_b64(image) for image in images], "version_id": version.id},
+        headers=headers,
+    )
+    assert embed.status_code == 200, embed.text
+    assert torch.allclose(ours, torch.tensor(embed.json()["image_embeddings"]), atol=1e-5)
+
+    # A non-empty directory is refused before anything is downloaded; --force writes into it.
+    (out / "model.safetensors").write_bytes(b"stale")
+    refused = vlmc("export", "tiny", "2", "--out", str(out))
+    assert refused.exit_code == 2 and "is not empty" in refused.output
+    assert (out / "model.safetensors").read_bytes() == b"stale"
+    forced = vlmc("export", "tiny", version.id, "--out", str(out), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert (out / "model.safetensors").stat().st_size > 1000
+
+    # The API's refusal, as every command reports one; nothing is written.
+    not_ready = vlmc("export", "tiny", str(failed.number), "--out", str(tmp_path / "failed"))
+    assert not_ready.exit_code == 1
+    assert "error (409) version_failed" in not_ready.output
+    assert not (tmp_path / "failed").exists()
+    unknown = vlmc("export", "tiny", "9", "--out", str(tmp_path / "nine"))
+    assert unknown.exit_code == 2 and "has no version '9'" in unknown.output
