@@ -33,6 +33,7 @@ from service.chat.router import router as chat_router
 from service.corrections.router import router as corrections_router
 from service.db.migrate import require_head, startup_lock
 from service.db.session import session_scope
+from service.exports.router import router as exports_router
 from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
 from service.outbox.dispatcher import OutboxLoop, wake_after_commit
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         jobs_router,
         versions_router,
         archive_router,
+        exports_router,
         serving_router,
         chat_router,
         retention_router,

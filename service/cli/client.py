@@ -8,9 +8,11 @@ Each method returns the API's own response schema, parsed from the body, or rais
 from __future__ import annotations
 
 import base64
+import io
 import json
 import mimetypes
-from collections.abc import Iterator, Sequence
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,6 +112,38 @@ class ServiceClient:
 
     def list_deployments(self, model_id: str) -> list[DeploymentOut]:
         return _records(self.http.get(f"/v1/models/{model_id}/deployments"), DeploymentOut)
+
+    def download_export(
+        self,
+        model_id: str,
+        version_id: str,
+        into: Path,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> Path:
+        """Download a version's checkpoint archive and unpack it under ``into`` as it
+        arrives (nothing held in memory); returns the checkpoint folder. ``progress`` is
+        called with the bytes received so far and the total (None when not announced)."""
+        url = f"/v1/models/{model_id}/versions/{version_id}/export"
+        with self.http.stream("GET", url) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError.of(response)
+            length = response.headers.get("content-length")
+            reader = _ChunkReader(
+                response.iter_bytes(), int(length) if length is not None else None, progress
+            )
+            stream = io.BufferedReader(reader, buffer_size=1 << 20)
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
+                roots = set()
+                for member in archive:
+                    roots.add(Path(member.name).parts[0])
+                    if len(roots) > 1 or not (member.isfile() or member.isdir()):
+                        raise ValueError(f"unexpected member in the export: {member.name}")
+                    # "data": nothing outside ``into``, no links, no special files or modes.
+                    archive.extract(member, into, filter="data")
+        if len(roots) != 1:
+            raise ValueError("the export archive is empty")
+        return into / roots.pop()
 
     # -- inference ------------------------------------------------------------------------------
     def classify(
@@ -214,6 +248,40 @@ class ServiceClient:
 
     def revoke_api_key(self, key_id: str) -> ApiKeyOut:
         return _record(self.http.delete(f"/v1/api-keys/{key_id}"), ApiKeyOut)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (what a streamed tar reads; no chunk
+    is copied more than once), reporting the bytes read."""
+
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        total: int | None,
+        progress: Callable[[int, int | None], None] | None,
+    ) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+        self._read = 0
+        self._total = total
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        self._read += count
+        if self._progress is not None:
+            self._progress(self._read, self._total)
+        return count
 
 
 def _checked(response: httpx.Response) -> httpx.Response:

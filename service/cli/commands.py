@@ -1,7 +1,7 @@
 """The client commands of ``vlmc``, one per step of the README's walk-through: ``classify``,
 ``ask``, ``correct``, ``jobs``, ``versions``, ``activate``, ``rollback``, ``deployments``;
-API keys (``keys create | list | revoke``) and the storage lifecycle (``archive``,
-``eval-sets list | delete``, ``storage usage | gc``) with an admin key.
+API keys (``keys create | list | revoke``), the storage lifecycle (``archive``,
+``eval-sets list | delete``, ``storage usage | gc``) and ``export`` with an admin key.
 
 Each reaches the service through ``ServiceClient`` at the global ``--url`` with the global
 ``--api-key``, prints a table or a one-line summary, or with ``--json`` the API's JSON. An
@@ -12,6 +12,7 @@ exits with status 1 (``ReportingGroup``).
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,14 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from typer.core import TyperGroup
 
 from service.cli import render
@@ -385,6 +393,58 @@ def deployments(ctx: typer.Context, model: ModelOption = None, as_json: JsonOpti
         return
     numbers = render.version_numbers(service.list_versions(target.id))
     render.print_table(render.deployments_table(target, rows, numbers, title="deployments"))
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="model name or id")],
+    version: VersionArgument,
+    out: Annotated[Path, typer.Option("--out", "-o", help="the checkpoint directory to write")],
+    force: Annotated[
+        bool,
+        typer.Option(help="write into a non-empty --out (files of the same name are replaced)"),
+    ] = False,
+) -> None:
+    """Download a version as a Hugging Face checkpoint directory (admin key) that
+    transformers' from_pretrained, vLLM or TGI load: config.json, model.safetensors (the base
+    with the version's image encoder), tokenizer and processor files, a model card."""
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is a file, not a directory", param_hint="--out")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise typer.BadParameter(
+            f"{out} is not empty: name a new or empty directory, or give --force",
+            param_hint="--out",
+        )
+    service = _service(ctx)
+    target = resolve_model(service, model)
+    row = find_version(service, target, version)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Unpacked beside --out first: a failed download leaves --out as it was.
+    with tempfile.TemporaryDirectory(prefix=".vlmc-export-", dir=out.parent) as scratch:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        ) as progress:
+            task = progress.add_task(f"{target.name} version {row.number}", total=None)
+            folder = service.download_export(
+                target.id,
+                row.id,
+                Path(scratch),
+                lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        files = sorted(folder.iterdir())
+        out.mkdir(exist_ok=True)
+        for path in files:
+            path.replace(out / path.name)
+    typer.echo(
+        f"version {row.number} of {target.name} exported to {out}: "
+        + ", ".join(path.name for path in files)
+    )
 
 
 # -- storage lifecycle (admin key) --------------------------------------------------------

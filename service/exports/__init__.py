@@ -1,0 +1,1 @@
+"""Exporting a version as a standard Hugging Face checkpoint (``GET .../export``)."""
