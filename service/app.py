@@ -21,6 +21,8 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.answers.router import capture_router as feedback_capture_router
+from service.answers.router import router as answers_router
 from service.api.errors import install_error_handlers
 from service.api.load_shedding import LoadSheddingMiddleware
 from service.api.openapi import install_openapi
@@ -35,6 +37,7 @@ from service.db.migrate import require_head, startup_lock
 from service.db.session import session_scope
 from service.exports.router import router as exports_router
 from service.health.router import router as health_router
+from service.inbox.router import router as inbox_router
 from service.jobs.router import router as jobs_router
 from service.outbox.dispatcher import OutboxLoop, wake_after_commit
 from service.registration.router import router as models_router
@@ -153,6 +156,9 @@ def create_app(settings: Settings | None = None, run_outbox: bool = True) -> Fas
         exports_router,
         serving_router,
         chat_router,
+        answers_router,
+        feedback_capture_router,
+        inbox_router,
         retention_router,
     ):
         app.include_router(router)

@@ -43,6 +43,12 @@ class Conflict(ServiceError):
     status_code = 409
 
 
+class Gone(ServiceError):
+    """The resource existed and is no longer kept (410): an answer past its retention."""
+
+    status_code = 410
+
+
 class InvalidInput(ServiceError):
     """The request is well-formed but its content is not acceptable (422)."""
 

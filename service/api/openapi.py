@@ -68,6 +68,7 @@ _DESCRIPTIONS = {
     403: "the key may not do this",
     404: "not found (or not visible to the key)",
     409: "the request contradicts the current state",
+    410: "no longer kept",
     413: "too large",
     415: "a media type the operation does not take",
     422: "the request's content is not acceptable",

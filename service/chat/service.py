@@ -8,13 +8,14 @@ Everything is validated before the model is touched: nothing is recorded for a b
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from service.answers.capture import AnswerContext, ServedAnswer, capture_answers
+from service.answers.ids import new_answer_id
 from service.api.uploads import decode_base64
 from service.auth.principal import Principal
 from service.auth.service import require_model
@@ -30,6 +31,7 @@ from service.chat.schemas import (
     TextPart,
     Usage,
 )
+from service.db.values import AnswerKind
 from service.errors import InvalidInput, NotFound
 from service.images import ImageLimits, decode_image
 from service.modelling.vlm import Answer, VisionLanguageModel
@@ -40,6 +42,7 @@ from service.serving.batching import Batcher
 from service.serving.cache import LoadedVersion, ModelCache
 from service.serving.service import resolve_encoder
 from service.settings import Settings
+from service.storage.blobs import BlobStore
 from service.validation import check_characters
 
 _DATA_URL_PREFIX = "data:image/"
@@ -47,9 +50,11 @@ _DATA_URL_PREFIX = "data:image/"
 
 @dataclass(frozen=True)
 class ChatTurn:
-    """What a valid request asks: one image, one question, how to generate."""
+    """What a valid request asks: one image (decoded, and as sent: the inbox keeps it), one
+    question, how to generate."""
 
     image: Image.Image
+    image_bytes: bytes
     question: str
     max_tokens: int
     temperature: float
@@ -84,15 +89,17 @@ def parse_turn(request: ChatRequest, settings: Settings) -> ChatTurn:
         raise InvalidInput(
             "too_many_tokens", f"max_tokens: at most {settings.chat_max_tokens} tokens"
         )
+    image_bytes, image = _image(images[0].image_url.url, settings)
     return ChatTurn(
-        image=_image(images[0].image_url.url, settings),
+        image=image,
+        image_bytes=image_bytes,
         question=question,
         max_tokens=requested,
         temperature=request.temperature,
     )
 
 
-def _image(url: str, settings: Settings) -> Image.Image:
+def _image(url: str, settings: Settings) -> tuple[bytes, Image.Image]:
     if not url.startswith(_DATA_URL_PREFIX) or ";base64," not in url[:100]:
         raise InvalidInput(
             "image_not_data_url",
@@ -100,7 +107,8 @@ def _image(url: str, settings: Settings) -> Image.Image:
             "the service fetches nothing",
         )
     limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
-    return decode_image(decode_base64(url, "image_url.url"), limits, "image_url.url")
+    data = decode_base64(url, "image_url.url")
+    return data, decode_image(data, limits, "image_url.url")
 
 
 def resolve_generator(
@@ -174,7 +182,7 @@ def complete(
     [answer] = batcher.run(key, answer_all, [(turn.image, turn.question)])
     INFERENCE_LATENCY.labels(operation="chat").observe(time.perf_counter() - started)
     return ChatCompletion(
-        id=_completion_id(),
+        id=new_answer_id(AnswerKind.CHAT, loaded.model_id),
         created=int(time.time()),
         model=model_name,
         system_fingerprint=loaded.version_id,
@@ -194,11 +202,18 @@ def complete(
 
 
 def stream_events(
-    loaded: LoadedVersion, generator: VisionLanguageModel, turn: ChatTurn, model_name: str
+    loaded: LoadedVersion,
+    generator: VisionLanguageModel,
+    turn: ChatTurn,
+    model_name: str,
+    on_finish: Callable[[str, str], None] | None = None,
 ) -> Iterator[str]:
     """Server-sent events: a role chunk, one chunk per piece of text, a finish chunk,
-    ``[DONE]`` (OpenAI's streaming format)."""
-    completion_id, created = _completion_id(), int(time.time())
+    ``[DONE]`` (OpenAI's streaming format). ``on_finish(completion id, whole answer)`` runs
+    once the answer is complete, before ``[DONE]``."""
+    completion_id = new_answer_id(AnswerKind.CHAT, loaded.model_id)
+    created = int(time.time())
+    pieces: list[str] = []
 
     def chunk(delta: Delta, finish_reason: str | None = None) -> str:
         body = ChatCompletionChunk(
@@ -218,12 +233,36 @@ def stream_events(
         turn.image, turn.question, max_tokens=turn.max_tokens, temperature=turn.temperature
     ):
         if piece.text:
+            pieces.append(piece.text)
             yield chunk(Delta(content=piece.text))
         if piece.finish_reason is not None:
             INFERENCE_LATENCY.labels(operation="chat").observe(time.perf_counter() - started)
             yield chunk(Delta(), finish_reason=piece.finish_reason)
+    if on_finish is not None:
+        on_finish(completion_id, "".join(pieces))
     yield "data: [DONE]\n\n"
 
 
-def _completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+def capture_chat(
+    session: Session,
+    blobs: BlobStore,
+    models: ModelLookup,
+    loaded: LoadedVersion,
+    turn: ChatTurn,
+    completion_id: str,
+    answer: str,
+) -> bool:
+    """Keep the answer for the inbox if the model captures feedback (the model's row from
+    ``models``: no query while it is fresh); whether a row was added (then commit)."""
+    return capture_answers(
+        session,
+        blobs,
+        models.get(session, loaded.model_id),
+        AnswerContext(
+            kind=AnswerKind.CHAT,
+            version_id=loaded.version_id,
+            version_number=loaded.version_number,
+            question=turn.question,
+        ),
+        [ServedAnswer(answer_id=completion_id, image=turn.image_bytes, served=answer)],
+    )

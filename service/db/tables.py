@@ -38,8 +38,10 @@ from service.db.base import Base, StrEnumList, StrEnumText, UTCDateTime, new_id,
 from service.db.values import (
     VERSION_TI_SOURCES,
     ActivationPolicy,
+    AnswerKind,
     DeploymentAction,
     EvalSetKind,
+    InboxStatus,
     JobEventType,
     JobStatus,
     ModelFamily,
@@ -91,6 +93,10 @@ class Model(Base):
         StrEnumText(ActivationPolicy, 20), default=ActivationPolicy.AUTO
     )
     activation_threshold: Mapped[float] = mapped_column(Float, default=1.0)
+    # The mistakes inbox: whether serving keeps what a later correction needs of each answer
+    # (off by default: nothing is written on the inference path), and for how long.
+    feedback_capture: Mapped[bool] = mapped_column(Boolean, default=False)
+    feedback_retention_hours: Mapped[int] = mapped_column(Integer, default=168)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -195,6 +201,49 @@ class CorrectionExample(Base):
     question: Mapped[str | None] = mapped_column(Text, nullable=True)
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     held_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Answer(Base):
+    """A served answer kept while its model captures feedback: the request's image (a blob),
+    what was asked, what was answered and by which version. Flagged with the right answer
+    (``status`` set), it is an item of the model's mistakes inbox.
+
+    Unflagged answers, and items used or dismissed, are deleted after ``expires_at`` by the
+    storage collection (``service/retention``); open items stay until used or dismissed.
+    """
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        CheckConstraint(_in("kind", AnswerKind), name="kind"),
+        CheckConstraint(_in("status", InboxStatus), name="status"),
+        CheckConstraint(
+            "(labels IS NOT NULL) OR (question IS NOT NULL)", name="labels_or_question"
+        ),
+        Index("ix_answers_model_id_flagged_at", "model_id", "flagged_at"),
+        Index("ix_answers_expires_at", "expires_at"),
+    )
+
+    # The id the response carried (``service/answers/ids.py``).
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    kind: Mapped[AnswerKind] = mapped_column(StrEnumText(AnswerKind, 20))
+    version_id: Mapped[str] = mapped_column(String(36))
+    version_number: Mapped[int] = mapped_column(Integer)
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    # classify: the candidate labels and caption template; chat: the question.
+    labels: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    template: Mapped[str | None] = mapped_column(Text, nullable=True)
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    served: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set by feedback: the right label (classify) or answer (chat).
+    right_answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status: Mapped[InboxStatus | None] = mapped_column(StrEnumText(InboxStatus, 20), nullable=True)
+    correction_id: Mapped[str | None] = mapped_column(
+        ForeignKey("corrections.id", ondelete="SET NULL"), nullable=True
+    )
 
 
 class Job(Base):

@@ -125,3 +125,19 @@ class Scope(enum.StrEnum):
     INFERENCE = "inference"
     CORRECTIONS = "corrections"
     ADMIN = "admin"
+
+
+# -- served answers and the mistakes inbox -----------------------------------------------------
+class AnswerKind(enum.StrEnum):
+    """Which endpoint served a kept answer, so which kind of correction example it makes."""
+
+    CLASSIFY = "classify"  # a label among the request's candidates: a label example
+    CHAT = "chat"  # an answer to a question: a question/answer example
+
+
+class InboxStatus(enum.StrEnum):
+    """Where a flagged answer is in the mistakes inbox (NULL: the answer is not flagged)."""
+
+    OPEN = "open"  # flagged with the right answer, waiting to be used or dismissed
+    USED = "used"  # turned into a correction (the row names it)
+    DISMISSED = "dismissed"  # set aside by hand

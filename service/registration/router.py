@@ -32,6 +32,8 @@ def model_out(session: SessionDep, model: Model, principal: Principal) -> ModelO
         vision_towers_equal=model.vision_towers_equal,
         activation_policy=model.activation_policy,
         activation_threshold=model.activation_threshold,
+        feedback_capture=model.feedback_capture,
+        feedback_retention_hours=model.feedback_retention_hours,
         active_version_id=version_id,
         active_version_number=number,
         created_at=model.created_at,

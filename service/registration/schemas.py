@@ -52,6 +52,14 @@ class ModelOut(BaseModel):
     )
     activation_policy: ActivationPolicy
     activation_threshold: float
+    feedback_capture: bool = Field(
+        default=False,
+        description="whether serving keeps answers for the mistakes inbox "
+        "(PUT /v1/models/{model_id}/feedback-capture)",
+    )
+    feedback_retention_hours: int = Field(
+        default=168, description="how long an unflagged kept answer is kept"
+    )
     active_version_id: str | None
     active_version_number: int | None
     created_at: datetime

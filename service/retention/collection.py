@@ -9,6 +9,10 @@ commit within seconds).
 
 The collector works in this order:
 
+0. Delete the answers kept for the mistakes inbox past their retention (unflagged, or used
+   or dismissed; open items stay), committed: their images are then referenced by nothing
+   (unless a correction or another answer holds the same bytes). A dry run deletes no row
+   and counts those images as unreferenced alike.
 1. ``cutoff = now - grace_s``; list the stored blobs with their modification times. A blob
    written, or stored again (``put`` refreshes the time of a blob it finds already stored),
    after ``cutoff`` is kept.
@@ -39,6 +43,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.answers import repository as answers_repository
+from service.db.base import utcnow
 from service.retention import repository
 from service.storage.blobs import BlobStore
 
@@ -53,6 +59,7 @@ class CollectionReport:
     deleted_blobs: int
     freed_bytes: int
     dry_run: bool
+    expired_answers: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,17 @@ def collect_garbage(
 ) -> CollectionReport:
     """Delete the blobs no row refers to and nobody stored in the last ``grace_s`` seconds
     (the order of the steps is what makes it safe: see the module docstring)."""
+    now = utcnow()
+    expired = 0
+    if not dry_run:
+        with session_factory() as session:
+            expired = answers_repository.delete_expired(session, now)
+            session.commit()
     cutoff = time.time() - grace_s
     freed = 0 if dry_run else blobs.delete_stale_temporaries(cutoff)
     listed = list(blobs.list_blobs())
     with session_factory() as session:
-        referenced = repository.referenced_blobs(session)
+        referenced = repository.referenced_blobs(session, now)
     old = [info for info in listed if info.modified_at <= cutoff]
     unreferenced = [info for info in old if info.sha256 not in referenced]
     deleted = 0
@@ -99,4 +112,5 @@ def collect_garbage(
         deleted_blobs=deleted,
         freed_bytes=freed,
         dry_run=dry_run,
+        expired_answers=expired,
     )

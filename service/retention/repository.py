@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CompoundSelect, select, union
 from sqlalchemy.orm import Session
 
-from service.db.tables import CarriedState, CorrectionExample, EvalSetItem, Version
+from service.answers import repository as answers_repository
+from service.db.tables import Answer, CarriedState, CorrectionExample, EvalSetItem, Version
 
 
-def referenced_blobs(session: Session) -> set[str]:
+def referenced_blobs(session: Session, now: datetime) -> set[str]:
     """Every blob a row still needs, read in one statement (so one snapshot of the database).
 
     Retained (not archived) versions keep their delta, checkpoint and carried states; archived
     versions keep nothing (no retained version rebuilds through them). Correction examples
-    and evaluation-set items keep their images.
+    and evaluation-set items keep their images; answers kept for the mistakes inbox keep
+    theirs while retained at ``now`` (within their retention, or open in the inbox).
     """
     retained = Version.archived_at.is_(None)
     query: CompoundSelect[Any] = union(
@@ -26,5 +29,6 @@ def referenced_blobs(session: Session) -> set[str]:
         .where(retained),
         select(CorrectionExample.image_sha256),
         select(EvalSetItem.image_sha256),
+        select(Answer.image_sha256).where(answers_repository.retained(now)),
     )
     return {str(sha256) for sha256 in session.scalars(query)}

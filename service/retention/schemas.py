@@ -25,6 +25,11 @@ class GarbageCollectionOut(BaseModel):
     deleted_blobs: int = Field(description="blobs deleted (dry run: that would be)")
     freed_bytes: int = Field(description="bytes freed (dry run: that would be)")
     dry_run: bool
+    expired_answers: int = Field(
+        default=0,
+        description="answers kept for the mistakes inbox deleted past their retention "
+        "(unflagged, used or dismissed; open items stay); a dry run deletes none",
+    )
     grace_s: float = Field(description="the grace period on blob age that applied, seconds")
 
 

@@ -45,6 +45,10 @@ class ClassifyInput:
 
 
 class Prediction(BaseModel):
+    answer_id: str = Field(
+        description="this image's answer: flag it with the right label at "
+        "POST /v1/answers/{answer_id}/feedback (kept while the model captures feedback)"
+    )
     label: str
     probabilities: dict[str, float]
 
@@ -54,7 +58,7 @@ class ClassifyOut(BaseModel):
     version_id: str
     version_number: int
     labels: list[str]
-    predictions: list[Prediction]
+    predictions: list[Prediction] = Field(description="one per image, in the request's order")
 
 
 class EmbedJson(BaseModel):

@@ -9,6 +9,9 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from catalogue.captions import captions_for_labels, has_label_slot
+from service.answers.capture import AnswerContext, ServedAnswer, capture_answers
+from service.answers.ids import new_answer_id
+from service.db.values import AnswerKind
 from service.errors import InvalidInput
 from service.images import ImageLimits, decode_image
 from service.modelling.inference import probabilities_from_embeddings
@@ -19,6 +22,7 @@ from service.serving.batching import Batcher
 from service.serving.cache import LoadedVersion, ModelCache
 from service.serving.schemas import ClassifyInput, ClassifyOut, EmbedInput, EmbedOut, Prediction
 from service.settings import Settings
+from service.storage.blobs import BlobStore
 from service.validation import (
     MAX_TEMPLATE_LENGTH,
     MAX_TEXT_LENGTH,
@@ -26,6 +30,7 @@ from service.validation import (
     check_characters,
     check_identifier,
     clean_text,
+    normalised,
 )
 from service.versions.service import servable_version
 
@@ -79,8 +84,8 @@ def classify_images(
     request: ClassifyInput,
     models: ModelLookup | None = None,
 ) -> ClassifyOut:
-    """Probabilities over the request's labels for each image, and the version that
-    answered."""
+    """Probabilities over the request's labels for each image (each with its answer id), and
+    the version that answered."""
     images, labels, template = request.images, request.labels, request.template
     if not images:
         raise InvalidInput("no_images", "send at least one image")
@@ -116,10 +121,38 @@ def classify_images(
         labels=cleaned,
         predictions=[
             Prediction(
+                answer_id=new_answer_id(AnswerKind.CLASSIFY, model_id),
                 label=cleaned[max(range(len(row)), key=row.__getitem__)],
                 probabilities=dict(zip(cleaned, row, strict=True)),
             )
             for row in probabilities
+        ],
+    )
+
+
+def capture_classify(
+    session: Session,
+    blobs: BlobStore,
+    models: ModelLookup,
+    request: ClassifyInput,
+    answered: ClassifyOut,
+) -> bool:
+    """Keep each image's answer for the inbox if the model captures feedback (the model's row
+    from ``models``: no query while it is fresh); whether rows were added (then commit)."""
+    return capture_answers(
+        session,
+        blobs,
+        models.get(session, answered.model_id),
+        AnswerContext(
+            kind=AnswerKind.CLASSIFY,
+            version_id=answered.version_id,
+            version_number=answered.version_number,
+            labels=answered.labels,
+            template=normalised(request.template),
+        ),
+        [
+            ServedAnswer(answer_id=prediction.answer_id, image=image, served=prediction.label)
+            for prediction, image in zip(answered.predictions, request.images, strict=True)
         ],
     )
 

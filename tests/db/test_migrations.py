@@ -33,6 +33,7 @@ EXPECTED_TABLES = {
     "version_costs",
     "gate_decisions",
     "carried_states",
+    "answers",
 }
 
 
