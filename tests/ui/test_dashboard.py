@@ -215,3 +215,83 @@ def test_keys_and_storage_for_admins(dashboard: Dashboard, page: Any, tmp_path: 
     assert refused.status_code == 401
     usage = dashboard.api.get("/v1/storage").json()
     assert page.locator("#storage").inner_text().startswith(f"{usage['blobs']} blobs")
+
+
+def mistakes(dashboard: Dashboard, count: int) -> list[tuple[Path, str, str]]:
+    """(image, served label, right label) of ``count`` images the active version gets wrong,
+    each of a different right label."""
+    found: dict[str, tuple[Path, str, str]] = {}
+    for path in sorted(dashboard.folder.glob("*/*.png")):
+        if path.parent.name in found:
+            continue
+        served = dashboard.api.post(
+            f"/v1/models/{dashboard.model['id']}/classify",
+            files=[("images", (path.name, path.read_bytes(), "image/png"))],
+            data={"labels": LABELS},
+        ).json()["predictions"][0]["label"]
+        if served != path.parent.name:
+            found[path.parent.name] = (path, served, path.parent.name)
+        if len(found) == count:
+            return list(found.values())
+    raise AssertionError(f"the active version gets fewer than {count} labels wrong")
+
+
+def test_flag_wrong_answers_and_correct_from_the_inbox(
+    dashboard: Dashboard, page: Any, screenshot: Any
+) -> None:
+    corrected(dashboard)
+    sign_in(page, dashboard.url, ADMIN_KEY)
+    open_model(page, dashboard)
+    if page.locator("#capture-toggle").inner_text() == "Turn on":
+        page.click("#capture-toggle")
+    page.wait_for_selector("#capture-toggle:text-is('Turn off')")
+    assert dashboard.api.get(f"/v1/models/{dashboard.model['id']}").json()["feedback_capture"]
+
+    flagged = mistakes(dashboard, 2)
+    for image, served, right in flagged:
+        page.goto(f"{dashboard.url}/ui/#/models/{dashboard.model['id']}/compare")
+        page.set_input_files("input[name=image]", str(image))
+        page.fill("textarea[name=labels]", "\n".join(LABELS))
+        page.click("#compare button.primary")
+        active = dashboard.versions()[-1]["number"]
+        card = page.locator(f"#comparison .card[data-version='{active}']")
+        card.locator("button.flag").wait_for()
+        assert card.locator(".answer").inner_text().startswith(served)
+        card.locator("select[name=right]").select_option(right)
+        card.locator("button.flag").click()
+        card.locator(".flagged").wait_for()
+
+    page.goto(f"{dashboard.url}/ui/#/models/{dashboard.model['id']}/inbox")
+    page.wait_for_selector("#inbox tbody tr[data-item]")
+    rows = page.locator("#inbox tbody tr[data-item]")
+    assert rows.count() == 2
+    assert sorted(rows.locator("td.right").all_inner_texts()) == sorted(r for _, _, r in flagged)
+    # Each item shows the image that was asked about (fetched with the key).
+    page.wait_for_function(
+        "[...document.querySelectorAll('#inbox img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    screenshot(page, "inbox")
+    page.click("#correct-from-inbox")
+    page.wait_for_selector("#job-summary")
+    job_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_selector("#job-status:text-is('succeeded')", timeout=180_000)
+    items = dashboard.api.get(f"/v1/models/{dashboard.model['id']}/inbox?status=used").json()
+    job = dashboard.api.get(f"/v1/jobs/{job_id}").json()
+    assert {item["correction_id"] for item in items} == {job["correction_id"]}
+    assert len(items) == 2
+
+
+def test_export_a_version_from_its_row(dashboard: Dashboard, page: Any, tmp_path: Path) -> None:
+    import tarfile
+
+    versions = corrected(dashboard)
+    sign_in(page, dashboard.url, ADMIN_KEY)
+    open_model(page, dashboard)
+    with page.expect_download() as download:
+        page.click(f"#versions button.export[data-version='{versions[1]['number']}']")
+    archive = tmp_path / download.value.suggested_filename
+    download.value.save_as(archive)
+    assert archive.name == f"tiny-v{versions[1]['number']}.tar"
+    with tarfile.open(archive) as tar:
+        names = {Path(name).name for name in tar.getnames()}
+    assert {"config.json", "model.safetensors", "README.md"} <= names

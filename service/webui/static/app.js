@@ -5,6 +5,7 @@ import { clearNotice, notify } from "./notice.js";
 import { adminPage } from "./pages/admin.js";
 import { comparePage } from "./pages/compare.js";
 import { correctPage } from "./pages/correct.js";
+import { inboxPage } from "./pages/inbox.js";
 import { jobPage } from "./pages/job.js";
 import { modelPage } from "./pages/model.js";
 import { modelsPage } from "./pages/models.js";
@@ -16,6 +17,7 @@ const routes = [
   [/^#\/models\/([^/]+)$/, modelPage],
   [/^#\/models\/([^/]+)\/correct$/, correctPage],
   [/^#\/models\/([^/]+)\/compare$/, comparePage],
+  [/^#\/models\/([^/]+)\/inbox$/, inboxPage],
   [/^#\/jobs\/([^/]+)$/, jobPage],
   [/^#\/admin$/, adminPage],
 ];

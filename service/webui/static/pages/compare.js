@@ -2,6 +2,7 @@ import { api } from "../api.js";
 import { probabilitiesChart } from "../charts.js";
 import { h } from "../dom.js";
 import { notify } from "../notice.js";
+import { flagForm } from "./inbox.js";
 
 function versionSelect(name, versions, selected) {
   return h("select", { name },
@@ -76,7 +77,8 @@ export async function comparePage(modelId) {
         results.append(card);
         if (model.generative) {
           const completion = await askWith(model, version.id, file, question.value);
-          card.append(h("p", { class: "answer" }, completion.choices[0].message.content));
+          card.append(h("p", { class: "answer" }, completion.choices[0].message.content),
+            model.feedback_capture ? flagForm(completion.id, null) : null);
         } else {
           const candidates = labels.value.split("\n").map((l) => l.trim()).filter(Boolean);
           const answer = await classifyWith(modelId, version.id, file, candidates, template.value.trim());
@@ -84,7 +86,8 @@ export async function comparePage(modelId) {
           const canvas = h("canvas", {});
           card.append(h("p", { class: "answer" }, `${prediction.label} `,
             h("span", { class: "muted" }, prediction.probabilities[prediction.label].toFixed(4))),
-            h("div", { class: "chart" }, canvas));
+            h("div", { class: "chart" }, canvas),
+            model.feedback_capture ? flagForm(prediction.answer_id, candidates) : null);
           charts.push(probabilitiesChart(canvas, prediction.probabilities, `v${version.number}`));
         }
       }

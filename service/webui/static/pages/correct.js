@@ -1,13 +1,7 @@
 import { api } from "../api.js";
 import { h } from "../dom.js";
 import { notify } from "../notice.js";
-
-// The methods the API takes, from its own OpenAPI document (one declaration: the catalogue).
-async function methodChoices() {
-  const document = await fetch("/openapi.json").then((response) => response.json());
-  const method = document.components.schemas.CorrectionJson.properties.method;
-  return { methods: method.enum, preset: method.default };
-}
+import { methodChoices } from "./methods.js";
 
 // Files dropped or picked; a folder's files take the folder's name as their label.
 async function filesFromDrop(items) {

@@ -42,6 +42,44 @@ function moveButton(model, version, activeNumber, reload) {
   }, title);
 }
 
+// The version as a standard checkpoint (a tar the API streams; admin keys only).
+async function download(model, version) {
+  try {
+    const response = await api(`/v1/models/${model.id}/versions/${version.id}/export`);
+    const name = (response.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+    const link = h("a", { href: URL.createObjectURL(await response.blob()),
+      download: name ? name[1] : `${model.name}-v${version.number}.tar` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  } catch (error) {
+    notify(error);
+  }
+}
+
+function exportButton(model, version) {
+  if (!session.can("admin") || version.status !== "ready" || version.archived_at) return null;
+  return h("button", { class: "export", dataset: { version: version.number },
+    onclick: () => download(model, version) }, "Export");
+}
+
+// Feedback capture (admin): while on, served answers are kept so they can be flagged.
+function captureControl(model, reload) {
+  const state = model.feedback_capture
+    ? `on (answers kept ${model.feedback_retention_hours} h)` : "off";
+  const toggle = session.can("admin") ? h("button", { id: "capture-toggle", onclick: async () => {
+    try {
+      await api(`/v1/models/${model.id}/feedback-capture`, { method: "PUT",
+        json: { enabled: !model.feedback_capture, retention_hours: model.feedback_retention_hours } });
+      await reload();
+    } catch (error) {
+      notify(error);
+    }
+  } }, model.feedback_capture ? "Turn off" : "Turn on") : null;
+  return h("span", { id: "capture" }, state, " ", toggle);
+}
+
 function versionsTable(model, versions, reload) {
   const numberOf = Object.fromEntries(versions.map((v) => [v.id, v.number]));
   const active = versions.find((v) => v.active);
@@ -62,7 +100,7 @@ function versionsTable(model, versions, reload) {
     h("td", {}, gateCell(v)),
     h("td", {}, when(v.created_at)),
     h("td", {}, v.job_id ? h("a", { href: `#/jobs/${v.job_id}` }, "job") : null,
-      moveButton(model, v, activeNumber, reload))));
+      moveButton(model, v, activeNumber, reload), exportButton(model, v))));
   const headers = ["Version", "Parent", "Method", "Status", "TI", "CC",
     ...(generative ? ["Answer TI", "Answer CC"] : []), "Per set (accuracy %)", "Gate",
     "Created", ""];
@@ -112,6 +150,9 @@ export async function modelPage(modelId) {
         : null,
       session.can("inference")
         ? h("a", { class: "button", href: `#/models/${model.id}/compare` }, "Compare versions")
+        : null,
+      session.can("corrections")
+        ? h("a", { class: "button", href: `#/models/${model.id}/inbox` }, "Mistakes inbox")
         : null);
     element.replaceChildren(
       h("h1", {}, model.name, " ",
@@ -121,7 +162,8 @@ export async function modelPage(modelId) {
       h("div", { class: "kv" },
         h("span", { class: "muted" }, "gate"),
         h("span", {}, `${model.activation_policy} (threshold ${model.activation_threshold})`),
-        h("span", { class: "muted" }, "base"), h("span", {}, model.base_path || "—")),
+        h("span", { class: "muted" }, "base"), h("span", {}, model.base_path || "—"),
+        h("span", { class: "muted" }, "feedback capture"), captureControl(model, load)),
       actions,
       h("div", { class: "charts" },
         h("div", { class: "chart" }, metricsCanvas), h("div", { class: "chart" }, setsCanvas)),
