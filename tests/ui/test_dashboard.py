@@ -295,3 +295,28 @@ def test_export_a_version_from_its_row(dashboard: Dashboard, page: Any, tmp_path
     with tarfile.open(archive) as tar:
         names = {Path(name).name for name in tar.getnames()}
     assert {"config.json", "model.safetensors", "README.md"} <= names
+
+
+def test_an_admin_registers_and_deletes_an_evaluation_set(dashboard: Dashboard, page: Any) -> None:
+    sign_in(page, dashboard.url, ADMIN_KEY)
+    open_model(page, dashboard)
+    page.click("#register-eval-set summary")
+    page.fill("#eval-set input[name=name]", "browser-control")
+    page.fill("#eval-set input[name=max_drop]", "5")
+    page.set_input_files("#eval-set-folder", str(dashboard.folder))
+    page.click("#eval-set button.primary")
+    page.wait_for_selector("#eval-sets tr[data-set='browser-control']")
+    sets = dashboard.api.get(f"/v1/models/{dashboard.model['id']}/eval-sets").json()
+    registered = next(s for s in sets if s["name"] == "browser-control")
+    shots = sorted(dashboard.folder.glob("*/*.png"))
+    assert registered["kind"] == "control" and registered["max_drop"] == 5
+    assert registered["size"] == len(shots)
+    assert sorted(registered["labels"]) == sorted({path.parent.name for path in shots})
+    page.click("#eval-sets tr[data-set='browser-control'] button.remove-set")
+    page.fill("dialog input[name=reason]", "a trial")
+    page.click("dialog button.primary")
+    page.wait_for_selector("#eval-sets tr[data-set='browser-control']", state="detached")
+    names = [
+        s["name"] for s in dashboard.api.get(f"/v1/models/{dashboard.model['id']}/eval-sets").json()
+    ]
+    assert "browser-control" not in names

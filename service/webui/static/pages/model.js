@@ -2,6 +2,7 @@ import { api, session } from "../api.js";
 import { metricsChart, setAccuraciesChart } from "../charts.js";
 import { askText, h, signed, table, when } from "../dom.js";
 import { notify } from "../notice.js";
+import { filesFromInput } from "../pickers.js";
 
 function gateCell(version) {
   if (!version.gate) return h("span", { class: "muted" }, version.number === 1 ? "base" : "—");
@@ -125,11 +126,62 @@ function jobsTable(jobs) {
   return table(["Job", "Status", "Method", "Steps", "Created"], rows, { id: "jobs" });
 }
 
-function evalSetsTable(sets) {
-  const rows = sets.map((s) => h("tr", {}, h("td", {}, s.name), h("td", {}, s.kind),
-    h("td", {}, s.size), h("td", {}, s.labels.length),
-    h("td", {}, s.max_drop === null ? "—" : s.max_drop)));
-  return table(["Name", "Kind", "Images", "Labels", "Max drop"], rows, { id: "eval-sets" });
+function evalSetsTable(model, sets, reload) {
+  const remove = (set) => h("button", { class: "danger remove-set", onclick: async () => {
+    if (!(await askText(`Delete evaluation set ${set.name}?`, "why"))) return;
+    try {
+      await api(`/v1/models/${model.id}/eval-sets/${set.id}`, { method: "DELETE" });
+      await reload();
+    } catch (error) {
+      notify(error);
+    }
+  } }, "Delete");
+  const rows = sets.map((s) => h("tr", { dataset: { set: s.name } }, h("td", {}, s.name),
+    h("td", {}, s.kind), h("td", {}, s.size), h("td", {}, s.labels.length),
+    h("td", {}, s.max_drop === null ? "—" : s.max_drop),
+    h("td", {}, session.can("admin") ? remove(s) : null)));
+  return table(["Name", "Kind", "Images", "Labels", "Max drop", ""], rows, { id: "eval-sets" });
+}
+
+// Register an evaluation set from a folder per label (admin keys only).
+function evalSetForm(model, reload) {
+  if (!session.can("admin")) return null;
+  let picked = [];
+  const count = h("span", { class: "muted" }, "no images yet");
+  const folder = h("input", { type: "file", multiple: true, webkitdirectory: true,
+    id: "eval-set-folder", onchange: (event) => {
+      picked = filesFromInput(event.target).filter((p) => p.file.type.startsWith("image/") && p.label);
+      count.textContent = `${picked.length} image(s), ${new Set(picked.map((p) => p.label)).size} label(s)`;
+    } });
+  const name = h("input", { type: "text", name: "name", required: true });
+  const kind = h("select", { name: "kind" }, h("option", { value: "control" }, "control (must not regress)"),
+    h("option", { value: "target" }, "target (what corrections should fix)"));
+  const maxDrop = h("input", { type: "number", name: "max_drop", step: "0.1", min: 0,
+    placeholder: "points a version may lose (control sets)" });
+  const form = h("form", { class: "stack", id: "eval-set" },
+    h("label", { class: "field" }, "Name", name), h("label", { class: "field" }, "Kind", kind),
+    h("label", { class: "field" }, "Max drop", maxDrop),
+    h("label", { class: "field" }, "A folder per label", folder), count,
+    h("div", { class: "actions" }, h("button", { class: "primary" }, "Register set")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = new FormData();
+    body.append("name", name.value);
+    body.append("kind", kind.value);
+    if (maxDrop.value) body.append("max_drop", maxDrop.value);
+    for (const { file, label } of picked) {
+      body.append("images", file, file.name);
+      body.append("labels", label);
+    }
+    try {
+      await api(`/v1/models/${model.id}/eval-sets`, { method: "POST", form: body });
+      await reload();
+    } catch (error) {
+      notify(error);
+    }
+  });
+  return h("details", { id: "register-eval-set" },
+    h("summary", {}, "Register an evaluation set"), form);
 }
 
 export async function modelPage(modelId) {
@@ -170,7 +222,8 @@ export async function modelPage(modelId) {
       h("h2", {}, "Versions"), versionsTable(model, versions, load),
       h("h2", {}, "Deployments"), deploymentsTable(deployments, numberOf),
       h("h2", {}, "Jobs"), jobsTable(jobs),
-      h("h2", {}, "Evaluation sets"), evalSetsTable(evalSets));
+      h("h2", {}, "Evaluation sets"), evalSetsTable(model, evalSets, load),
+      evalSetForm(model, load));
     charts.splice(0).forEach((chart) => chart.destroy());
     charts.push(metricsChart(metricsCanvas, versions), setAccuraciesChart(setsCanvas, versions));
   };
