@@ -119,9 +119,7 @@ def test_unknown_and_invisible_jobs_are_not_found(
     restricted = {"Authorization": f"Bearer {created.json()['key']}"}
     hidden = client.get(f"/v1/jobs/{job_id}/events/stream", headers=restricted)
     assert hidden.status_code == 404 and error_code(hidden) == "job_not_found"
-    unauthenticated = client.get(
-        f"/v1/jobs/{job_id}/events/stream", headers={"Authorization": ""}
-    )
+    unauthenticated = client.get(f"/v1/jobs/{job_id}/events/stream", headers={"Authorization": ""})
     assert unauthenticated.status_code == 401
 
 
