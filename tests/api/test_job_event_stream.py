@@ -7,6 +7,7 @@ shows its phases in order and ends at ``succeeded``; unknown and invisible jobs 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from service.jobs.stream import KEEP_ALIVE, follow_events
 from tests.api.conftest import LiveServer, error_code
 from tests.conftest import ADMIN_KEY, to_png
 from workers.pipeline.context import build_context
@@ -172,3 +174,26 @@ def test_a_live_job_is_streamed_through_its_phases_to_its_end(
     assert [step["step"] for step in steps] == list(range(1, steps[-1]["total"] + 1))
     assert steps[-1]["eta_s"] == 0
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+
+
+def test_a_quiet_stream_keeps_alive_and_stops_when_the_client_leaves(
+    client: TestClient, model: dict[str, Any], fashion: Any
+) -> None:
+    """A queued job nobody runs: after its first event the stream only keeps the connection
+    alive, until the client goes away (then it stops polling)."""
+    job_id = _submit(client, model["id"], fashion)
+    factory = client.app.state.runtime.session_factory  # type: ignore[attr-defined]
+    polls_left = [6]
+
+    async def is_disconnected() -> bool:
+        polls_left[0] -= 1
+        return polls_left[0] < 0
+
+    async def collect() -> list[str]:
+        stream = follow_events(factory, job_id, 0, is_disconnected, poll_s=0.01, keep_alive_s=0.02)
+        return [message async for message in stream]
+
+    messages = asyncio.run(collect())
+    assert messages[0].startswith("id: ") and "event: status" in messages[0]
+    assert set(messages[1:]) == {KEEP_ALIVE} and 1 <= len(messages[1:]) <= 6
+    assert polls_left[0] == -1  # asked once more, told the client left, and stopped
