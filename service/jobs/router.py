@@ -6,17 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import WithJsonSchema
 from sqlalchemy.orm import Session
 
 from service.api.deps import ResourceId, SessionDep, SessionFactoryDep
 from service.auth.dependencies import AnyPrincipal, CorrectionsPrincipal, ModelReader
 from service.auth.principal import Principal
 from service.db.tables import Job
+from service.db.values import JobEventType
 from service.errors import NotFound
 from service.jobs import repository
 from service.jobs.schemas import JobEventOut, JobEventsPage, JobOut
 from service.jobs.service import get_job, request_cancel
-from service.jobs.stream import follow_events
+from service.jobs.stream import KEEP_ALIVE_S, follow_events
 from service.registry.service import get_model
 from service.validation import MAX_ROW_ID
 
@@ -63,10 +65,28 @@ class EventStreamResponse(StreamingResponse):
 _STREAM_FORMAT = (
     "Server-sent events, one per job event in order: `id: <event id>`, `event: <type>` "
     "(status, phase, progress, metrics, log), `data: <the event as JSON, as one item of "
-    "/v1/jobs/{job_id}/events>`, then a blank line; a comment `: keep-alive` after 15 s of "
-    "silence. The stream ends after the job's terminal status event (succeeded, failed, "
-    "cancelled); reconnect with `Last-Event-ID` to resume after the last event received."
+    f"/v1/jobs/{{job_id}}/events>`, then a blank line; a comment `: keep-alive` after "
+    f"{KEEP_ALIVE_S:g} s of silence. The stream ends after the job's terminal status event "
+    "(succeeded, failed, cancelled); reconnect with `Last-Event-ID` to resume after the last "
+    "event received."
 )
+
+
+# One server-sent event of the stream (its fields as the SSE format names them).
+_STREAM_EVENT = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "the job event's id (resume with Last-Event-ID)"},
+        "event": {"type": "string", "enum": [kind.value for kind in JobEventType]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/JobEventOut"},
+            "description": "the job event as JSON, as one item of /v1/jobs/{job_id}/events",
+        },
+    },
+}
 
 
 @router.get(
@@ -75,7 +95,7 @@ _STREAM_FORMAT = (
     responses={
         200: {
             "description": _STREAM_FORMAT,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _STREAM_EVENT}},
         }
     },
 )
@@ -90,6 +110,8 @@ def stream_job_events(
     ] = 0,
     last_event_id: Annotated[
         int | None,
+        # Absent or a number: a header has no null (the document says so, not ``anyOf null``).
+        WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}),
         Header(
             alias="Last-Event-ID",
             ge=0,
