@@ -12,6 +12,7 @@ import io
 import json
 import mimetypes
 import tarfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from service.api.openapi import ErrorResponse
 from service.auth.schemas import ApiKeyCreated, ApiKeyOut
 from service.chat.schemas import ChatCompletion, ChatCompletionChunk
 from service.corrections.schemas import CorrectionAccepted
-from service.jobs.schemas import JobOut
+from service.jobs.schemas import JobEventOut, JobOut
 from service.registration.schemas import EvalSetOut, ModelOut
 from service.retention.schemas import GarbageCollectionOut, StorageUsageOut
 from service.serving.schemas import ClassifyOut
@@ -215,6 +216,42 @@ class ServiceClient:
 
     def get_job(self, job_id: str) -> JobOut:
         return _record(self.http.get(f"/v1/jobs/{job_id}"), JobOut)
+
+    def job_events(
+        self, job_id: str, after: int = 0, retries: int = 5, retry_wait_s: float = 1.0
+    ) -> Iterator[JobEventOut]:
+        """The job's events after ``after`` as the server writes them (server-sent events),
+        until its terminal status event. A dropped connection is resumed with
+        ``Last-Event-ID`` (after ``retry_wait_s``; ``retries`` drops in a row at most)."""
+        failures = 0
+        while True:
+            try:
+                for event in self._event_stream(job_id, after):
+                    failures = 0
+                    after = event.id
+                    yield event
+                    if event.ends_job():
+                        return
+                return  # the server ended the stream: the job had ended before ``after``
+            except httpx.TransportError:
+                failures += 1
+                if failures > retries:
+                    raise
+                time.sleep(retry_wait_s)
+
+    def _event_stream(self, job_id: str, after: int) -> Iterator[JobEventOut]:
+        headers = {"Last-Event-ID": str(after), "Accept": "text/event-stream"}
+        with self.http.stream("GET", f"/v1/jobs/{job_id}/events/stream", headers=headers) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise ApiError.of(r)
+            data: list[str] = []
+            for line in r.iter_lines():
+                if line.startswith("data:"):
+                    data.append(line.removeprefix("data:").removeprefix(" "))
+                elif not line and data:  # a blank line ends an event (comments have no data)
+                    yield JobEventOut.model_validate_json("\n".join(data))
+                    data = []
 
     def list_jobs(self, model_id: str, limit: int) -> list[JobOut]:
         response = self.http.get(f"/v1/models/{model_id}/jobs", params={"limit": limit})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,9 +33,8 @@ from typer.core import TyperGroup
 
 from service.cli import render
 from service.cli.client import ApiError, ServiceClient
-from service.db.values import JobStatus
+from service.db.values import JobEventType, JobStatus
 from service.jobs.schemas import JobOut
-from service.jobs.statuses import TERMINAL_STATUSES
 from service.registration.schemas import ModelOut
 from service.settings import DEFAULT_MODEL_NAME
 from service.versions.schemas import DeploymentOut, VersionOut
@@ -148,27 +146,46 @@ def image_folder(folder: Path) -> list[tuple[Path, str]]:
     return pairs
 
 
-def follow_job(service: ServiceClient, job_id: str, poll_s: float = 1.0) -> JobOut:
-    """Poll a job until it ends, with a progress bar on stderr; returns the final job."""
+def follow_job(service: ServiceClient, job_id: str) -> JobOut:
+    """Follow a job through its events (server-sent; a dropped connection resumes after the
+    last event seen) until it ends, with a progress bar on stderr: status and phase, training
+    step k/n, the estimated training time left and the time elapsed; returns the final job."""
+    job = service.get_job(job_id)
+    status, phase = job.status, job.progress.phase
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[eta]}"),
         TimeElapsedColumn(),
         console=Console(stderr=True),
     ) as progress:
-        task = progress.add_task(JobStatus.QUEUED, total=None)
-        while True:
-            job = service.get_job(job_id)
-            progress.update(
-                task,
-                description=job.status,
-                completed=job.progress.step,
-                total=job.progress.total or None,
-            )
-            if job.status in TERMINAL_STATUSES:
-                return job
-            time.sleep(poll_s)
+        task = progress.add_task(
+            f"{status} {phase}",
+            total=job.progress.total or None,
+            completed=job.progress.step,
+            eta=_eta(job.progress.eta_s),
+        )
+        for event in service.job_events(job_id):
+            data = event.data
+            if event.type == JobEventType.STATUS:
+                status = data["status"]
+            elif event.type == JobEventType.PHASE:
+                phase = data["phase"]
+                progress.update(task, eta="")
+            elif event.type == JobEventType.PROGRESS:
+                progress.update(
+                    task,
+                    completed=data["step"],
+                    total=data["total"] or None,
+                    eta=_eta(data.get("eta_s")),
+                )
+            progress.update(task, description=f"{status} {phase}")
+    return service.get_job(job_id)
+
+
+def _eta(seconds: float | None) -> str:
+    return "" if seconds is None else f"~{seconds:.0f}s left"
 
 
 def _hyperparameters(text: str | None) -> dict[str, Any] | None:

@@ -140,7 +140,7 @@ def deployments_table(
 
 
 def jobs_table(model: ModelOut, jobs: Sequence[JobOut], numbers: dict[str, int]) -> Table:
-    columns = ("id", "status", "method", "progress", "version", "error", "created")
+    columns = ("id", "status", "method", "progress", "phase", "version", "error", "created")
     table = _table(f"jobs of {model.name}", columns)
     for job in jobs:
         table.add_row(
@@ -148,6 +148,7 @@ def jobs_table(model: ModelOut, jobs: Sequence[JobOut], numbers: dict[str, int])
             job.status,
             job.method,
             f"{job.progress.step}/{job.progress.total}",
+            job.progress.phase,
             _number_of(numbers, job.result_version_id),
             "" if job.error is None else job.error.code,
             _when(job.created_at),
@@ -164,6 +165,14 @@ def job_table(job: JobOut) -> Table:
         "correction": job.correction_id,
         "status": job.status,
         "progress": f"{job.progress.step}/{job.progress.total}",
+        "phase": f"{job.progress.phase}"
+        + (
+            ""
+            if job.progress.phase_elapsed_s is None
+            else f" for {job.progress.phase_elapsed_s:g}s"
+        ),
+        "elapsed": f"{job.progress.elapsed_s:g}s"
+        + ("" if job.progress.eta_s is None else f", about {job.progress.eta_s:g}s left"),
         "method": job.method,
         "hyperparameters": "\n".join(
             f"{name}={json.dumps(value)}" for name, value in sorted(job.hyperparameters.items())

@@ -127,6 +127,8 @@ def correction_form(body: CorrectionBody) -> CorrectionInput:
         raw_options["target_sets"] = body.fields["target_sets"]
     hyperparameters = parse_json_field(body, "hyperparameters")
     if hyperparameters is not None:
+        if not isinstance(hyperparameters, dict):  # JSON, but not the object the field holds
+            raise InvalidInput("invalid_hyperparameters_json", "hyperparameters: not a JSON object")
         raw_options["hyperparameters"] = hyperparameters
     options = validate_json(CorrectionOptions, raw_options)
     return CorrectionInput(

@@ -43,6 +43,7 @@ from service.db.values import (
     EvalSetKind,
     InboxStatus,
     JobEventType,
+    JobPhase,
     JobStatus,
     ModelFamily,
     Scope,
@@ -253,6 +254,7 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "idempotency_key"),
         CheckConstraint(_in("status", JobStatus), name="status"),
+        CheckConstraint(_in("phase", JobPhase), name="phase"),
         Index("ix_jobs_model_id_status", "model_id", "status"),
     )
 
@@ -262,6 +264,11 @@ class Job(Base):
     status: Mapped[JobStatus] = mapped_column(StrEnumText(JobStatus, 20), default=JobStatus.QUEUED)
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    # When the last step/total was written (the step rate behind the time estimate).
+    progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    phase: Mapped[JobPhase] = mapped_column(StrEnumText(JobPhase, 20), default=JobPhase.QUEUED)
+    # When the job entered its phase (None: queued since it was created).
+    phase_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     method: Mapped[str] = mapped_column(String(50))
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(Integer, default=0)

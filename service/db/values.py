@@ -39,6 +39,28 @@ class JobEventType(enum.StrEnum):
     METRICS = "metrics"  # evaluation results before / after the update
     LOG = "log"  # a human-readable note (re-queued, cancel requested, ...)
     STATUS = "status"  # a state change; ``data.status`` is the new JobStatus
+    PHASE = "phase"  # the job entered a phase; ``data.phase`` is the new JobPhase
+
+
+class JobPhase(enum.StrEnum):
+    """What a job is doing now, finer than its status (shown as ``progress.phase``)::
+
+        queued -> loading -> evaluating_before -> training -> evaluating_after -> storing
+          -> done
+
+    ``loading`` reads the parent's weights, the examples and the evaluation sets; ``training``
+    counts steps (``progress.step`` of ``progress.total``); ``storing`` writes the snapshot
+    and the version (and applies the gate). A job that ends, however it ends, is ``done``; one
+    the sweep re-queues is ``queued`` again. The worker moves it (``service/jobs/lifecycle.py``).
+    """
+
+    QUEUED = "queued"
+    LOADING = "loading"
+    EVALUATING_BEFORE = "evaluating_before"
+    TRAINING = "training"
+    EVALUATING_AFTER = "evaluating_after"
+    STORING = "storing"
+    DONE = "done"
 
 
 # -- models and evaluation sets ----------------------------------------------------------------

@@ -7,9 +7,11 @@ The protocol a worker follows (no function here commits; the caller's unit of wo
    or ``None`` (``refusal_reason`` says why: finished, leased by a live worker, or an earlier
    job of its model has not finished). A job that used its last attempt is failed here.
 2. While the job runs, the process running it renews the lease (``renew_lease``, from a
-   ``LeaseKeeper`` thread) through every phase; ``record_progress`` stores step/total and
-   returns False once the lease is lost (stop without writing anything); ``cancel_requested``
-   is polled between steps (cooperative cancel).
+   ``LeaseKeeper`` thread) through every phase; ``enter_phase`` records each phase it starts
+   (``JobPhase``: loading ... storing) and ``record_progress`` the training's step/total, both
+   returning False once the lease is lost (stop without writing anything);
+   ``cancel_requested`` is polled between steps (cooperative cancel). A finished job's phase
+   is ``done`` (``finish_job``), a re-queued one's ``queued`` (``requeue``).
 3. ``start_evaluating``; then ``held_job`` (the job, if its lease is still ours) and, in the
    same transaction, the version and ``finish_job(session, job, JobStatus.SUCCEEDED, ...)``,
    or ``finish_job`` as failed / cancelled.
@@ -25,17 +27,18 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
 from service.db.tables import Job, JobEvent
-from service.db.values import JobEventType, JobStatus
+from service.db.values import JobEventType, JobPhase, JobStatus
 from service.errors import Conflict
 from service.jobs import repository
 from service.jobs.constants import DEFAULT_LEASE_SECONDS, UPDATE_QUEUE, UPDATE_TASK_NAME
+from service.jobs.estimates import seconds_between, training_eta_s
 from service.jobs.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, TRANSITIONS
 from service.outbox import repository as outbox_repository
 from service.versions import repository as versions_repository
@@ -195,20 +198,61 @@ def record_progress(
     message: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> bool:
-    """Store progress (step/total) and a progress event; False (nothing stored) when the lease
-    is no longer held."""
-    if not repository.set_progress(
-        session, lease.job_id, lease.owner, lease.attempt, step, total, utcnow()
+    """Store training progress (step/total) and a progress event with the phase's elapsed
+    seconds and the time-left estimate (``estimates.py``); False (nothing stored) when the
+    lease is no longer held."""
+    now = utcnow()
+    held = repository.set_progress(
+        session, lease.job_id, lease.owner, lease.attempt, step, total, now
+    )
+    if held is None:
+        return False
+    (phase_started_at,) = held
+    figures = {
+        "phase": JobPhase.TRAINING,
+        "step": step,
+        "total": total,
+        "phase_elapsed_s": seconds_between(phase_started_at, now),
+        "eta_s": training_eta_s(step, total, phase_started_at, now, now),
+    }
+    append_event(session, lease.job_id, JobEventType.PROGRESS, message, {**figures, **(data or {})})
+    return True
+
+
+def enter_phase(session: Session, lease: Lease, phase: JobPhase) -> bool:
+    """The held job starts ``phase``: stored, with a phase event saying how long the previous
+    phase took; False (nothing stored) when the lease is no longer held."""
+    job = repository.get_fresh(session, lease.job_id)
+    now = utcnow()
+    if job is None or not repository.set_phase(
+        session, lease.job_id, lease.owner, lease.attempt, phase, now
     ):
         return False
+    _phase_event(session, job, JobPhase(phase), now)
+    return True
+
+
+def _set_phase(session: Session, job: Job, phase: JobPhase) -> None:
+    """Move a job this transaction holds (queue lock or lease) into ``phase``, with its event."""
+    now = utcnow()
+    _phase_event(session, job, phase, now)
+    job.phase = phase
+    job.phase_started_at = now
+
+
+def _phase_event(session: Session, job: Job, phase: JobPhase, now: datetime) -> None:
+    previous = JobPhase(job.phase)
     append_event(
         session,
-        lease.job_id,
-        JobEventType.PROGRESS,
-        message,
-        {"step": step, "total": total, **(data or {})},
+        job.id,
+        JobEventType.PHASE,
+        phase.value,
+        {
+            "phase": phase,
+            "previous": previous,
+            "previous_s": seconds_between(job.phase_started_at or job.created_at, now),
+        },
     )
-    return True
 
 
 def cancel_requested(session: Session, job_id: str) -> bool:
@@ -228,6 +272,7 @@ def requeue(session: Session, job: Job, message: str) -> Job:
     It restarts from the beginning on whichever worker claims it; its attempts are kept.
     """
     _move(session, job, JobStatus.QUEUED, message)
+    _set_phase(session, job, JobPhase.QUEUED)
     job.lease_owner = None
     job.lease_expires_at = None
     job.progress_step = 0
@@ -259,6 +304,7 @@ def finish_job(
     job.result_version_id = result_version_id
     job.error_code = error_code
     job.error_message = error_message
+    _set_phase(session, job, JobPhase.DONE)
     _move(session, job, status, message or error_message)
     job.finished_at = job.updated_at
     job.lease_owner = None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.tables import Job, JobEvent, Model, WorkerHeartbeat
-from service.db.values import JobStatus
+from service.db.values import JobPhase, JobStatus
 from service.jobs.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES
 
 
@@ -23,6 +23,11 @@ def get_fresh(session: Session, job_id: str) -> Job | None:
     if job is not None:
         session.refresh(job)
     return job
+
+
+def status_of(session: Session, job_id: str) -> JobStatus | None:
+    """The job's status as the database has it now (None: no such job)."""
+    return session.scalars(select(Job.status).where(Job.id == job_id)).first()
 
 
 def get_by_idempotency_key(session: Session, model_id: str, key: str) -> Job | None:
@@ -177,12 +182,27 @@ def extend_lease(
 
 def set_progress(
     session: Session, job_id: str, owner: str, attempt: int, step: int, total: int, now: datetime
-) -> bool:
-    """Store step/total if this owner still holds the lease (False otherwise)."""
+) -> Row[datetime | None] | None:
+    """Store step/total if this owner still holds the lease: the job's ``phase_started_at``
+    (read in the same statement), or None when the lease is no longer held."""
     result = session.execute(
         update(Job)
         .where(_held_by(job_id, owner, attempt))
-        .values(progress_step=step, progress_total=total, updated_at=now)
+        .values(progress_step=step, progress_total=total, progress_at=now, updated_at=now)
+        .returning(Job.phase_started_at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.first()
+
+
+def set_phase(
+    session: Session, job_id: str, owner: str, attempt: int, phase: JobPhase, now: datetime
+) -> bool:
+    """Move a held job into ``phase`` (False when this owner no longer holds the lease)."""
+    result = session.execute(
+        update(Job)
+        .where(_held_by(job_id, owner, attempt))
+        .values(phase=phase, phase_started_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]

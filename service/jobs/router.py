@@ -1,20 +1,24 @@
-"""``/v1/jobs/{job_id}``: status, events, cooperative cancel."""
+"""``/v1/jobs/{job_id}``: status, events (a page, or followed live), cooperative cancel."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import WithJsonSchema
 from sqlalchemy.orm import Session
 
-from service.api.deps import ResourceId, SessionDep
+from service.api.deps import ResourceId, SessionDep, SessionFactoryDep
 from service.auth.dependencies import AnyPrincipal, CorrectionsPrincipal, ModelReader
 from service.auth.principal import Principal
 from service.db.tables import Job
+from service.db.values import JobEventType
 from service.errors import NotFound
 from service.jobs import repository
 from service.jobs.schemas import JobEventOut, JobEventsPage, JobOut
 from service.jobs.service import get_job, request_cancel
+from service.jobs.stream import KEEP_ALIVE_S, follow_events
 from service.registry.service import get_model
 from service.validation import MAX_ROW_ID
 
@@ -51,6 +55,79 @@ def read_job_events(
     return JobEventsPage(
         events=[JobEventOut.of(event) for event in events],
         next_after=events[-1].id if events else after,
+    )
+
+
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+_STREAM_FORMAT = (
+    "Server-sent events, one per job event in order: `id: <event id>`, `event: <type>` "
+    "(status, phase, progress, metrics, log), `data: <the event as JSON, as one item of "
+    f"/v1/jobs/{{job_id}}/events>`, then a blank line; a comment `: keep-alive` after "
+    f"{KEEP_ALIVE_S:g} s of silence. The stream ends after the job's terminal status event "
+    "(succeeded, failed, cancelled); reconnect with `Last-Event-ID` to resume after the last "
+    "event received."
+)
+
+
+# One server-sent event of the stream (its fields as the SSE format names them).
+_STREAM_EVENT = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "the job event's id (resume with Last-Event-ID)"},
+        "event": {"type": "string", "enum": [kind.value for kind in JobEventType]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/JobEventOut"},
+            "description": "the job event as JSON, as one item of /v1/jobs/{job_id}/events",
+        },
+    },
+}
+
+
+@router.get(
+    "/v1/jobs/{job_id}/events/stream",
+    response_class=EventStreamResponse,
+    responses={
+        200: {
+            "description": _STREAM_FORMAT,
+            "content": {"text/event-stream": {"schema": _STREAM_EVENT}},
+        }
+    },
+)
+def stream_job_events(
+    job_id: ResourceId,
+    request: Request,
+    session: SessionDep,
+    factory: SessionFactoryDep,
+    principal: AnyPrincipal,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_ROW_ID, description="only events with a larger id")
+    ] = 0,
+    last_event_id: Annotated[
+        int | None,
+        # Absent or a number: a header has no null (the document says so, not ``anyOf null``).
+        WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}),
+        Header(
+            alias="Last-Event-ID",
+            ge=0,
+            le=MAX_ROW_ID,
+            description="the id of the last event received: resume after it (wins over after)",
+        ),
+    ] = None,
+) -> EventStreamResponse:
+    """The job's events as they are written (server-sent events), from after ``after``;
+    ends with the job."""
+    visible_job(session, principal, job_id)
+    session.close()  # the stream polls with short sessions of its own
+    start = after if last_event_id is None else last_event_id
+    return EventStreamResponse(
+        follow_events(factory, job_id, start, request.is_disconnected),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 

@@ -5,6 +5,9 @@ error code on stderr with exit status 1."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +17,14 @@ from typer.testing import CliRunner, Result
 
 from bench.load.processes import free_port
 from service.cli import app
+from service.cli.client import ServiceClient
 from service.cli.commands import image_folder
 from tests.api.versions_helpers import train_version
 from tests.conftest import ADMIN_KEY
 from tests.live_server import LiveServer
+from workers.pipeline.context import build_context
+from workers.pipeline.runner import process_job
+from workers.pipeline.settings import WorkerSettings
 
 # How the deployment history names the seeded admin key.
 ADMIN_ACTOR = "key:admin (ADMIN_API_KEY)"
@@ -221,7 +228,15 @@ def test_walk_through_commands(
     assert one.exit_code == 0, one.output
     fields = {row[0]: row[1] for row in _table_rows(one.stdout)}
     assert (fields["status"], fields["method"], fields["progress"]) == ("queued", "lorsu", "0/0")
-    assert json.loads(_vlmc(server, "jobs", job["id"], "--json").stdout) == job
+    assert fields["phase"].startswith("queued for ") and fields["elapsed"].endswith("s")
+    printed = json.loads(_vlmc(server, "jobs", job["id"], "--json").stdout)
+    # The same job, read a moment later: only the seconds it has waited moved on.
+    assert printed["progress"]["elapsed_s"] >= job["progress"]["elapsed_s"]
+    timeless = {"elapsed_s", "phase_elapsed_s"}
+    assert {**printed, "progress": None} == {**job, "progress": None}
+    assert {k: v for k, v in printed["progress"].items() if k not in timeless} == {
+        k: v for k, v in job["progress"].items() if k not in timeless
+    }
     missing = _vlmc(server, "jobs", "no-such-job")
     assert missing.exit_code == 1 and "error (404) job_not_found: " in missing.stderr
 
@@ -314,3 +329,92 @@ def test_no_key_and_no_server_are_said_plainly() -> None:
     nobody = CliRunner().invoke(app, ["--url", url, "--api-key", "k", "versions"])
     assert nobody.exit_code == 1 and nobody.stdout == ""
     assert nobody.stderr.startswith(f"error: no answer from {url}/: ")
+
+
+def _run_when_submitted(server: LiveServer, model_id: str) -> threading.Thread:
+    """A thread that runs the model's first job in this process once it is submitted (the
+    pipeline, without a broker hop), while the command follows it."""
+
+    def run() -> None:
+        deadline = time.monotonic() + 60
+        while not (jobs := _api(server, f"/v1/models/{model_id}/jobs")):
+            assert time.monotonic() < deadline, "no job was submitted"
+            time.sleep(0.05)
+        context = build_context(
+            server.runtime.settings, WorkerSettings(progress_interval_s=0), worker_id="test:cli"
+        )
+        try:
+            process_job(context, jobs[0]["id"])
+        finally:
+            context.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_correct_follows_the_job_through_its_event_stream(
+    served: tuple[LiveServer, dict[str, Any]], fashion: Any, tmp_path: Path
+) -> None:
+    server, model = served
+    folder = _write_folder(tmp_path / "batch", fashion)
+    worker = _run_when_submitted(server, model["id"])
+    try:
+        result = _vlmc(server, "correct", str(folder), "--hyperparameters", '{"epochs": 2}')
+    finally:
+        worker.join(timeout=120)
+    assert result.exit_code == 0, result.output
+    [job] = _api(server, f"/v1/models/{model['id']}/jobs")
+    assert job["status"] == "succeeded" and job["progress"]["phase"] == "done"
+    assert "version 2 (ready" in result.stdout
+    # The progress bar's last state: status and phase, every training step, nothing left.
+    total = job["progress"]["total"]
+    assert "succeeded done" in result.stderr and f"{total}/{total}" in result.stderr
+
+
+def test_a_dropped_event_stream_resumes_after_the_last_event(
+    served: tuple[LiveServer, dict[str, Any]], fashion: Any, tmp_path: Path
+) -> None:
+    server, _model = served
+    folder = _write_folder(tmp_path / "batch", fashion)
+    submitted = _vlmc(server, "correct", str(folder), "--no-follow", "--json")
+    job_id = json.loads(submitted.stdout)["correction"]["job_id"]
+    cancelled = httpx.post(
+        f"{server.url}/v1/jobs/{job_id}/cancel", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    events = _api(server, f"/v1/jobs/{job_id}/events")["events"]
+
+    class DropsFirstStream(httpx.HTTPTransport):
+        """The first event stream breaks after its first event (a dropped connection)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.requests: list[httpx.Request] = []
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)
+            self.requests.append(request)
+            if request.url.path.endswith("/stream") and len(self.requests) == 1:
+                body = response.read()
+                first = body[: body.index(b"\n\n") + 2]
+                return httpx.Response(200, stream=_Breaking(first), request=request)
+            return response
+
+    transport = DropsFirstStream()
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, transport=transport
+    ) as http:
+        followed = list(ServiceClient(http).job_events(job_id, retry_wait_s=0))
+    # Every event once, in order: the second request asked for those after the first.
+    assert [event.id for event in followed] == [event["id"] for event in events]
+    assert [r.headers["Last-Event-ID"] for r in transport.requests] == ["0", str(events[0]["id"])]
+
+
+class _Breaking(httpx.SyncByteStream):
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.first
+        raise httpx.ReadError("connection dropped")

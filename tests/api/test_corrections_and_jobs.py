@@ -64,7 +64,10 @@ def test_correction_queues_a_job_and_a_broker_message(
     assert job["hyperparameters"]["rank"] == 4 and job["hyperparameters"]["learning_rate"] > 0
     # Resolved at submission: what the update will use, never a null default.
     assert job["hyperparameters"]["alpha"] == 4.0
-    assert job["progress"] == {"step": 0, "total": 0} and job["error"] is None
+    progress = job["progress"]
+    assert (progress["phase"], progress["step"], progress["total"]) == ("queued", 0, 0)
+    assert progress["eta_s"] is None and job["error"] is None
+    assert progress["elapsed_s"] >= progress["phase_elapsed_s"] >= 0
     events = client.get(f"/v1/jobs/{accepted['job_id']}/events").json()
     assert [e["type"] for e in events["events"]] == ["status"]
 
@@ -135,11 +138,12 @@ def test_cancel_a_queued_job(client: TestClient, model: dict[str, Any], fashion:
     again = client.post(f"/v1/jobs/{accepted['job_id']}/cancel")
     assert again.status_code == 409 and error_code(again) == "job_finished"
     events = client.get(f"/v1/jobs/{accepted['job_id']}/events").json()["events"]
-    assert [e["data"].get("status") for e in events] == ["queued", "cancelled"]
+    assert [e["data"].get("status") for e in events] == ["queued", None, "cancelled"]
+    assert events[1]["type"] == "phase" and events[1]["data"]["phase"] == "done"
     following = client.get(
         f"/v1/jobs/{accepted['job_id']}/events", params={"after": events[0]["id"]}
     ).json()
-    assert [e["id"] for e in following["events"]] == [events[1]["id"]]
+    assert [e["id"] for e in following["events"]] == [events[1]["id"], events[2]["id"]]
 
 
 def test_eval_sets_register_and_list(

@@ -11,6 +11,8 @@ number of examples per operation, and without its example database.
 - Stateless: every operation with generated data (positive and negative), once with generated
   path identifiers (mostly 404/422) and once with the identifiers of real resources (the
   registered model, its base version, a queued job), so the handlers behind the checks run.
+  The job event stream (``STREAMS_UNTIL_THE_JOB_ENDS``) gets a finished job instead: it
+  follows a job until its end, and no worker runs the queued one here.
 - Stateful: sequences that follow the document's links (a created model -> read it, list its
   versions, jobs and eval sets; a correction -> its job; a created key -> revoke it).
 """
@@ -162,6 +164,11 @@ def _error_code(response: Any) -> str | None:
         return None
 
 
+# Operations that answer until the job ends (server-sent events): with real identifiers they
+# are sent a finished job, whose stream ends at once; no link leads to them (a followed queued
+# job would keep its stream open as long as nobody runs it).
+STREAMS_UNTIL_THE_JOB_ENDS = {"/v1/jobs/{job_id}/events/stream"}
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -258,7 +265,15 @@ def _real_resources(server: LiveServer, fashion: Any) -> dict[str, str]:
         data={"name": "contract", "kind": "control", "labels": labels},
     )
     assert eval_set.status_code == 201, eval_set.text
+    finished = session.post(
+        f"{server.url}/v1/models/{model_id}/corrections", files=files, data={"labels": labels}
+    )
+    assert finished.status_code == 202, finished.text
+    finished_id = finished.json()["job_id"]
+    cancelled = session.post(f"{server.url}/v1/jobs/{finished_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
     return {
+        "finished_job_id": finished_id,
         "eval_set_id": eval_set.json()["id"],
         "model_id": model_id,
         "version_id": model.json()["active_version_id"],
@@ -296,6 +311,8 @@ def test_generated_requests_match_the_contract(contract_server: LiveServer, fash
         variants: list[dict[str, Any]] = [{}]
         if names:
             variants.append({name: real[name] for name in names})
+            if operation.path in STREAMS_UNTIL_THE_JOB_ENDS:
+                variants[-1]["job_id"] = real["finished_job_id"]
         for path_parameters in variants:
             for mode, count in EXAMPLES.items():
                 strategy = operation.as_strategy(
@@ -322,6 +339,7 @@ def test_generated_requests_match_the_contract(contract_server: LiveServer, fash
     assert traffic.seen("GET /v1/models/{model_id}", 200)
     assert traffic.seen("GET /v1/models/{model_id}/versions/{version_id}", 200)
     assert traffic.seen("GET /v1/jobs/{job_id}/events", 200)
+    assert traffic.seen("GET /v1/jobs/{job_id}/events/stream", 200)
     assert traffic.seen("POST /v1/api-keys", 201)
     for status in (401, 404, 422):
         assert any(seen == status for _operation, seen in traffic.statuses), status

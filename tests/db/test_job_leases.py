@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.base import utcnow
 from service.db.session import session_scope
 from service.db.tables import OutboxMessage, WorkerHeartbeat
-from service.db.values import JobEventType, JobStatus
+from service.db.values import JobEventType, JobPhase, JobStatus
 from service.jobs import repository as jobs_repository
 from service.jobs.heartbeats import record_heartbeat
 from service.jobs.lease_keeper import LeaseKeeper
@@ -25,6 +25,7 @@ from service.jobs.lifecycle import (
     append_event,
     cancel_requested,
     claim_job,
+    enter_phase,
     finish_job,
     held_job,
     record_progress,
@@ -55,6 +56,9 @@ def test_claim_progress_finish(session_factory: sessionmaker[Session]) -> None:
         lease = Lease.of(job)
     with session_scope(session_factory) as session:
         assert claim_job(session, job_id, "worker-b") is None  # lease held by a live worker
+        assert enter_phase(session, lease, JobPhase.TRAINING) is True
+        stranger = Lease(job_id, lease.model_id, "worker-b", 1)
+        assert enter_phase(session, stranger, JobPhase.STORING) is False
         assert record_progress(session, lease, 3, 10) is True
         # Another owner, or this owner's earlier attempt, holds nothing: nothing is stored.
         assert (
@@ -67,18 +71,30 @@ def test_claim_progress_finish(session_factory: sessionmaker[Session]) -> None:
     with session_scope(session_factory) as session:
         job = jobs_repository.get(session, job_id)
         assert job is not None and (job.progress_step, job.progress_total) == (3, 10)
+        assert job.phase == JobPhase.TRAINING and job.progress_at is not None
+        assert job.phase_started_at is not None and job.phase_started_at <= job.progress_at
         start_evaluating(session, job)
         finish_job(session, job, JobStatus.SUCCEEDED, result_version_id=None)
     with session_scope(session_factory) as session:
         events = jobs_repository.list_events(session, job_id, 0, 100)
-        kinds = [(e.type, e.data.get("status")) for e in events]
+        kinds = [(e.type, e.data.get("status") or e.data.get("phase")) for e in events]
         assert kinds == [
             ("status", "running"),
-            ("progress", None),
+            ("phase", "training"),
+            ("progress", "training"),
             ("metrics", None),
             ("status", "evaluating"),
+            ("phase", "done"),
             ("status", "succeeded"),
         ]
+        progress = events[2].data
+        assert (progress["step"], progress["total"]) == (3, 10)
+        # One step in, 7 left at the rate so far: an estimate, never negative.
+        assert progress["eta_s"] is not None and progress["eta_s"] >= 0
+        assert events[1].data["previous"] == "queued"
+        assert events[5].data["previous"] == "training"
+        job = jobs_repository.get(session, job_id)
+        assert job is not None and job.phase == JobPhase.DONE
         assert claim_job(session, job_id, "worker-b") is None  # finished
 
 

@@ -66,6 +66,19 @@ def test_a_job_produces_an_exact_version_with_metrics_and_moves_the_pointer(
 
     statuses = [e.data["status"] for e in stack.events(job_id) if e.type == "status"]
     assert statuses == ["queued", "running", "evaluating", "succeeded"]
+    # Each phase the attempt went through is an event, in order (the gate is part of storing).
+    phases = [e.data["phase"] for e in stack.events(job_id) if e.type == "phase"]
+    assert phases == [
+        "loading",
+        "evaluating_before",
+        "training",
+        "evaluating_after",
+        "storing",
+        "done",
+    ]
+    assert job.phase == "done"
+    last_progress = [e.data for e in stack.events(job_id) if e.type == "progress"][-1]
+    assert last_progress["phase"] == "training" and last_progress["eta_s"] == 0
 
 
 def test_a_correction_naming_its_target_set_is_judged_by_that_set_alone(

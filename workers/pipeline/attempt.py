@@ -1,4 +1,5 @@
-"""One attempt at a claimed job, phase by phase (``workers/pipeline/phases.py``):
+"""One attempt at a claimed job, phase by phase (``workers/pipeline/phases.py``; each is
+recorded on the job as it starts, so its progress says what it is doing):
 
 1. load: the parent's weights, the correction's examples, the model's evaluation sets;
 2. evaluate before: accuracies (and, for a VLM, answers) with the parent's weights;
@@ -40,7 +41,7 @@ from workers.pipeline.context import WorkerContext
 from workers.pipeline.evaluation import Accuracies, evaluation_records, measure, measure_answers
 from workers.pipeline.job_inputs import JobInputs, read_job_inputs
 from workers.pipeline.phases import Phase, PhaseClock
-from workers.pipeline.progress import JobProgress
+from workers.pipeline.progress import JobProgress, PhaseAnnouncer
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Measurements:
 def run_attempt(context: WorkerContext, job: ClaimedJob) -> JobResult:
     """The phases of the module docstring, in order. Raises ``AttemptFailed`` (recorded on
     the job by the runner) or ``LeaseLost`` (another worker has the job now)."""
-    clock = PhaseClock()
+    clock = PhaseClock(on_enter=PhaseAnnouncer(context.session_factory, job.lease))
     with clock.phase(Phase.LOAD), context.session_factory() as session:
         inputs = read_job_inputs(context, session, job)
     with clock.phase(Phase.EVALUATE_BEFORE):

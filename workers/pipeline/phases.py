@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
+from service.db.values import JobPhase
 from service.modelling.snapshots import SnapshotIntegrityError
 from service.storage.blobs import BlobCorruptedError, BlobNotFoundError
 from workers.engine.errors import UpdateCancelled, UpdateError
@@ -29,12 +30,26 @@ from workers.pipeline import telemetry
 
 
 class Phase(enum.StrEnum):
+    """The attempt's timed steps (their names key the version's ``phase_seconds`` and the
+    worker's metrics); the job shows each as its ``JobPhase`` (``JOB_PHASES``)."""
+
     LOAD = "load"
     EVALUATE_BEFORE = "evaluate_before"
     TRAIN = "train"
     EVALUATE_AFTER = "evaluate_after"
     STORE = "store"
     GATE = "gate"
+
+
+# What the job's progress says during each step: the gate is part of storing the version.
+JOB_PHASES: dict[Phase, JobPhase] = {
+    Phase.LOAD: JobPhase.LOADING,
+    Phase.EVALUATE_BEFORE: JobPhase.EVALUATING_BEFORE,
+    Phase.TRAIN: JobPhase.TRAINING,
+    Phase.EVALUATE_AFTER: JobPhase.EVALUATING_AFTER,
+    Phase.STORE: JobPhase.STORING,
+    Phase.GATE: JobPhase.STORING,
+}
 
 
 class AttemptFailed(Exception):
@@ -52,12 +67,16 @@ _STORED_DATA_ERRORS = (SnapshotIntegrityError, BlobNotFoundError, BlobCorruptedE
 
 @dataclass
 class PhaseClock:
-    """Seconds each finished phase took, in order."""
+    """Seconds each finished phase took, in order; ``on_enter`` hears of each phase as it
+    starts (the job's progress)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    on_enter: Callable[[Phase], None] | None = None
 
     @contextmanager
     def phase(self, phase: Phase) -> Iterator[None]:
+        if self.on_enter is not None:
+            self.on_enter(phase)
         started = time.perf_counter()
         try:
             yield

@@ -1,10 +1,11 @@
-"""The engine's progress and cancel callbacks, backed by the job row.
+"""The attempt's phase and the engine's progress and cancel callbacks, backed by the job row.
 
 Progress is stored only while this worker still holds the job's lease; once another worker
 took the job over (the lease expired, or the sweep judged this worker dead), the next
 progress report raises ``LeaseLost`` and the attempt stops without writing anything. Both
 callbacks are throttled so a fast training loop does not turn into a write per step; the last
-step is always recorded. (The lease itself is renewed by ``service.jobs.lease_keeper``.)
+step is always recorded. A phase change is written at once (a handful per job).
+(The lease itself is renewed by ``service.jobs.lease_keeper``.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,35 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
-from service.jobs.lifecycle import Lease, LeaseLost, cancel_requested, record_progress
+from service.db.values import JobPhase
+from service.jobs.lifecycle import (
+    Lease,
+    LeaseLost,
+    cancel_requested,
+    enter_phase,
+    record_progress,
+)
+from workers.pipeline.phases import JOB_PHASES, Phase
+
+
+class PhaseAnnouncer:
+    """``PhaseClock.on_enter``: records on the job each ``JobPhase`` the attempt starts (once,
+    however many of its steps map to it); raises ``LeaseLost`` if the lease is gone."""
+
+    def __init__(self, session_factory: sessionmaker[Session], lease: Lease) -> None:
+        self._session_factory = session_factory
+        self._lease = lease
+        self._current: JobPhase | None = None
+
+    def __call__(self, phase: Phase) -> None:
+        job_phase = JOB_PHASES[phase]
+        if job_phase == self._current:
+            return
+        with session_scope(self._session_factory) as session:
+            held = enter_phase(session, self._lease, job_phase)
+        if not held:
+            raise LeaseLost(f"job {self._lease.job_id}: lease lost entering {job_phase}")
+        self._current = job_phase
 
 
 class JobProgress:
