@@ -32,7 +32,7 @@ export function when(iso) {
 
 export function signed(value, digits = 1) {
   if (value === null || value === undefined) return "—";
-  return (value > 0 ? "+" : "") + value.toFixed(digits);
+  return (value >= 0 ? "+" : "") + value.toFixed(digits);
 }
 
 export function percent(value) {
