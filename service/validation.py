@@ -16,7 +16,7 @@ import re
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidInput
@@ -214,3 +214,16 @@ def check_identifier(value: str, field: str) -> str:
             f"{field}: not an identifier (1-{MAX_ID_LENGTH} of A-Z a-z 0-9 _ -)",
         )
     return value
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # JSON's true is not the number 1 (pydantic's lax int would read it so); 270.0 is an
+    # integer in JSON Schema's sense and stays accepted.
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer, not a boolean")
+    return value
+
+
+# An integer field of a JSON body: a whole number, never a boolean.
+JsonInteger = Annotated[int, BeforeValidator(_not_a_boolean)]
+

@@ -9,7 +9,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from service.db.tables import Answer
 from service.db.values import AnswerKind, InboxStatus
-from service.validation import Label
+from service.validation import JsonInteger, Label
 
 # A year: capture keeps images, so the retention is bounded.
 MAX_RETENTION_HOURS = 24 * 365
@@ -35,7 +35,7 @@ class FeedbackCaptureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: StrictBool = Field(description="keep what a correction needs of each answer")
-    retention_hours: int = Field(
+    retention_hours: JsonInteger = Field(
         default=DEFAULT_RETENTION_HOURS,
         ge=1,
         le=MAX_RETENTION_HOURS,

@@ -14,6 +14,7 @@ from service.validation import (
     MAX_ITEMS_PER_REQUEST,
     Base64Image,
     FreeText,
+    JsonInteger,
     Label,
     MethodName,
     Name,
@@ -54,7 +55,7 @@ class CorrectionOptions(BaseModel):
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, json_schema_extra={"maxProperties": 64}
     )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    seed: JsonInteger = Field(default=0, ge=0, le=2**31 - 1)
     target_sets: list[Name] = Field(
         default_factory=list,
         max_length=MAX_TARGET_SETS,

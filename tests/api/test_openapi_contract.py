@@ -272,7 +272,25 @@ def _real_resources(server: LiveServer, fashion: Any) -> dict[str, str]:
     finished_id = finished.json()["job_id"]
     cancelled = session.post(f"{server.url}/v1/jobs/{finished_id}/cancel")
     assert cancelled.status_code == 200, cancelled.text
+    # A served answer kept by feedback capture, flagged: the answer and inbox item ids.
+    capture = session.put(
+        f"{server.url}/v1/models/{model_id}/feedback-capture", json={"enabled": True}
+    )
+    assert capture.status_code == 200, capture.text
+    candidates = sorted(set(labels))
+    answer = session.post(
+        f"{server.url}/v1/models/{model_id}/classify", files=files[:1], data={"labels": candidates}
+    )
+    assert answer.status_code == 200, answer.text
+    prediction = answer.json()["predictions"][0]
+    right = next(label for label in candidates if label != prediction["label"])
+    flagged = session.post(
+        f"{server.url}/v1/answers/{prediction['answer_id']}/feedback", json={"label": right}
+    )
+    assert flagged.status_code == 201, flagged.text
     return {
+        "answer_id": prediction["answer_id"],
+        "item_id": prediction["answer_id"],
         "finished_job_id": finished_id,
         "eval_set_id": eval_set.json()["id"],
         "model_id": model_id,
