@@ -172,7 +172,7 @@ def job_table(job: JobOut) -> Table:
             else f" for {job.progress.phase_elapsed_s:g}s"
         ),
         "elapsed": f"{job.progress.elapsed_s:g}s"
-        + ("" if job.progress.eta_s is None else f", about {job.progress.eta_s:g}s left"),
+        + ("" if not job.progress.eta_s else f", about {job.progress.eta_s:g}s left"),
         "method": job.method,
         "hyperparameters": "\n".join(
             f"{name}={json.dumps(value)}" for name, value in sorted(job.hyperparameters.items())
