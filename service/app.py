@@ -83,7 +83,7 @@ def start_pointer_watch(runtime: Runtime) -> None:
     process's own moves after commit where the database does not (Redis, or in process)."""
     assert runtime.cache is not None
     settings = runtime.settings
-    watch = PointerWatch(runtime.cache, runtime.session_factory, settings)
+    watch = PointerWatch(runtime.cache, runtime.session_factory, settings, runtime.models)
     if settings.pointer_channel == "redis":
         publish_after_commit(runtime.session_factory, redis_publisher(settings.broker_url))
     elif settings.pointer_channel == "in_process":

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidInput
@@ -42,6 +42,14 @@ MAX_BASE64_LENGTH = 64 * 1024 * 1024
 
 # Identifiers the service hands out (UUIDs) in path parameters and bodies.
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+# The form of those identifiers (``service.db.base.new_id``: UUID4, lower case).
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# A version is referenced by its id or by its number within its model (1 is the base
+# checkpoint), wherever a version is named: ``service.versions.service.resolve_version``
+# reads both. Numbers run 1 to MAX_VERSION_NUMBER; written as text (a path segment, a
+# multipart field) in plain decimal, without sign or leading zeros.
+MAX_VERSION_NUMBER = 999_999_999
+VERSION_NUMBER_PATTERN = "^[1-9][0-9]{0,8}$"
 # JSON-schema form of the character rule (documentation and generated clients); the
 # validators below are what enforces it.
 # Invisible characters that change how text reads or make two texts that look the same
@@ -161,6 +169,79 @@ FreeText = Annotated[str, *_text(MAX_TEXT_LENGTH, multiline=True, nonblank=True)
 Note = Annotated[str, *_text(MAX_TEXT_LENGTH, multiline=True)]
 
 
+_VERSION_ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": UUID_PATTERN,
+    "maxLength": 36,
+    "description": "the version's id",
+}
+_VERSION_REF_DESCRIPTION = (
+    "a version of the model: its id, or its number (1 is the base checkpoint)"
+)
+# A version reference in a JSON body: the id, or the number as a JSON integer.
+VERSION_REF_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        _VERSION_ID_SCHEMA,
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_VERSION_NUMBER,
+            "description": "the version's number within its model",
+        },
+    ],
+    "description": _VERSION_REF_DESCRIPTION,
+}
+# A version reference written as text (a path segment, a multipart field): the id, or the
+# number in decimal (``/versions/3``).
+VERSION_REF_TEXT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        _VERSION_ID_SCHEMA,
+        {
+            "type": "string",
+            "pattern": VERSION_NUMBER_PATTERN,
+            "maxLength": len(str(MAX_VERSION_NUMBER)),
+            "description": "the version's number within its model, in decimal",
+        },
+    ],
+    "description": _VERSION_REF_DESCRIPTION,
+}
+INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _json_version_ref(value: Any) -> int | str:
+    """A version reference as JSON gives it: an integer is a number, a string an id. A number
+    written as a string ("3") is refused: it would read as an id in one place and a number in
+    another."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():  # 3.0 is an integer in JSON Schema
+        return int(value)
+    if isinstance(value, str) and INTEGER_TEXT.fullmatch(value):
+        raise PydanticCustomError(
+            "version_number_as_string",
+            "a version number is a JSON integer ({number}), not a string",
+            {"number": value},
+        )
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and re.fullmatch(ID_PATTERN, value)
+    ):
+        return value
+    raise PydanticCustomError(
+        "version_reference", "a version's id (a string) or its number (an integer from 1)"
+    )
+
+
+# A version reference in a JSON body (``int``: a number, ``str``: an id). Bounds and the
+# lookup are ``resolve_version``'s (422 ``invalid_version_number``, 404
+# ``version_not_found``), the same for every form.
+VersionRef = Annotated[
+    int | str, PlainValidator(_json_version_ref), WithJsonSchema(VERSION_REF_JSON_SCHEMA)
+]
+
+
 def _base64_within_bound(value: str) -> str:
     # The same condition as an oversized multipart file, so the same answer: 413
     # ``image_too_large`` (service/api/errors.py), not a generic validation error.
@@ -226,4 +307,3 @@ def _not_a_boolean(value: Any) -> Any:
 
 # An integer field of a JSON body: a whole number, never a boolean.
 JsonInteger = Annotated[int, BeforeValidator(_not_a_boolean)]
-

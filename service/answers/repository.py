@@ -58,6 +58,17 @@ def retained(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def delete_for_model(session: Session, model_id: str) -> int:
+    """Delete every answer kept for the model, inbox items included (the model is being
+    deleted); how many."""
+    result = session.execute(
+        delete(Answer)
+        .where(Answer.model_id == model_id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def delete_expired(session: Session, now: datetime) -> int:
     """Delete the answers no longer kept at ``now``; how many."""
     result = session.execute(

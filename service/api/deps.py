@@ -14,12 +14,13 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import WithJsonSchema
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.storage.blobs import BlobStore
-from service.validation import ID_PATTERN, MAX_ID_LENGTH
+from service.validation import ID_PATTERN, MAX_ID_LENGTH, VERSION_REF_TEXT_SCHEMA
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +85,10 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 # Identifiers in paths (UUIDs as the service hands them out).
 ResourceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+# A version in a path: its id or its number (``/versions/3``), read by
+# ``service.versions.service.resolve_version`` (documented as either form).
+VersionRefPath = Annotated[
+    str,
+    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN),
+    WithJsonSchema(VERSION_REF_TEXT_SCHEMA),
+]

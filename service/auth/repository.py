@@ -36,6 +36,16 @@ def active_admin_keys(session: Session, now: datetime, lock: bool = False) -> li
     return [key for key in session.scalars(query) if Scope.ADMIN in key.scopes]
 
 
+def active_keys_restricted_to(session: Session, model_id: str, now: datetime) -> list[ApiKey]:
+    """Non-revoked, unexpired keys whose models include ``model_id`` (oldest first)."""
+    query = select(ApiKey).where(
+        ApiKey.revoked_at.is_(None), or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)
+    )
+    # ``model_ids`` is a JSON list: filtered here rather than with dialect-specific operators.
+    keys = session.scalars(query.order_by(ApiKey.created_at, ApiKey.id))
+    return [key for key in keys if model_id in (key.model_ids or ())]
+
+
 def touch(session: Session, key_id: str, now: datetime) -> None:
     """Record a use of the key."""
     session.execute(

@@ -129,6 +129,8 @@ def create_key(
             raise InvalidInput(
                 "admin_key_restricted", "an admin key acts on every model: leave model_ids out"
             )
+        # Held until commit: a model deleted meanwhile is not named by the new key.
+        registry_repository.hold_models(session, model_ids)
         for model_id in model_ids:
             if registry_repository.get(session, model_id) is None:
                 raise InvalidInput("unknown_model", f"model_ids: no model {model_id}")

@@ -1,9 +1,9 @@
 """Bodies of ``POST /v1/chat/completions``, shaped like OpenAI's so its clients work unchanged.
 
 Extensions (ignored by OpenAI clients, readable with ``extra_body`` / the raw response):
-``version_id`` in the request pins a version; ``version_id`` / ``version_number`` in every
-response (and in each streamed chunk) name the version that produced the answer, which is also
-the ``system_fingerprint``.
+``version_id`` in the request pins a version (its id, or its number as an integer);
+``version_id`` / ``version_number`` in every response (and in each streamed chunk) name the
+version that produced the answer, which is also the ``system_fingerprint``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from service.validation import (
     MAX_BASE64_LENGTH,
     MAX_TEXT_LENGTH,
     NONBLANK_MULTILINE_PATTERN,
-    Identifier,
+    VersionRef,
 )
 
 # More new tokens than any model's context could hold: a bound for the document (the
@@ -67,8 +67,8 @@ class ChatRequest(BaseModel):
     temperature: float = Field(default=0.0, ge=0, le=2, description="0: greedy")
     stream: bool = False
     n: int = Field(default=1, ge=1, le=1, description="one choice per request")
-    version_id: Identifier | None = Field(
-        default=None, description="answer with this version, not the active one"
+    version_id: VersionRef | None = Field(
+        default=None, description="answer with this version (id or number), not the active one"
     )
 
 

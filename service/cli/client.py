@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import mimetypes
+import re
 import tarfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,12 +27,21 @@ from service.auth.schemas import ApiKeyCreated, ApiKeyOut
 from service.chat.schemas import ChatCompletion, ChatCompletionChunk
 from service.corrections.schemas import CorrectionAccepted
 from service.jobs.schemas import JobEventOut, JobOut
-from service.registration.schemas import EvalSetOut, ModelOut
+from service.registration.schemas import EvalSetOut, ModelDeleted, ModelOut
 from service.retention.schemas import GarbageCollectionOut, StorageUsageOut
 from service.serving.schemas import ClassifyOut
 from service.versions.schemas import DeploymentOut, VersionOut
 
 Record = TypeVar("Record", bound=BaseModel)
+# A version as the API takes it wherever it names one: its number, or its id.
+VersionRef = int | str
+
+
+def version_reference(text: str) -> VersionRef:
+    """A version typed on the command line: digits are its number (sent as a JSON integer;
+    the API checks the range), anything else its id."""
+    return int(text) if re.fullmatch(r"-?[0-9]+", text.strip()) else text
+
 
 # Corrections upload images and wait for the database; classify may load a version first.
 DEFAULT_TIMEOUT_S = 120.0
@@ -83,6 +93,9 @@ class ServiceClient:
     def list_models(self) -> list[ModelOut]:
         return _records(self.http.get("/v1/models"), ModelOut)
 
+    def delete_model(self, model_id: str) -> ModelDeleted:
+        return _record(self.http.delete(f"/v1/models/{model_id}"), ModelDeleted)
+
     def list_eval_sets(self, model_id: str) -> list[EvalSetOut]:
         return _records(self.http.get(f"/v1/models/{model_id}/eval-sets"), EvalSetOut)
 
@@ -93,22 +106,22 @@ class ServiceClient:
     def list_versions(self, model_id: str) -> list[VersionOut]:
         return _records(self.http.get(f"/v1/models/{model_id}/versions"), VersionOut)
 
-    def get_version(self, model_id: str, version_id: str) -> VersionOut:
-        response = self.http.get(f"/v1/models/{model_id}/versions/{version_id}")
+    def get_version(self, model_id: str, version: VersionRef) -> VersionOut:
+        response = self.http.get(f"/v1/models/{model_id}/versions/{version}")
         return _record(response, VersionOut)
 
-    def activate(self, model_id: str, version_id: str, reason: str) -> DeploymentOut:
-        body = {"version_id": version_id, "reason": reason}
+    def activate(self, model_id: str, version: VersionRef, reason: str) -> DeploymentOut:
+        body = {"version_id": version, "reason": reason}
         response = self.http.post(f"/v1/models/{model_id}/activate", json=body)
         return _record(response, DeploymentOut)
 
-    def rollback(self, model_id: str, version_id: str, reason: str) -> DeploymentOut:
-        body = {"version_id": version_id, "reason": reason}
+    def rollback(self, model_id: str, version: VersionRef, reason: str) -> DeploymentOut:
+        body = {"version_id": version, "reason": reason}
         response = self.http.post(f"/v1/models/{model_id}/rollback", json=body)
         return _record(response, DeploymentOut)
 
-    def archive_version(self, model_id: str, version_id: str) -> VersionOut:
-        response = self.http.post(f"/v1/models/{model_id}/versions/{version_id}/archive")
+    def archive_version(self, model_id: str, version: VersionRef) -> VersionOut:
+        response = self.http.post(f"/v1/models/{model_id}/versions/{version}/archive")
         return _record(response, VersionOut)
 
     def list_deployments(self, model_id: str) -> list[DeploymentOut]:
@@ -152,11 +165,11 @@ class ServiceClient:
         model_id: str,
         images: Sequence[Path],
         labels: Sequence[str],
-        version_id: str | None = None,
+        version: VersionRef | None = None,
     ) -> ClassifyOut:
         data: dict[str, Any] = {"labels": list(labels)}
-        if version_id is not None:
-            data["version_id"] = version_id
+        if version is not None:
+            data["version_id"] = str(version)
         files = [("images", (path.name, path.read_bytes())) for path in images]
         response = self.http.post(f"/v1/models/{model_id}/classify", files=files, data=data)
         return _record(response, ClassifyOut)
@@ -167,9 +180,9 @@ class ServiceClient:
         image: Path,
         question: str,
         max_tokens: int,
-        version_id: str | None = None,
+        version: VersionRef | None = None,
     ) -> ChatCompletion:
-        body = _chat_body(model_name, image, question, max_tokens, version_id, stream=False)
+        body = _chat_body(model_name, image, question, max_tokens, version, stream=False)
         return _record(self.http.post("/v1/chat/completions", json=body), ChatCompletion)
 
     def stream_chat(
@@ -178,10 +191,10 @@ class ServiceClient:
         image: Path,
         question: str,
         max_tokens: int,
-        version_id: str | None = None,
+        version: VersionRef | None = None,
     ) -> Iterator[ChatCompletionChunk]:
         """The answer's chunks as the server sends them (server-sent events)."""
-        body = _chat_body(model_name, image, question, max_tokens, version_id, stream=True)
+        body = _chat_body(model_name, image, question, max_tokens, version, stream=True)
         with self.http.stream("POST", "/v1/chat/completions", json=body) as response:
             if response.status_code >= 400:
                 response.read()
@@ -340,7 +353,7 @@ def _chat_body(
     image: Path,
     question: str,
     max_tokens: int,
-    version_id: str | None,
+    version: VersionRef | None,
     stream: bool,
 ) -> dict[str, Any]:
     """One user turn: the image as a data URL, then the question."""
@@ -360,6 +373,6 @@ def _chat_body(
             }
         ],
     }
-    if version_id is not None:
-        body["version_id"] = version_id
+    if version is not None:
+        body["version_id"] = version
     return body

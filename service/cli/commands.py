@@ -1,7 +1,8 @@
 """The client commands of ``vlmc``, one per step of the README's walk-through: ``classify``,
 ``ask``, ``correct``, ``jobs``, ``versions``, ``activate``, ``rollback``, ``deployments``;
 API keys (``keys create | list | revoke``), the storage lifecycle (``archive``,
-``eval-sets list | delete``, ``storage usage | gc``) and ``export`` with an admin key.
+``eval-sets list | delete``, ``storage usage | gc``), ``export`` and ``models delete`` with an
+admin key. Wherever a command takes a version, it takes its number, its id or ``latest``.
 
 Each reaches the service through ``ServiceClient`` at the global ``--url`` with the global
 ``--api-key``, prints a table or a one-line summary, or with ``--json`` the API's JSON. An
@@ -32,12 +33,12 @@ from rich.progress import (
 from typer.core import TyperGroup
 
 from service.cli import render
-from service.cli.client import ApiError, ServiceClient
+from service.cli.client import ApiError, ServiceClient, VersionRef, version_reference
 from service.db.values import JobEventType, JobStatus
 from service.jobs.schemas import JobOut
 from service.registration.schemas import ModelOut
 from service.settings import DEFAULT_MODEL_NAME
-from service.versions.schemas import DeploymentOut, VersionOut
+from service.versions.schemas import DeploymentOut
 
 app = typer.Typer()
 
@@ -122,15 +123,15 @@ def resolve_model(service: ServiceClient, model: str | None) -> ModelOut:
     raise typer.BadParameter(f"no model named or with id {model!r}")
 
 
-def find_version(service: ServiceClient, model: ModelOut, version: str) -> VersionOut:
-    """A version of ``model`` by number, id, or ``latest`` (the highest number)."""
-    versions = service.list_versions(model.id)
-    if version == "latest" and versions:
-        return max(versions, key=lambda row: row.number)
-    for row in versions:
-        if version in (row.id, str(row.number)):
-            return row
-    raise typer.BadParameter(f"model {model.name} has no version {version!r}")
+def version_ref(service: ServiceClient, model: ModelOut, version: str) -> VersionRef:
+    """What the API is sent for ``version``: a number as a number, an id as it is (the API
+    takes either wherever it takes a version); ``latest`` is the highest number."""
+    if version == "latest":
+        versions = service.list_versions(model.id)
+        if not versions:
+            raise typer.BadParameter(f"model {model.name} has no versions")
+        return max(row.number for row in versions)
+    return version_reference(version)
 
 
 def image_folder(folder: Path) -> list[tuple[Path, str]]:
@@ -215,8 +216,8 @@ def classify(
     """Classify images among candidate labels with the active (or a pinned) version."""
     service = _service(ctx)
     target = resolve_model(service, model)
-    version_id = None if version is None else find_version(service, target, version).id
-    answer = service.classify(target.id, images, label, version_id)
+    pinned = None if version is None else version_ref(service, target, version)
+    answer = service.classify(target.id, images, label, pinned)
     if as_json:
         render.print_json(answer)
     else:
@@ -247,13 +248,13 @@ def ask(
         if not generative:
             raise typer.BadParameter("no generative model is registered")
         target = generative[0]
-    version_id = None if version is None else find_version(service, target, version).id
+    pinned = None if version is None else version_ref(service, target, version)
     if as_json:
-        completion = service.complete_chat(target.name, image, question, max_tokens, version_id)
+        completion = service.complete_chat(target.name, image, question, max_tokens, pinned)
         render.print_json(completion)
         return
     number = None
-    for chunk in service.stream_chat(target.name, image, question, max_tokens, version_id):
+    for chunk in service.stream_chat(target.name, image, question, max_tokens, pinned):
         number = chunk.version_number
         typer.echo(chunk.choices[0].delta.content or "", nl=False)
     typer.echo(f"\n({target.name} version {number})")
@@ -363,15 +364,20 @@ def activate(
     """Make a version active (e.g. one the activation gate held back)."""
     service = _service(ctx)
     target = resolve_model(service, model)
-    row = find_version(service, target, version)
-    if row.active:
+    ref = version_ref(service, target, version)
+    try:
+        move = service.activate(target.id, ref, reason)
+    except ApiError as error:
+        if error.code != "version_already_active":
+            raise
         # The gate may already have activated it: the goal is reached, nothing to do.
+        row = service.get_version(target.id, ref)
         if as_json:
             render.print_json(row)
         else:
             typer.echo(f"version {row.number} of {target.name} is already active")
         return
-    _print_move(service, target, service.activate(target.id, row.id, reason), as_json)
+    _print_move(service, target, move, as_json)
 
 
 @app.command()
@@ -385,8 +391,8 @@ def rollback(
     """Re-activate an earlier version of the model."""
     service = _service(ctx)
     target = resolve_model(service, model)
-    row = find_version(service, target, version)
-    _print_move(service, target, service.rollback(target.id, row.id, reason), as_json)
+    move = service.rollback(target.id, version_ref(service, target, version), reason)
+    _print_move(service, target, move, as_json)
 
 
 def _print_move(
@@ -435,7 +441,7 @@ def export(
         )
     service = _service(ctx)
     target = resolve_model(service, model)
-    row = find_version(service, target, version)
+    row = service.get_version(target.id, version_ref(service, target, version))
     out.parent.mkdir(parents=True, exist_ok=True)
     # Unpacked beside --out first: a failed download leaves --out as it was.
     with tempfile.TemporaryDirectory(prefix=".vlmc-export-", dir=out.parent) as scratch:
@@ -476,7 +482,7 @@ def archive(
     collectable by `vlmc storage gc`)."""
     service = _service(ctx)
     target = resolve_model(service, model)
-    archived = service.archive_version(target.id, find_version(service, target, version).id)
+    archived = service.archive_version(target.id, version_ref(service, target, version))
     if as_json:
         render.print_json(archived)
     else:
@@ -521,6 +527,39 @@ def delete_eval_set(
         render.print_json(matches[0])
     else:
         typer.echo(f"eval set {matches[0].name} of {target.name} deleted")
+
+
+models = typer.Typer(help="Registered models (admin key): delete.")
+app.add_typer(models, name="models", no_args_is_help=True)
+
+
+@models.command("delete")
+def delete_model(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="the model's name or id")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="delete without asking for confirmation")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a model with all it holds: versions, deployment history, jobs, corrections,
+    eval sets, and the blobs no other model shares. It cannot be undone; it is refused while
+    a job of the model has not ended or an active API key is restricted to it."""
+    service = _service(ctx)
+    target = resolve_model(service, model)
+    if not yes:
+        versions = len(service.list_versions(target.id))
+        typer.confirm(
+            f"Delete model {target.name} ({target.id}) and its {versions} version(s)? "
+            "This cannot be undone",
+            abort=True,
+            err=True,
+        )
+    deleted = service.delete_model(target.id)
+    if as_json:
+        render.print_json(deleted)
+    else:
+        typer.echo(render.model_deleted_summary(deleted))
 
 
 storage = typer.Typer(help="The blob store (admin key): usage, garbage collection.")

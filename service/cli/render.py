@@ -23,7 +23,7 @@ from rich.table import Column, Table
 from service.auth.schemas import ApiKeyCreated, ApiKeyOut
 from service.corrections.schemas import CorrectionAccepted
 from service.jobs.schemas import JobOut
-from service.registration.schemas import EvalSetOut, ModelOut
+from service.registration.schemas import EvalSetOut, ModelDeleted, ModelOut
 from service.retention.schemas import GarbageCollectionOut, StorageUsageOut
 from service.serving.schemas import ClassifyOut
 from service.versions.schemas import DeploymentOut, VersionOut
@@ -271,6 +271,26 @@ def garbage_collection_summary(report: GarbageCollectionOut) -> str:
         f"scanned {report.scanned_blobs} blobs: {report.referenced_blobs} referenced, "
         f"{report.recent_blobs} within the {report.grace_s:g}s grace period; "
         f"{verb} {report.deleted_blobs} ({report.freed_bytes} bytes)"
+    )
+
+
+def model_deleted_summary(deleted: ModelDeleted) -> str:
+    """What a model's deletion removed, and what became of its blobs."""
+    blobs = deleted.blobs
+    kept = []
+    if blobs.referenced_blobs:
+        kept.append(f"{blobs.referenced_blobs} kept (other rows name the same content)")
+    if blobs.recent_blobs:
+        kept.append(
+            f"{blobs.recent_blobs} kept for now (stored within the {blobs.grace_s:g}s grace "
+            "period: `vlmc storage gc` collects them later)"
+        )
+    return (
+        f"model {deleted.name} deleted: {deleted.versions} versions, {deleted.deployments} "
+        f"deployments, {deleted.jobs} jobs, {deleted.answers} answers, "
+        f"{deleted.corrections} corrections, "
+        f"{deleted.eval_sets} eval sets; blobs: {blobs.deleted_blobs} deleted "
+        f"({blobs.freed_bytes} bytes)" + "".join(f", {part}" for part in kept)
     )
 
 

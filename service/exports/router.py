@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from service.api.deps import ResourceId, SessionDep
+from service.api.deps import ResourceId, SessionDep, VersionRefPath
 from service.auth.dependencies import ModelAdmin
 from service.exports.service import export_version
 from service.serving.dependencies import ServingDep
@@ -36,14 +36,15 @@ router = APIRouter(prefix="/v1/models", tags=["versions"])
 )
 def export(
     model_id: ResourceId,
-    version_id: ResourceId,
+    version_id: VersionRefPath,
     session: SessionDep,
     serving: ServingDep,
     _: ModelAdmin,
 ) -> StreamingResponse:
-    """Download a ready version as a Hugging Face checkpoint that ``from_pretrained``
-    (transformers, vLLM, TGI) loads: the base checkpoint with the version's image encoder
-    merged in (safetensors), its tokenizer and processor, and a model card.
+    """Download a ready version (by id or number) as a Hugging Face checkpoint that
+    ``from_pretrained`` (transformers, vLLM, TGI) loads: the base checkpoint with the
+    version's image encoder merged in (safetensors), its tokenizer and processor, and a model
+    card.
 
     Needs an admin key: the archive is the model itself (an inference or corrections key
     may use the model, not take it away), and its licence may restrict redistribution."""

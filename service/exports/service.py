@@ -24,7 +24,7 @@ from service.registry.service import get_model
 from service.serving.cache import ModelCache
 from service.settings import Settings
 from service.versions import repository as versions_repository
-from service.versions.service import servable_version
+from service.versions.service import VersionRef, servable_version
 
 CARD_FILE = "README.md"
 EXPORTS_FOLDER = "exports"
@@ -59,9 +59,10 @@ def export_version(
     cache: ModelCache,
     settings: Settings,
     model_id: str,
-    version_id: str,
+    version_id: VersionRef,
 ) -> Export:
-    """Write ``version_id``'s checkpoint directory (404 ``version_not_found``; 409
+    """Write the checkpoint directory of the version ``version_id`` names (its id or number;
+    404 ``version_not_found``; 409
     ``version_archived``, ``version_failed``, ``version_not_ready``: only a ready, retained
     version has weights to export; 503 ``version_unavailable`` when its snapshot cannot be
     rebuilt or does not match its hash)."""

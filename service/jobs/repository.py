@@ -107,6 +107,22 @@ def unfinished_with_parent(session: Session, version_id: str) -> bool:
     return session.scalars(query.limit(1)).first() is not None
 
 
+def unfinished_for_model(session: Session, model_id: str) -> list[Job]:
+    """The model's jobs that have not ended (queued, running, evaluating), oldest first."""
+    query = select(Job).where(Job.model_id == model_id, Job.status.not_in(TERMINAL_STATUSES))
+    return list(session.scalars(query.order_by(Job.created_at, Job.id)))
+
+
+def delete_for_model(session: Session, model_id: str) -> int:
+    """Delete the model's jobs with their events (their versions must be gone first); returns
+    how many jobs."""
+    bulk = {"synchronize_session": False}
+    jobs = select(Job.id).where(Job.model_id == model_id)
+    session.execute(delete(JobEvent).where(JobEvent.job_id.in_(jobs)), execution_options=bulk)
+    removed = session.execute(delete(Job).where(Job.model_id == model_id), execution_options=bulk)
+    return int(removed.rowcount)  # type: ignore[attr-defined]
+
+
 def active_exists(session: Session, model_id: str) -> bool:
     """Whether a worker holds a job of this model (running or evaluating)."""
     query = select(Job.id).where(Job.model_id == model_id, Job.status.in_(ACTIVE_STATUSES))

@@ -3,18 +3,24 @@ JSON, read by ``forms.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, status
 
-from service.api.deps import BlobsDep, ResourceId, SessionDep, SettingsDep
+from service.api.deps import BlobsDep, ResourceId, SessionDep, SessionFactoryDep, SettingsDep
 from service.auth.dependencies import AdminPrincipal, AnyPrincipal, ModelAdmin, ModelReader
 from service.auth.principal import Principal
 from service.db.tables import EvalSet, Model
 from service.images import ImageLimits
+from service.registration import deletion
 from service.registration.forms import EVAL_SET_BODY_DOCS, EvalSetForm
-from service.registration.schemas import EvalSetOut, ModelCreate, ModelOut
+from service.registration.schemas import EvalSetOut, ModelCreate, ModelDeleted, ModelOut
 from service.registration.service import active_version_summary, delete_eval_set, register_model
 from service.registry import repository
 from service.registry.service import create_eval_set, get_model
+from service.retention.collection import collect_garbage
+from service.retention.schemas import GarbageCollectionOut
+from service.versions.dependencies import PointerFollowerDep
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -95,6 +101,49 @@ def list_models(session: SessionDep, principal: AnyPrincipal) -> list[ModelOut]:
 @router.get("/{model_id}", response_model=ModelOut)
 def read_model(model_id: ResourceId, session: SessionDep, principal: ModelReader) -> ModelOut:
     return model_out(session, get_model(session, model_id), principal)
+
+
+@router.delete(
+    "/{model_id}",
+    response_model=ModelDeleted,
+    responses={200: {"description": "the model is gone: what was removed"}},
+)
+def delete_model(
+    model_id: ResourceId,
+    session: SessionDep,
+    session_factory: SessionFactoryDep,
+    blobs: BlobsDep,
+    settings: SettingsDep,
+    follower: PointerFollowerDep,
+    _: ModelAdmin,
+) -> ModelDeleted:
+    """Delete the model with everything it holds: its versions (archived ones too), active
+    pointer and deployment history, jobs, kept answers and mistakes inbox, corrections and
+    evaluation sets; then its blobs,
+    by the collector's rules (a blob another model still names, or one stored within the
+    grace period, is kept). Answers what was removed. Refused (409, nothing changed) while a
+    job of the model has not ended (``model_has_running_jobs``) or an active API key is
+    restricted to it (``model_in_use_by_key``). Serving forgets the model on every replica;
+    a second deletion answers 404 ``model_not_found``."""
+    removal = deletion.delete_model(session, model_id)
+    session.commit()
+    # This process answers 404 from the next request on; the others when the deletion's
+    # announcement reaches their pointer watch (service/serving/pointer_watch.py).
+    if follower is not None:
+        follower.forget(model_id)
+    grace_s = settings.blob_gc_grace_s
+    report = collect_garbage(session_factory, blobs, grace_s, only=removal.blobs)
+    return ModelDeleted(
+        id=removal.model_id,
+        name=removal.name,
+        versions=removal.versions,
+        deployments=removal.deployments,
+        jobs=removal.jobs,
+        answers=removal.answers,
+        corrections=removal.corrections,
+        eval_sets=removal.eval_sets,
+        blobs=GarbageCollectionOut(**asdict(report), grace_s=grace_s),
+    )
 
 
 def eval_set_out(session: SessionDep, eval_set: EvalSet) -> EvalSetOut:

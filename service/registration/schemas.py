@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from service.db.values import ActivationPolicy, EvalSetKind, ModelFamily
+from service.retention.schemas import GarbageCollectionOut
 from service.validation import MAX_ITEMS_PER_REQUEST, Base64Image, FreeText, Label, Name, PathText
 
 
@@ -63,6 +64,31 @@ class ModelOut(BaseModel):
     active_version_id: str | None
     active_version_number: int | None
     created_at: datetime
+
+
+class ModelDeleted(BaseModel):
+    """What deleting a model removed: its rows, by kind, and its blobs."""
+
+    id: str
+    name: str
+    versions: int = Field(description="versions deleted, archived ones included")
+    deployments: int = Field(description="entries of the deployment history deleted")
+    jobs: int = Field(description="jobs deleted (all had ended), with their events")
+    answers: int = Field(
+        description="served answers kept for feedback deleted, the mistakes inbox included"
+    )
+    corrections: int = Field(description="corrections deleted, with their examples")
+    eval_sets: int = Field(description="evaluation sets deleted, with their items")
+    blobs: GarbageCollectionOut = Field(
+        description="the collection of the blobs the model's rows named (version deltas, "
+        "checkpoints and carried states, correction, eval-set and kept answers' images), by "
+        "the rules of "
+        "POST /v1/storage/gc: scanned_blobs are those found in the store; referenced_blobs "
+        "are kept because other rows still name the same content (another model's); "
+        "recent_blobs are kept because they were stored within the grace period (grace_s), "
+        "and a later POST /v1/storage/gc collects them; deleted_blobs and freed_bytes are "
+        "what is gone"
+    )
 
 
 class EvalExampleIn(BaseModel):

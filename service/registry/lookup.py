@@ -1,9 +1,10 @@
 """Model rows as this API process recently read them, for the inference path.
 
 A model row is read at most once per ``ttl`` seconds (``VLMC_LOOKUP_CACHE_TTL_S``); requests in
-between get a detached copy from memory (no query). Models have no update or delete endpoint
-today; ``forget`` is what a deletion on this process would call, and other processes would
-drop the row within ``ttl``. A model that does not exist is not cached (each such request
+between get a detached copy from memory (no query). Models have no update endpoint; a deleted
+model is ``forget``-ten by every API process's pointer watch as soon as the deletion's
+announcement reaches it (``service/serving/pointer_watch.py``), and its row expires within
+``ttl`` anyway. A model that does not exist is not cached (each such request
 reads the database and answers 404 ``model_not_found``). ``ttl`` 0 turns the cache off. At most
 ``CAPACITY`` models are held; beyond that the least recently used one is dropped.
 """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from collections.abc import Collection
+
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from service.db.tables import EvalSet, EvalSetItem, Model
@@ -15,6 +17,42 @@ def get(session: Session, model_id: str) -> Model | None:
 
 def get_by_name(session: Session, name: str) -> Model | None:
     return session.scalars(select(Model).where(Model.name == name)).first()
+
+
+def hold_models(session: Session, model_ids: Collection[str]) -> None:
+    """Keep the models from being deleted until the caller's transaction ends (a row about to
+    name them, such as an API key restricted to them, is checked and committed meanwhile).
+
+    PostgreSQL: ``FOR SHARE`` on their rows, which waits for (and blocks) a deletion: it holds
+    the model's ``FOR NO KEY UPDATE`` lock from its start (``jobs.repository.lock_model_queue``).
+    SQLite: a write first, which takes the database's write lock (writers are serialised).
+    """
+    if not model_ids:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Model)
+            .where(Model.id.in_(model_ids))
+            .values(name=Model.name)
+            .execution_options(synchronize_session=False)
+        )
+        return
+    session.execute(select(Model.id).where(Model.id.in_(model_ids)).with_for_update(read=True))
+
+
+def delete_model(session: Session, model_id: str) -> int:
+    """Delete the model's row with its evaluation sets (and their items); returns how many
+    sets. Every other row naming the model must be gone first (``service/registration``)."""
+    sets = select(EvalSet.id).where(EvalSet.model_id == model_id)
+    bulk = {"synchronize_session": False}
+    session.execute(
+        delete(EvalSetItem).where(EvalSetItem.eval_set_id.in_(sets)), execution_options=bulk
+    )
+    removed = session.execute(
+        delete(EvalSet).where(EvalSet.model_id == model_id), execution_options=bulk
+    )
+    session.execute(delete(Model).where(Model.id == model_id), execution_options=bulk)
+    return int(removed.rowcount)  # type: ignore[attr-defined]
 
 
 def list_models(session: Session) -> list[Model]:

@@ -10,11 +10,12 @@ from service.db.tables import Version
 from service.errors import Conflict
 from service.jobs import repository as jobs_repository
 from service.versions import repository as versions_repository
-from service.versions.service import get_version, refuse_archived
+from service.versions.service import VersionRef, get_version, refuse_archived
 
 
-def archive_version(session: Session, model_id: str, version_id: str) -> Version:
-    """Archive a version that nothing retained needs (in the caller's transaction).
+def archive_version(session: Session, model_id: str, ref: VersionRef) -> Version:
+    """Archive the version ``ref`` names (id or number) if nothing retained needs it (in the
+    caller's transaction).
 
     409 ``version_archived`` (already), ``version_active`` (the one serving),
     ``version_needed`` (a retained version is rebuilt through it: it lies on that version's
@@ -22,7 +23,7 @@ def archive_version(session: Session, model_id: str, version_id: str) -> Version
     job trains from it).
     """
     versions_repository.lock_active(session, model_id)
-    version = get_version(session, model_id, version_id)
+    version = get_version(session, model_id, ref)
     refuse_archived(version)
     if versions_repository.active_version_id(session, model_id) == version.id:
         raise Conflict("version_active", f"version {version.number} is the active version")

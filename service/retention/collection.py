@@ -34,11 +34,15 @@ last ``put`` was at ``t_p`` (so ``t_c - t_p < grace_s``).
 
 A blob of a row deleted or archived is collected by the first run after it is older than the
 cutoff. Runs may overlap (two API replicas): each only ever deletes the file it moved itself.
+
+A run may be limited to some blobs (``only``): deleting a model collects the blobs its rows
+named, by exactly these rules, and leaves the rest of the store to ``POST /v1/storage/gc``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -84,18 +88,26 @@ def collect_garbage(
     blobs: BlobStore,
     grace_s: float,
     dry_run: bool = False,
+    only: Collection[str] | None = None,
 ) -> CollectionReport:
     """Delete the blobs no row refers to and nobody stored in the last ``grace_s`` seconds
-    (the order of the steps is what makes it safe: see the module docstring)."""
+    (the order of the steps is what makes it safe: see the module docstring).
+
+    ``only``: consider these blobs alone (the report counts only them), and leave the rest
+    of the store's upkeep (expired answers, interrupted writes and deletions) to a whole run.
+    """
     now = utcnow()
     expired = 0
-    if not dry_run:
+    if not dry_run and only is None:
         with session_factory() as session:
             expired = answers_repository.delete_expired(session, now)
             session.commit()
     cutoff = time.time() - grace_s
-    freed = 0 if dry_run else blobs.delete_stale_temporaries(cutoff)
+    freed = 0 if dry_run or only is not None else blobs.delete_stale_temporaries(cutoff)
     listed = list(blobs.list_blobs())
+    if only is not None:
+        wanted = set(only)
+        listed = [info for info in listed if info.sha256 in wanted]
     with session_factory() as session:
         referenced = repository.referenced_blobs(session, now)
     old = [info for info in listed if info.modified_at <= cutoff]

@@ -7,7 +7,14 @@ from dataclasses import asdict
 
 from fastapi import APIRouter
 
-from service.api.deps import BlobsDep, ResourceId, SessionDep, SessionFactoryDep, SettingsDep
+from service.api.deps import (
+    BlobsDep,
+    ResourceId,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+    VersionRefPath,
+)
 from service.auth.dependencies import AdminPrincipal, ModelAdmin
 from service.registry.service import get_model
 from service.retention.archive import archive_version
@@ -51,10 +58,11 @@ def run_garbage_collection(
     response_model=VersionOut,
 )
 def archive(
-    model_id: ResourceId, version_id: ResourceId, session: SessionDep, _: ModelAdmin
+    model_id: ResourceId, version_id: VersionRefPath, session: SessionDep, _: ModelAdmin
 ) -> VersionOut:
-    """Archive a version nothing retained needs: it can no longer be activated, rolled back
-    to, pinned or trained from, and its blobs become collectable (``POST /v1/storage/gc``)."""
+    """Archive a version (by id or number) nothing retained needs: it can no longer be
+    activated, rolled back to, pinned or trained from, and its blobs become collectable
+    (``POST /v1/storage/gc``)."""
     get_model(session, model_id)
     version = archive_version(session, model_id, version_id)
     session.commit()

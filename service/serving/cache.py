@@ -16,6 +16,10 @@ last loaded version.
 
 Once it ``follow``s an ``ActivePointers`` (the API process's pointer watch keeps one fresh),
 the active pointer comes from memory; a model it does not hold yet is read from the database.
+
+A deleted model is ``forget``-ed: everything loaded for it goes, and nothing is loaded for it
+again (a load that was under way when it was deleted is dropped, not kept). Model ids are never
+reused, so what is remembered of the deletion is only its id.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ from sqlalchemy.orm import Session
 
 from service.db.tables import Model, Version
 from service.db.values import VersionStatus
-from service.errors import Conflict, Unavailable
+from service.errors import Conflict, NotFound, Unavailable
 from service.modelling.checkpoints import LoadedCheckpoint, load_checkpoint
 from service.modelling.dual_encoder import DualEncoder
 from service.modelling.snapshots import state_sha256
 from service.modelling.vlm import VisionLanguageModel
+from service.registry import repository as registry_repository
 from service.serving.pointers import ActivePointers
 from service.serving.text_embeddings import TextEmbeddings
 from service.storage.blobs import BlobStore
@@ -114,6 +119,8 @@ class ModelCache:
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
         self._pointers: ActivePointers | None = None
+        # Models deleted while this process ran (``forget``): never loaded again.
+        self._deleted: set[str] = set()
 
     def follow(self, pointers: ActivePointers) -> None:
         """Read active pointers from ``pointers`` from now on (something must keep them
@@ -126,6 +133,10 @@ class ModelCache:
         failed to load, the version served before)."""
         active_id = self._active_version_id(session, model.id)
         if active_id is None:
+            # Every model is committed with its pointer, so a model without one was deleted
+            # (after the request read its row): the answer for a model that does not exist.
+            if model.id in self._deleted or registry_repository.get(session, model.id) is None:
+                raise NotFound("model_not_found", f"no model {model.id}")
             raise Unavailable("no_active_version", f"model {model.id} has no active version")
         current = self._serving_entry(model.id)
         if current is not None and current.version_id == active_id:
@@ -145,8 +156,10 @@ class ModelCache:
                 # A version still in the cache (e.g. the one a rollback returns to) switches
                 # back at once, without a reload.
                 loaded = self._get(model.id, active_id) or self._load(
-                    session, model, self._version(session, active_id)
+                    session, model, self._version(session, model.id, active_id)
                 )
+            except NotFound:  # deleted meanwhile
+                raise
             except Exception as error:
                 self._record_failure(model.id, active_id, error)
                 if current is not None:
@@ -162,6 +175,7 @@ class ModelCache:
                     "version_unavailable", f"the active version could not be loaded: {error}"
                 ) from error
             with self._lock:
+                self._refuse_deleted(model.id)
                 self._serving[model.id] = loaded.version_id
             return loaded
         finally:
@@ -182,6 +196,8 @@ class ModelCache:
                 return entry
             try:
                 return self._load(session, model, version)
+            except NotFound:  # deleted meanwhile
+                raise
             except Exception as error:
                 self._record_failure(model.id, version.id, error)
                 raise Unavailable(
@@ -201,6 +217,24 @@ class ModelCache:
         with self._lock:
             return list(self._entries)
 
+    def model_ids(self) -> set[str]:
+        """The models this process holds something for (a loaded version or its base)."""
+        with self._lock:
+            return {model_id for model_id, _ in self._entries} | set(self._bases)
+
+    def forget(self, model_id: str) -> None:
+        """The model was deleted: drop its loaded versions, its base (and so its text
+        embeddings) and its failures, and load nothing for it from now on."""
+        with self._lock:
+            self._deleted.add(model_id)
+            for key in [key for key in self._entries if key[0] == model_id]:
+                del self._entries[key]
+            for key in [key for key in self._failures if key[0] == model_id]:
+                self._failures.pop(key, None)
+            self._serving.pop(model_id, None)
+            self._bases.pop(model_id, None)
+            self._load_locks.pop(model_id, None)
+
     # -- internals ---------------------------------------------------------------------------
     def _active_version_id(self, session: Session, model_id: str) -> str | None:
         known = self._pointers.get(model_id) if self._pointers is not None else None
@@ -211,9 +245,12 @@ class ModelCache:
             self._pointers.learn(model_id, active_id)
         return active_id
 
-    def _version(self, session: Session, version_id: str) -> Version:
+    def _version(self, session: Session, model_id: str, version_id: str) -> Version:
         version = versions_repository.get(session, version_id)
         if version is None:
+            if registry_repository.get(session, model_id) is None:
+                # Deleted after this process last read its pointer.
+                raise NotFound("model_not_found", f"no model {model_id}")
             raise LookupError(f"active version {version_id} does not exist")
         return version
 
@@ -229,6 +266,7 @@ class ModelCache:
                 state_sha256(checkpoint.encoder.image_encoder_state()),
             )
             with self._lock:
+                self._refuse_deleted(model.id)
                 self._bases[model.id] = base
         return base
 
@@ -251,6 +289,7 @@ class ModelCache:
             checkpoint.generator,
         )
         with self._lock:
+            self._refuse_deleted(model.id)
             self._entries[(model.id, version.id)] = loaded
             self._entries.move_to_end((model.id, version.id))
             self._failures.pop((model.id, version.id), None)
@@ -276,6 +315,11 @@ class ModelCache:
             load_lock = self._load_locks.get(model_id)
             if model_id not in kept and not (load_lock is not None and load_lock.locked()):
                 del self._bases[model_id]
+
+    def _refuse_deleted(self, model_id: str) -> None:
+        # Called holding ``_lock``: a load that finishes after ``forget`` keeps nothing.
+        if model_id in self._deleted:
+            raise NotFound("model_not_found", f"no model {model_id}")
 
     def _get(self, model_id: str, version_id: str) -> LoadedVersion | None:
         with self._lock:

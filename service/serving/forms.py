@@ -21,12 +21,11 @@ from service.api.openapi import IMAGE_FILES, body_docs, text_field, text_fields
 from service.api.uploads import RequestBody, body_dependency, decode_base64, validate_json
 from service.serving.schemas import ClassifyInput, ClassifyJson, EmbedInput, EmbedJson
 from service.validation import (
-    ID_PATTERN,
-    MAX_ID_LENGTH,
     MAX_LABEL_LENGTH,
     MAX_TEMPLATE_LENGTH,
     MAX_TEXT_LENGTH,
     TEMPLATE_PATTERN,
+    VERSION_REF_TEXT_SCHEMA,
 )
 
 InferenceBody = Annotated[
@@ -39,10 +38,8 @@ InferenceBody = Annotated[
 ]
 
 _VERSION_ID_FIELD = {
-    "type": "string",
-    "maxLength": MAX_ID_LENGTH,
-    "pattern": ID_PATTERN,
-    "description": "answer with this version, not the active one",
+    **VERSION_REF_TEXT_SCHEMA,
+    "description": "answer with this version (its id or its number), not the active one",
 }
 CLASSIFY_BODY_DOCS: dict[str, Any] = body_docs(
     {

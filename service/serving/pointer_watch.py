@@ -14,6 +14,12 @@ Two daemon threads, started and stopped with the app (``service/app.py``):
   version that fails to load leaves the old one serving, ``ModelCache``). Every
   ``VLMC_POINTER_RECHECK_S`` seconds, and on the listener's request, it re-reads every
   pointer in one query, so a missed announcement never leaves a process on a stale version.
+
+A pointer that disappears means its model was deleted (every model is committed with its
+pointer, and only a deletion removes it; the deletion announces it like a move): once the
+model's row is confirmed gone, the process ``forget``s the model: its pointer, its row in the
+model lookup, and everything the cache loaded for it, which is never loaded again. Requests
+for it then answer 404 ``model_not_found``, as on the process that deleted it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.registry import repository as registry_repository
+from service.registry.lookup import ModelLookup
 from service.serving.cache import ModelCache
 from service.serving.pointers import ActivePointers
 from service.settings import Settings
@@ -125,10 +132,15 @@ class PointerWatch:
     """See the module docstring. ``pointers`` is what ``cache`` follows once started."""
 
     def __init__(
-        self, cache: ModelCache, session_factory: sessionmaker[Session], settings: Settings
+        self,
+        cache: ModelCache,
+        session_factory: sessionmaker[Session],
+        settings: Settings,
+        models: ModelLookup | None = None,
     ) -> None:
         self.cache = cache
         self.pointers = ActivePointers()
+        self._models = models
         self._session_factory = session_factory
         self._settings = settings
         self._recheck_s = settings.pointer_recheck_interval
@@ -170,13 +182,22 @@ class PointerWatch:
         on (the first one loads it, unless ``refresh`` has already)."""
         self.pointers.set(model_id, version_id)
 
+    def forget(self, model_id: str) -> None:
+        """The model was deleted (committed): drop its pointer, its row in the model lookup
+        and everything loaded for it."""
+        self.pointers.forget(model_id)
+        if self._models is not None:
+            self._models.forget(model_id)
+        self.cache.forget(model_id)
+
     def refresh(self, model_id: str) -> None:
         """Read ``model_id``'s pointer now; when it moved and this process serves the model,
-        load the new version beside the old one, then switch (returns when done)."""
+        load the new version beside the old one, then switch (returns when done). A pointer
+        that is gone with its model: forget the model."""
         with self._session_factory() as session:
             version_id = versions_repository.active_version_id(session, model_id)
             if version_id is None:
-                self.pointers.forget(model_id)
+                self._forget_if_deleted(session, model_id)
                 return
             self._apply(session, model_id, version_id)
 
@@ -211,11 +232,20 @@ class PointerWatch:
     def _recheck_all(self) -> None:
         with self._session_factory() as session:
             current = versions_repository.active_pointers(session)
-            for model_id in set(self.pointers.known()) - set(current):
-                self.pointers.forget(model_id)
+            held = set(self.pointers.known()) | self.cache.model_ids()
+            for model_id in sorted(held - set(current)):
+                self._forget_if_deleted(session, model_id)
             for model_id, version_id in current.items():
                 self._apply(session, model_id, version_id)
         self.rechecks += 1
+
+    def _forget_if_deleted(self, session: Session, model_id: str) -> None:
+        # Read again, model row first: a model registered after the pointers were read has
+        # both by now, and is not forgotten (forgetting is for good).
+        if registry_repository.get(session, model_id) is None:
+            self.forget(model_id)
+        elif versions_repository.active_version_id(session, model_id) is None:
+            self.pointers.forget(model_id)
 
     def _apply(self, session: Session, model_id: str, version_id: str) -> None:
         serving = self.cache.serving_version(model_id)

@@ -11,9 +11,9 @@ from service.validation import (
     MAX_ITEMS_PER_REQUEST,
     Base64Image,
     FreeText,
-    Identifier,
     Label,
     Template,
+    VersionRef,
 )
 
 
@@ -27,8 +27,8 @@ class ClassifyJson(BaseModel):
         description="candidate labels",
         json_schema_extra={"uniqueItems": True},
     )
-    version_id: Identifier | None = Field(
-        default=None, description="answer with this version, not the active"
+    version_id: VersionRef | None = Field(
+        default=None, description="answer with this version (id or number), not the active"
     )
     template: Template = DEFAULT_CAPTION_TEMPLATE
 
@@ -40,7 +40,9 @@ class ClassifyInput:
 
     images: list[bytes]
     labels: list[str]
-    version_id: str | None = None
+    # A version reference (``service.versions.service.resolve_version``): an int or an id
+    # from JSON, text from a multipart field.
+    version_id: int | str | None = None
     template: str = DEFAULT_CAPTION_TEMPLATE
 
 
@@ -76,7 +78,9 @@ class EmbedJson(BaseModel):
         default_factory=list, max_length=MAX_ITEMS_PER_REQUEST, description="base64-encoded images"
     )
     texts: list[FreeText] = Field(default_factory=list, max_length=MAX_ITEMS_PER_REQUEST)
-    version_id: Identifier | None = None
+    version_id: VersionRef | None = Field(
+        default=None, description="answer with this version (id or number), not the active"
+    )
 
 
 @dataclass
@@ -86,7 +90,7 @@ class EmbedInput:
 
     images: list[bytes] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
-    version_id: str | None = None
+    version_id: int | str | None = None
 
 
 class EmbedOut(BaseModel):

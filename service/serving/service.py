@@ -28,21 +28,21 @@ from service.validation import (
     MAX_TEXT_LENGTH,
     check_batch_size,
     check_characters,
-    check_identifier,
     clean_text,
     normalised,
 )
-from service.versions.service import servable_version
+from service.versions.service import VersionRef, servable_version
 
 
 def resolve_encoder(
     session: Session,
     cache: ModelCache,
     model_id: str,
-    version_id: str | None,
+    version_id: VersionRef | None,
     models: ModelLookup | None = None,
 ) -> LoadedVersion:
-    """The loaded version for a request: the pinned one, or the model's active version.
+    """The loaded version for a request: the pinned one (by id or number), or the model's
+    active version.
 
     With ``models`` (the API process's recently read rows) and a cache following the watched
     pointers, a request for the loaded active version runs no query at all.
@@ -50,7 +50,6 @@ def resolve_encoder(
     model = models.get(session, model_id) if models is not None else get_model(session, model_id)
     try:
         if version_id is not None:
-            check_identifier(version_id, "version_id")
             return cache.pinned(session, model, servable_version(session, model_id, version_id))
         return cache.active(session, model)
     finally:

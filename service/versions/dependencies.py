@@ -19,6 +19,9 @@ class PointerFollower(Protocol):
     def refresh(self, model_id: str) -> None:
         """Load the model's active version beside the serving one, then switch."""
 
+    def forget(self, model_id: str) -> None:
+        """The model was deleted (committed): drop its pointer and all loaded for it."""
+
 
 async def get_pointer_follower(request: Request) -> PointerFollower | None:
     """This process's pointer watch, None when it does not serve."""

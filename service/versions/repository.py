@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
-from service.db.tables import ActiveVersion, Deployment, Version
+from service.db.tables import (
+    ActiveVersion,
+    CarriedState,
+    Deployment,
+    GateDecision,
+    Version,
+    VersionCost,
+    VersionEvaluation,
+    VersionSetAccuracy,
+)
 
 
 def get(session: Session, version_id: str) -> Version | None:
     return session.get(Version, version_id)
+
+
+def get_by_number(session: Session, model_id: str, number: int) -> Version | None:
+    query = select(Version).where(Version.model_id == model_id, Version.number == number)
+    return session.scalars(query).first()
 
 
 def list_for_model(session: Session, model_id: str) -> list[Version]:
@@ -77,6 +91,30 @@ def add_deployment(session: Session, deployment: Deployment) -> Deployment:
 def list_deployments(session: Session, model_id: str) -> list[Deployment]:
     query = select(Deployment).where(Deployment.model_id == model_id).order_by(Deployment.id)
     return list(session.scalars(query))
+
+
+def delete_for_model(session: Session, model_id: str) -> tuple[int, int]:
+    """Delete the model's active pointer, deployment history and versions with their records;
+    returns ``(versions, deployments)`` deleted. (The history is append-only while its model
+    exists: this is the one statement that removes it, with the model.)"""
+    bulk = {"synchronize_session": False}
+    session.execute(
+        delete(ActiveVersion).where(ActiveVersion.model_id == model_id), execution_options=bulk
+    )
+    deployments = session.execute(
+        delete(Deployment).where(Deployment.model_id == model_id), execution_options=bulk
+    )
+    versions = select(Version.id).where(Version.model_id == model_id)
+    for record in (VersionEvaluation, VersionSetAccuracy, VersionCost, GateDecision, CarriedState):
+        session.execute(
+            delete(record).where(record.version_id.in_(versions)), execution_options=bulk
+        )
+    # One statement for every version: parents and children go together (the foreign key of
+    # a version to its parent is checked at the statement's end).
+    removed = session.execute(
+        delete(Version).where(Version.model_id == model_id), execution_options=bulk
+    )
+    return int(removed.rowcount), int(deployments.rowcount)  # type: ignore[attr-defined]
 
 
 def chain_to_root(session: Session, version: Version) -> list[Version]:

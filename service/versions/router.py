@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks
 
-from service.api.deps import ResourceId, SessionDep
+from service.api.deps import ResourceId, SessionDep, VersionRefPath
 from service.auth.dependencies import ModelAdmin, ModelReader
 from service.db.values import DeploymentAction
 from service.registry.service import get_model
@@ -26,8 +26,9 @@ def list_versions(model_id: ResourceId, session: SessionDep, _: ModelReader) -> 
 
 @router.get("/{model_id}/versions/{version_id}", response_model=VersionOut)
 def read_version(
-    model_id: ResourceId, version_id: ResourceId, session: SessionDep, _: ModelReader
+    model_id: ResourceId, version_id: VersionRefPath, session: SessionDep, _: ModelReader
 ) -> VersionOut:
+    """One version of the model, by id or by number (``/versions/3``)."""
     get_model(session, model_id)
     version = get_version(session, model_id, version_id)
     return VersionOut.of(version, repository.active_version_id(session, model_id))
@@ -64,7 +65,8 @@ def activate(
     principal: ModelAdmin,
     background: BackgroundTasks,
 ) -> DeploymentOut:
-    """Make a ready version active (e.g. one the gate held back)."""
+    """Make a ready version active (e.g. one the gate held back); ``version_id`` is the
+    version's id or its number."""
     return _move(
         DeploymentAction.ACTIVATE, model_id, body, session, follower, principal, background
     )
@@ -79,7 +81,8 @@ def rollback_model(
     principal: ModelAdmin,
     background: BackgroundTasks,
 ) -> DeploymentOut:
-    """Re-activate an earlier version; serving answers exactly as that version did."""
+    """Re-activate an earlier version (by id or number); serving answers exactly as that
+    version did."""
     return _move(
         DeploymentAction.ROLLBACK, model_id, body, session, follower, principal, background
     )

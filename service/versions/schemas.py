@@ -16,7 +16,7 @@ from service.db.values import (
     TISource,
     VersionStatus,
 )
-from service.validation import Identifier, Note
+from service.validation import Note, VersionRef
 
 
 class _Record(BaseModel):
@@ -212,7 +212,7 @@ def _evaluation(version: Version) -> EvaluationOut | None:
 class PointerMove(BaseModel):
     """Body of activate and rollback."""
 
-    version_id: Identifier
+    version_id: VersionRef = Field(description="the version's id, or its number (1, 2, ...)")
     reason: Note = Field(default="", max_length=2000)
 
 

@@ -1,5 +1,8 @@
 """Version rules shared by the API and the worker.
 
+- ``resolve_version``: the one reading of a version reference, wherever a version is named
+  (a path segment, an activate/rollback body, a request's pin, archiving): its id or its
+  number within the model, so both lead to the same row and to the same answers.
 - ``register_base_version``: version 1 of a new model = its base checkpoint, made active.
 - ``create_version``: a new immutable version row (the worker calls it after the snapshot
   blob is written).
@@ -38,8 +41,9 @@ from service.db.tables import (
     VersionSetAccuracy,
 )
 from service.db.values import ActivationPolicy, DeploymentAction, EvalSetKind, VersionStatus
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
 from service.registry import repository as registry_repository
+from service.validation import INTEGER_TEXT, MAX_VERSION_NUMBER, check_identifier
 from service.versions import repository
 from service.versions.announcements import announce_pointer_move
 
@@ -57,17 +61,51 @@ class VersionRecords:
     carried_states: dict[str, str] = field(default_factory=dict)
 
 
-def get_version(session: Session, model_id: str, version_id: str) -> Version:
-    """The version, or 404 when it does not exist or belongs to another model."""
-    version = repository.get(session, version_id)
+# What names a version: its id, or its number within its model (an ``int``, or the number
+# in decimal where the reference arrives as text: a path segment, a multipart field).
+VersionRef = int | str
+
+
+def resolve_version(session: Session, model_id: str, ref: VersionRef) -> Version | None:
+    """The version ``ref`` names: by number, ``model_id``'s version with that number; by id,
+    the version with that id, whichever model it belongs to (callers decide what another
+    model's version means: 404 to read it, 409 ``version_foreign`` to activate it). None when
+    there is none.
+
+    422 ``invalid_version_number`` for a number outside 1 to ``MAX_VERSION_NUMBER`` (0, a
+    negative one, one written with leading zeros), ``invalid_identifier`` for text that is
+    neither a number nor an identifier (an empty multipart field).
+    """
+    if isinstance(ref, str) and INTEGER_TEXT.fullmatch(ref):
+        number = int(ref)
+        if ref != str(number):
+            raise InvalidInput(
+                "invalid_version_number",
+                f"version_id: write the version number {number} without sign or leading zeros",
+            )
+        ref = number
+    if isinstance(ref, int):
+        if not 1 <= ref <= MAX_VERSION_NUMBER:
+            raise InvalidInput(
+                "invalid_version_number",
+                f"version_id: {ref} is not a version number (1 to {MAX_VERSION_NUMBER})",
+            )
+        return repository.get_by_number(session, model_id, ref)
+    return repository.get(session, check_identifier(ref, "version_id"))
+
+
+def get_version(session: Session, model_id: str, ref: VersionRef) -> Version:
+    """The version ``ref`` names (``resolve_version``), or 404 when it does not exist or
+    belongs to another model."""
+    version = resolve_version(session, model_id, ref)
     if version is None or version.model_id != model_id:
-        raise NotFound("version_not_found", f"model {model_id} has no version {version_id}")
+        raise NotFound("version_not_found", f"model {model_id} has no version {ref}")
     return version
 
 
-def servable_version(session: Session, model_id: str, version_id: str) -> Version:
+def servable_version(session: Session, model_id: str, ref: VersionRef) -> Version:
     """The version a request pins: 404 as ``get_version``, 409 ``version_archived``."""
-    version = get_version(session, model_id, version_id)
+    version = get_version(session, model_id, ref)
     refuse_archived(version)
     return version
 
@@ -170,26 +208,26 @@ def create_version(
 def activate_version(
     session: Session,
     model_id: str,
-    version_id: str,
+    ref: VersionRef,
     actor: str,
     reason: str,
     action: DeploymentAction = DeploymentAction.ACTIVATE,
 ) -> Deployment:
-    """Point the model at ``version_id`` and record the move.
+    """Point the model at the version ``ref`` names (id or number) and record the move.
 
     Raises 404 ``version_not_found`` for an unknown version, 409 ``version_foreign`` for a
     version of another model, 409 ``version_not_ready`` (pending) / ``version_failed``
     (failed), 409 ``version_archived``, and 409 ``version_already_active`` when it is already
-    the active version.
+    the active version (and ``resolve_version``'s 422s).
     """
     pointer = repository.lock_active(session, model_id)
     if pointer is None:
         raise NotFound("model_not_found", f"model {model_id} has no active pointer")
-    version = repository.get(session, version_id)
+    version = resolve_version(session, model_id, ref)
     if version is None:
-        raise NotFound("version_not_found", f"no version {version_id}")
+        raise NotFound("version_not_found", f"model {model_id} has no version {ref}")
     if version.model_id != model_id:
-        raise Conflict("version_foreign", f"version {version_id} belongs to another model")
+        raise Conflict("version_foreign", f"version {ref} belongs to another model")
     refuse_archived(version)
     if version.status == VersionStatus.FAILED:
         raise Conflict("version_failed", f"version {version.number} failed and cannot serve")
@@ -215,12 +253,10 @@ def activate_version(
 
 
 def rollback(
-    session: Session, model_id: str, version_id: str, actor: str, reason: str
+    session: Session, model_id: str, ref: VersionRef, actor: str, reason: str
 ) -> Deployment:
     """Re-activate an earlier (ready) version; the same rules as ``activate_version``."""
-    return activate_version(
-        session, model_id, version_id, actor, reason, action=DeploymentAction.ROLLBACK
-    )
+    return activate_version(session, model_id, ref, actor, reason, action=DeploymentAction.ROLLBACK)
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,9 @@ def test_no_examples(client: TestClient, model: dict[str, Any]) -> None:
         ({"method": "lorsu", "hyperparameters": '{"rank": 0}'}, "invalid_hyperparameter"),
         ({"method": "lora", "hyperparameters": '{"no_such_field": 1}'}, "invalid_hyperparameter"),
         ({"hyperparameters": "{not json"}, "invalid_hyperparameters_json"),
+        # JSON, but not the object the field holds.
+        ({"hyperparameters": "1"}, "invalid_hyperparameters_json"),
+        ({"hyperparameters": "[]"}, "invalid_hyperparameters_json"),
         ({"seed": "minus one"}, "validation_error"),
         ({"held_out_fraction": "1.5"}, "validation_error"),
     ],

@@ -41,11 +41,17 @@ def served(live_server: LiveServer, api_model_dir: Path) -> tuple[LiveServer, di
     return live_server, response.json()
 
 
-def _vlmc(server: LiveServer, *args: str, key: str = ADMIN_KEY, columns: int = 200) -> Result:
+def _vlmc(
+    server: LiveServer,
+    *args: str,
+    key: str = ADMIN_KEY,
+    columns: int = 200,
+    typed: str | None = None,
+) -> Result:
     """``vlmc ARGS`` with the service's URL and ``key`` in the environment (as the README
-    exports them) on a terminal ``columns`` wide."""
+    exports them) on a terminal ``columns`` wide; ``typed``: what the user types."""
     env = {"VLMC_URL": server.url, "VLMC_API_KEY": key, "COLUMNS": str(columns)}
-    return CliRunner().invoke(app, list(args), env=env)
+    return CliRunner().invoke(app, list(args), env=env, input=typed)
 
 
 def _api(server: LiveServer, path: str) -> Any:
@@ -418,3 +424,71 @@ class _Breaking(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         yield self.first
         raise httpx.ReadError("connection dropped")
+
+
+def test_models_delete_asks_for_confirmation(
+    served: tuple[LiveServer, dict[str, Any]], api_model_dir: Path
+) -> None:
+    server, model = served
+    for typed in ("n\n", None):  # declined, or nobody to ask (no input)
+        kept = _vlmc(server, "models", "delete", "tiny", typed=typed)
+        assert kept.exit_code == 1 and "Aborted" in kept.output, kept.output
+        assert "Delete model tiny" in kept.output and "1 version(s)" in kept.output
+        assert _api(server, f"/v1/models/{model['id']}")["name"] == "tiny"
+
+    created = _vlmc(server, "keys", "create", "partner", "-s", "inference", "-m", "tiny")
+    assert created.exit_code == 0, created.output
+    refused = _vlmc(server, "models", "delete", "tiny", "--yes")
+    assert refused.exit_code == 1 and "error (409) model_in_use_by_key: " in refused.stderr
+    [key] = [row for row in _api(server, "/v1/api-keys") if row["name"] == "partner"]
+    assert _vlmc(server, "keys", "revoke", key["id"]).exit_code == 0
+
+    not_admin = _vlmc(server, "keys", "create", "reader", "-s", "inference", "--json")
+    denied = _vlmc(
+        server, "models", "delete", "tiny", "-y", key=json.loads(not_admin.stdout)["key"]
+    )
+    assert denied.exit_code == 1 and "error (403) insufficient_scope: " in denied.stderr
+
+    confirmed = _vlmc(server, "models", "delete", model["id"], typed="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert confirmed.stdout.endswith(
+        "model tiny deleted: 1 versions, 1 deployments, 0 jobs, 0 answers, 0 corrections, "
+        "0 eval sets; "
+        "blobs: 0 deleted (0 bytes)\n"
+    )
+    again = _vlmc(server, "models", "delete", "tiny", "--yes")
+    assert again.exit_code == 2 and "no model named or with id 'tiny'" in again.output
+
+    other = httpx.post(
+        f"{server.url}/v1/models",
+        json={"name": "other", "base_path": str(api_model_dir)},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    as_json = _vlmc(server, "models", "delete", "other", "--yes", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    printed = json.loads(as_json.stdout)
+    assert (printed["id"], printed["name"], printed["versions"]) == (other.json()["id"], "other", 1)
+    assert printed["blobs"]["deleted_blobs"] == 0
+    assert _api(server, "/v1/models") == []
+
+
+def test_versions_by_number_or_id_are_sent_as_they_are(
+    served: tuple[LiveServer, dict[str, Any]], fashion: Any
+) -> None:
+    """The commands send a version's number or id to the API, which takes either; an unknown
+    one is the API's answer."""
+    server, model = served
+    labels = [fashion.class_names[label] for label in fashion.labels]
+    version = train_version(server.runtime, model["id"], fashion.images, labels)
+    by_id = _vlmc(server, "activate", version.id, "--json")
+    assert by_id.exit_code == 0, by_id.output
+    assert json.loads(by_id.stdout)["to_version_id"] == version.id
+    already = _vlmc(server, "activate", version.id)
+    assert already.stdout == "version 2 of tiny is already active\n"
+    unknown = _vlmc(server, "rollback", "7")
+    assert unknown.exit_code == 1 and "error (404) version_not_found: " in unknown.stderr
+    zero = _vlmc(server, "archive", "0")
+    assert zero.exit_code == 1 and "error (422) invalid_version_number: " in zero.stderr
+    archived = _vlmc(server, "rollback", "1")
+    assert archived.exit_code == 0, archived.output
+    assert _vlmc(server, "archive", "2").stdout == "version 2 of tiny archived\n"

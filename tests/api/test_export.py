@@ -201,10 +201,15 @@ def test_only_a_ready_retained_version_of_a_visible_model_is_exported(
     assert response.status_code == 200, response.text
     url = f"/v1/models/{model['id']}/versions/{{}}/export"
     cases = [
-        ("0" * 36, 404, "version_not_found"),
+        ("00000000-0000-0000-0000-000000000000", 404, "version_not_found"),
         (failed.id, 409, "version_failed"),
         (pending.id, 409, "version_not_ready"),
         (archived.id, 409, "version_archived"),
+        # By number, the same rows (a string of digits is a number: "0" * 36 would be one).
+        (str(failed.number), 409, "version_failed"),
+        (str(archived.number), 409, "version_archived"),
+        ("99", 404, "version_not_found"),
+        ("0", 422, "invalid_version_number"),
     ]
     for version_id, status, code in cases:
         response = client.get(url.format(version_id))
@@ -276,4 +281,5 @@ def test_vlmc_export_writes_a_loadable_directory_and_refuses_a_non_empty_one(
     assert "error (409) version_failed" in not_ready.output
     assert not (tmp_path / "failed").exists()
     unknown = vlmc("export", "tiny", "9", "--out", str(tmp_path / "nine"))
-    assert unknown.exit_code == 2 and "has no version '9'" in unknown.output
+    # The number goes to the API as typed; its answer is the command's.
+    assert unknown.exit_code == 1 and "error (404) version_not_found" in unknown.output

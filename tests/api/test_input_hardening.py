@@ -156,7 +156,7 @@ def test_method_not_allowed_names_the_allowed_methods(
     client: TestClient, model: dict[str, Any]
 ) -> None:
     cases = {
-        f"/v1/models/{model['id']}": {"GET"},
+        f"/v1/models/{model['id']}": {"GET", "DELETE"},
         "/v1/models": {"GET", "POST"},
         f"/v1/models/{model['id']}/classify": {"POST"},
     }
