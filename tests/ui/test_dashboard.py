@@ -320,3 +320,35 @@ def test_an_admin_registers_and_deletes_an_evaluation_set(dashboard: Dashboard, 
         s["name"] for s in dashboard.api.get(f"/v1/models/{dashboard.model['id']}/eval-sets").json()
     ]
     assert "browser-control" not in names
+
+
+def test_an_admin_deletes_a_model_and_a_busy_one_is_refused(
+    dashboard: Dashboard, page: Any, allow_console_errors: Any
+) -> None:
+    allow_console_errors("status of 409")
+    doomed = dashboard.api.post(
+        "/v1/models", json={"name": "doomed", "base_path": dashboard.model["base_path"]}
+    )
+    assert doomed.status_code == 201, doomed.text
+    # A key restricted to it keeps it: 409, shown, nothing removed.
+    key = dashboard.api.post(
+        "/v1/api-keys",
+        json={"name": "doomed-app", "scopes": ["inference"], "model_ids": [doomed.json()["id"]]},
+    ).json()
+    sign_in(page, dashboard.url, ADMIN_KEY)
+    page.click("#models a:text-is('doomed')")
+    page.wait_for_selector("#versions")
+    page.click("#delete-model")
+    page.fill("dialog input[name=reason]", "doomed")
+    page.click("dialog button.primary")
+    page.wait_for_selector("#notice:not([hidden])")
+    assert page.locator("#notice").inner_text().startswith("409 model_in_use_by_key")
+    assert dashboard.api.get(f"/v1/models/{doomed.json()['id']}").status_code == 200
+
+    assert dashboard.api.delete(f"/v1/api-keys/{key['id']}").status_code == 200
+    page.click("#delete-model")
+    page.fill("dialog input[name=reason]", "doomed")
+    page.click("dialog button.primary")
+    page.wait_for_selector("#models")
+    assert page.locator("#models a:text-is('doomed')").count() == 0
+    assert dashboard.api.get(f"/v1/models/{doomed.json()['id']}").status_code == 404

@@ -65,6 +65,27 @@ function exportButton(model, version) {
     onclick: () => download(model, version) }, "Export");
 }
 
+// Delete the model with its versions, jobs and blobs (admin); the API refuses (409) while a
+// job runs or a key is restricted to it, and the message says which.
+function deleteButton(model) {
+  if (!session.can("admin")) return null;
+  return h("button", { class: "danger", id: "delete-model", onclick: async () => {
+    const typed = await askText(`Delete ${model.name} and all its versions? Type its name.`,
+      model.name);
+    if (typed === null) return;
+    if (typed !== model.name) {
+      notify(`Not deleted: "${typed}" is not the model's name`);
+      return;
+    }
+    try {
+      await api(`/v1/models/${model.id}`, { method: "DELETE" });
+      location.hash = "#/";
+    } catch (error) {
+      notify(error);
+    }
+  } }, "Delete model");
+}
+
 // Feedback capture (admin): while on, served answers are kept so they can be flagged.
 function captureControl(model, reload) {
   const state = model.feedback_capture
@@ -205,7 +226,8 @@ export async function modelPage(modelId) {
         : null,
       session.can("corrections")
         ? h("a", { class: "button", href: `#/models/${model.id}/inbox` }, "Mistakes inbox")
-        : null);
+        : null,
+      deleteButton(model));
     element.replaceChildren(
       h("h1", {}, model.name, " ",
         h("span", { class: "badge" }, model.family),
