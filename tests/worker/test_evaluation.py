@@ -175,3 +175,33 @@ def test_accuracy_counts_the_label_classify_answers_with(tiny_model_dir: Path) -
     accuracy = zero_shot_accuracy(model, images.images, images.labels, images.class_names)
     assert accuracy == 100.0 * sum(right) / len(right)
     assert 0 < sum(right) < len(right)  # neither all right nor all wrong: the test can tell
+
+
+def test_evaluation_images_a_job_trains_on_are_left_out_of_ti_and_cc() -> None:
+    import io
+
+    from workers.pipeline.evaluation import without_trained_images
+
+    images = load_dataset("fashion-mnist", "test", limit_per_class=2, seed=0)
+    names = [images.class_names[label] for label in images.labels]
+    target = LoadedEvalSet("t", "target", list(images.images[:10]), names[:10], [None] * 10)
+    control = LoadedEvalSet("c", "control", list(images.images[10:]), names[10:], [None] * 10)
+    # The user flags two served answers whose images are in the target set, one in the
+    # control set: uploaded again as PNG (other bytes, same pixels).
+    uploads = []
+    for image in (images.images[3], images.images[7], images.images[12]):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        uploads.append(ImageExample(image=Image.open(io.BytesIO(buffer.getvalue())), label="x"))
+    # A picture that only looks alike (one pixel changed) is a different image.
+    near = images.images[4].copy()
+    near.putpixel((0, 0), (near.getpixel((0, 0)) + 1) % 256)  # type: ignore[operator]
+    uploads.append(ImageExample(image=near, label="x"))
+
+    kept, left_out = without_trained_images([target, control], uploads)
+
+    assert left_out == 3
+    assert kept[0].labels == [n for i, n in enumerate(names[:10]) if i not in (3, 7)]
+    assert len(kept[0].images) == len(kept[0].questions) == 8
+    assert kept[1].labels == [n for i, n in enumerate(names[10:]) if i != 2]
+    assert (kept[0].name, kept[0].kind, kept[1].kind) == ("t", "target", "control")

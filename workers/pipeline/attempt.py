@@ -59,6 +59,15 @@ def run_attempt(context: WorkerContext, job: ClaimedJob) -> JobResult:
     with clock.phase(Phase.LOAD), context.session_factory() as session:
         inputs = read_job_inputs(context, session, job)
     with clock.phase(Phase.EVALUATE_BEFORE):
+        if inputs.left_out_of_evaluation:
+            _record_event(
+                context,
+                job,
+                JobEventType.LOG,
+                f"{inputs.left_out_of_evaluation} evaluation images are also training examples:"
+                " left out of TI and CC",
+                {"left_out_of_evaluation": inputs.left_out_of_evaluation},
+            )
         before = evaluate(context, job, inputs, "before update")
         if job.hyperparameters.uses_anchors():
             _record_event(context, job, JobEventType.LOG, anchor_note(inputs.anchors))

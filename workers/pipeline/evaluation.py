@@ -20,6 +20,7 @@ CLIP-space ones, and the gate uses them for such models.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -101,6 +102,40 @@ def build_plan(
         held_out=tuple(held_out),
         named_target_sets=tuple(named_target_sets),
     )
+
+
+def image_fingerprint(image: Image.Image) -> str:
+    """The decoded pixels' sha256 (with mode and size): two uploads of one picture match
+    whatever their file encoding."""
+    digest = hashlib.sha256(f"{image.mode}:{image.size}".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def without_trained_images(
+    eval_sets: Sequence[LoadedEvalSet], trained: Sequence[ImageExample]
+) -> tuple[list[LoadedEvalSet], int]:
+    """The evaluation sets without the images the job trains on, and how many were left out.
+    An example that is also an evaluation image (a flagged answer whose image is in a target
+    set, a control image corrected) would count its own training as improvement or
+    protection: TI and CC are measured on the rest."""
+    taught = {image_fingerprint(example.image) for example in trained}
+    kept: list[LoadedEvalSet] = []
+    left_out = 0
+    for eval_set in eval_sets:
+        keep = [image_fingerprint(image) not in taught for image in eval_set.images]
+        left_out += keep.count(False)
+        questions = eval_set.questions or [None] * len(eval_set.images)
+        kept.append(
+            LoadedEvalSet(
+                name=eval_set.name,
+                kind=eval_set.kind,
+                images=[i for i, k in zip(eval_set.images, keep, strict=True) if k],
+                labels=[label for label, k in zip(eval_set.labels, keep, strict=True) if k],
+                questions=[q for q, k in zip(questions, keep, strict=True) if k],
+            )
+        )
+    return kept, left_out
 
 
 def split_control_sets(

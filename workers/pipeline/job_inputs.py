@@ -16,7 +16,12 @@ from service.registry import repository as registry_repository
 from service.versions import repository as versions_repository
 from workers.pipeline.claimed import ClaimedJob
 from workers.pipeline.context import WorkerContext
-from workers.pipeline.evaluation import EvaluationPlan, build_plan, split_control_sets
+from workers.pipeline.evaluation import (
+    EvaluationPlan,
+    build_plan,
+    split_control_sets,
+    without_trained_images,
+)
 from workers.pipeline.phases import AttemptFailed
 from workers.pipeline.replay import replayed_examples
 from workers.pipeline.stored_inputs import correction_examples, model_eval_sets
@@ -45,6 +50,8 @@ class JobInputs:
     # A generative model's answer naming each label, where its eval sets or the correction
     # say it ("What is in the picture?" / "A cat."): what its label examples are taught.
     known_answers: dict[str, str]
+    # Evaluation images the job also trains on, left out of TI and CC.
+    left_out_of_evaluation: int = 0
 
 
 def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -> JobInputs:
@@ -69,6 +76,7 @@ def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -
     known = {e.label for s in eval_sets for e in s.examples() if e.label is not None}
     negatives = sorted(known - own_labels)
     measured_sets, anchors = split_control_sets(eval_sets)
+    measured_sets, left_out = without_trained_images(measured_sets, trained)
     if job.hyperparameters.anchor_replay:
         anchors += replayed_examples(session, context.blobs, parent)
     plan = build_plan(
@@ -88,6 +96,7 @@ def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -
         [*trained, *held_out, *(e for s in eval_sets for e in s.examples())]
     )
     return JobInputs(
+        left_out_of_evaluation=left_out,
         known_answers=known_answers,
         encoder=encoder,
         generator=generator,
