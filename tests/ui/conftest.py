@@ -100,7 +100,23 @@ def dashboard(
             json={"name": "tiny", "base_path": str(api_model_dir), "activation_policy": "always"},
         )
         assert response.status_code == 201, response.text
-        yield Dashboard(server.url, api, response.json(), folder, base / "worker.log")
+        model = response.json()
+        # A control set of classes the corrections never teach: versions get a CC and
+        # per-set accuracies to show.
+        controls = [i for i, label in enumerate(fashion.labels) if label in (2, 3, 4, 8)]
+        registered = api.post(
+            f"/v1/models/{model['id']}/eval-sets",
+            files=[
+                ("images", (f"{i}.png", to_png(fashion.images[i]), "image/png")) for i in controls
+            ],
+            data={
+                "name": "fashion-control",
+                "kind": "control",
+                "labels": [fashion.class_names[fashion.labels[i]] for i in controls],
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        yield Dashboard(server.url, api, model, folder, base / "worker.log")
 
 
 def chromium_present() -> None:

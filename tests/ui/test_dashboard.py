@@ -6,6 +6,8 @@ do is not offered, and a refused action shows the API's error and changes nothin
 
 from __future__ import annotations
 
+import base64
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +94,16 @@ def test_a_correction_from_the_browser_is_followed_live_to_its_version(
     assert row.locator("td.ti").inner_text() == f"{version['evaluation']['ti']:+.1f}"
     ti, cc = chart_points(page, "metrics-chart")[:2]
     assert ti[1] == version["evaluation"]["ti"] and cc[1] == version["evaluation"]["cc"]
-    per_set = chart_points(page, "sets-chart")
-    assert len(per_set) == len(version["evaluation"]["sets"])
+    # Per set: the base's accuracy (measured before the update) and the new version's.
+    [control] = version["evaluation"]["sets"]
+    assert chart_points(page, "sets-chart") == [
+        [control["accuracy_before"], control["accuracy_after"]]
+    ]
+    shown = row.locator("td.sets").inner_text()
+    assert shown == (
+        f"{control['set_name']} (control): {control['accuracy_before']:.1f} → "
+        f"{control['accuracy_after']:.1f}"
+    )
     screenshot(page, "model")
 
 
@@ -119,6 +129,7 @@ def test_two_versions_compared_on_the_users_image(
         label, probability = card.locator(".answer").inner_text().rsplit(" ", 1)
         assert label == expected["label"]
         assert probability == f"{expected['probabilities'][label]:.4f}"
+        assert "null" not in card.inner_text()
     screenshot(page, "compare")
 
 
@@ -282,8 +293,6 @@ def test_flag_wrong_answers_and_correct_from_the_inbox(
 
 
 def test_export_a_version_from_its_row(dashboard: Dashboard, page: Any, tmp_path: Path) -> None:
-    import tarfile
-
     versions = corrected(dashboard)
     sign_in(page, dashboard.url, ADMIN_KEY)
     open_model(page, dashboard)
@@ -352,3 +361,44 @@ def test_an_admin_deletes_a_model_and_a_busy_one_is_refused(
     page.wait_for_selector("#models")
     assert page.locator("#models a:text-is('doomed')").count() == 0
     assert dashboard.api.get(f"/v1/models/{doomed.json()['id']}").status_code == 404
+
+
+def test_a_vlms_versions_compared_by_their_answers(
+    dashboard: Dashboard, page: Any, api_vlm_dir: Path
+) -> None:
+    vlm = dashboard.api.post(
+        "/v1/models",
+        json={
+            "name": "tiny-vlm",
+            "base_path": str(api_vlm_dir),
+            "pair_path": dashboard.model["base_path"],
+        },
+    )
+    assert vlm.status_code == 201, vlm.text
+    image = sorted(dashboard.folder.glob("sneaker/*.png"))[0]
+    sign_in(page, dashboard.url, ADMIN_KEY)
+    page.goto(f"{dashboard.url}/ui/#/models/{vlm.json()['id']}/compare")
+    page.set_input_files("input[name=image]", str(image))
+    page.fill("input[name=question]", "What is in the picture?")
+    page.click("#compare button.primary")
+    page.wait_for_selector("#comparison .card:nth-child(2) .answer")
+    url = "data:image/png;base64," + base64.b64encode(image.read_bytes()).decode()
+    expected = dashboard.api.post(
+        "/v1/chat/completions",
+        json={
+            "model": "tiny-vlm",
+            "version_id": 1,
+            "max_tokens": 32,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is in the picture?"},
+                        {"type": "image_url", "image_url": {"url": url}},
+                    ],
+                }
+            ],
+        },
+    ).json()["choices"][0]["message"]["content"]
+    answers = page.locator("#comparison .card .answer").all_inner_texts()
+    assert answers == [expected, expected]  # one version: both sides answer alike

@@ -38,17 +38,20 @@ export function metricsChart(canvas, versions) {
   return lineChart(canvas, labels, datasets, "points");
 }
 
-// Each evaluation set's accuracy after each version (before, for the base version's parent).
+// Each evaluation set's accuracy (percent) with each version: measured after the update that
+// made it, and for a version nothing evaluated (the base), before its first child's update.
 export function setAccuraciesChart(canvas, versions) {
   const labels = versions.map((v) => `v${v.number}`);
   const names = [...new Set(versions.flatMap((v) => (v.evaluation?.sets || []).map((s) => s.set_name)))];
+  const accuracy = (version, name) => {
+    const own = (version.evaluation?.sets || []).find((s) => s.set_name === name);
+    if (own) return own.accuracy_after;
+    const child = versions.find((v) => v.parent_id === version.id && v.evaluation);
+    const before = (child?.evaluation.sets || []).find((s) => s.set_name === name);
+    return before ? before.accuracy_before : null;
+  };
   const datasets = names.map((name) => ({
-    label: name,
-    data: versions.map((v) => {
-      const set = (v.evaluation?.sets || []).find((s) => s.set_name === name);
-      return set ? 100 * set.accuracy_after : null;
-    }),
-  }));
+    label: name, data: versions.map((version) => accuracy(version, name)) }));
   return lineChart(canvas, labels, datasets, "accuracy (%)");
 }
 

@@ -77,8 +77,8 @@ export async function comparePage(modelId) {
         results.append(card);
         if (model.generative) {
           const completion = await askWith(model, version.id, file, question.value);
-          card.append(h("p", { class: "answer" }, completion.choices[0].message.content),
-            model.feedback_capture ? flagForm(completion.id, null) : null);
+          card.append(h("p", { class: "answer" }, completion.choices[0].message.content));
+          if (model.feedback_capture) card.append(flagForm(completion.id, null) || "");
         } else {
           const candidates = labels.value.split("\n").map((l) => l.trim()).filter(Boolean);
           const answer = await classifyWith(modelId, version.id, file, candidates, template.value.trim());
@@ -86,8 +86,8 @@ export async function comparePage(modelId) {
           const canvas = h("canvas", {});
           card.append(h("p", { class: "answer" }, `${prediction.label} `,
             h("span", { class: "muted" }, prediction.probabilities[prediction.label].toFixed(4))),
-            h("div", { class: "chart" }, canvas),
-            model.feedback_capture ? flagForm(prediction.answer_id, candidates) : null);
+            h("div", { class: "chart" }, canvas));
+          if (model.feedback_capture) card.append(flagForm(prediction.answer_id, candidates) || "");
           charts.push(probabilitiesChart(canvas, prediction.probabilities, `v${version.number}`));
         }
       }

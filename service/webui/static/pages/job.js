@@ -27,7 +27,8 @@ function summary(job) {
       h("span", { class: "muted" }, "time left"), h("span", { id: "job-eta" }, seconds(progress.eta_s)),
       h("span", { class: "muted" }, "method"), h("span", {}, job.method),
       h("span", { class: "muted" }, "hyperparameters"),
-      h("code", {}, JSON.stringify(job.hyperparameters)),
+      h("span", { class: "wrap" }, Object.entries(job.hyperparameters)
+        .map(([name, value]) => `${name}=${JSON.stringify(value)}`).join(", ")),
       h("span", { class: "muted" }, "seed / attempts"), h("span", {}, `${job.seed} / ${job.attempts}`),
       h("span", { class: "muted" }, "created"), h("span", {}, when(job.created_at)),
       h("span", { class: "muted" }, "result"),

@@ -116,9 +116,9 @@ function versionsTable(model, versions, reload) {
     h("td", { class: "cc" }, signed(v.evaluation?.cc)),
     generative ? h("td", {}, signed(v.evaluation?.answer_ti)) : null,
     generative ? h("td", {}, signed(v.evaluation?.answer_cc)) : null,
-    h("td", {}, (v.evaluation?.sets || []).map((s) =>
-      h("div", {}, `${s.set_name} (${s.kind}): ${(100 * s.accuracy_before).toFixed(1)} → `
-        + `${(100 * s.accuracy_after).toFixed(1)}`))),
+    h("td", { class: "sets" }, (v.evaluation?.sets || []).map((s) =>
+      h("div", {}, `${s.set_name} (${s.kind}): ${s.accuracy_before.toFixed(1)} → `
+        + `${s.accuracy_after.toFixed(1)}`))),
     h("td", {}, gateCell(v)),
     h("td", {}, when(v.created_at)),
     h("td", {}, v.job_id ? h("a", { href: `#/jobs/${v.job_id}` }, "job") : null,
