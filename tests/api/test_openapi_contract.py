@@ -366,7 +366,10 @@ def test_generated_requests_match_the_contract(contract_server: LiveServer, fash
 def test_stateful_sequences_follow_the_links(contract_server: LiveServer, fashion: Any) -> None:
     server = contract_server
     _real_resources(server, fashion)
-    schema = _load_schema(server)
+    # Without deleting models: the links inferred from a registration reach DELETE
+    # /v1/models/{model_id}, and a scenario that deletes the model it created reads nothing
+    # after (the stateless run and tests/api/test_model_deletion.py cover the deletion).
+    schema = _load_schema(server).exclude(method="DELETE", path="/v1/models/{model_id}")
     traffic = Traffic()
     http = requests.Session()
 
