@@ -402,3 +402,31 @@ def test_a_vlms_versions_compared_by_their_answers(
     ).json()["choices"][0]["message"]["content"]
     answers = page.locator("#comparison .card .answer").all_inner_texts()
     assert answers == [expected, expected]  # one version: both sides answer alike
+
+
+def test_a_refused_correction_shows_the_apis_code_and_a_running_job_is_cancelled(
+    dashboard: Dashboard, page: Any, allow_console_errors: Any
+) -> None:
+    allow_console_errors("status of 422")
+    jobs_before = dashboard.api.get(f"/v1/models/{dashboard.model['id']}/jobs").json()
+    sign_in(page, dashboard.url, ADMIN_KEY)
+    page.goto(f"{dashboard.url}/ui/#/models/{dashboard.model['id']}/correct")
+    page.set_input_files("#pick-folder", str(dashboard.folder))
+    page.wait_for_selector("#example-count:not(:text-is('0 example(s)'))")
+    # The hyperparameters are validated by the API, as for any client: refused, nothing queued.
+    page.fill("textarea[name=hyperparameters]", '{"rank": 0}')
+    page.click("#submit-correction")
+    page.wait_for_selector("#notice:not([hidden])")
+    assert page.locator("#notice").inner_text().startswith("422 invalid_hyperparameter")
+    assert dashboard.api.get(f"/v1/models/{dashboard.model['id']}/jobs").json() == jobs_before
+
+    # A long job, cancelled from its page while it runs.
+    page.fill("textarea[name=hyperparameters]", '{"epochs": 400, "max_steps": 4000}')
+    page.click("#submit-correction")
+    page.wait_for_selector("#job-status:text-is('running')", timeout=120_000)
+    page.click("#cancel-job")
+    page.wait_for_selector("#job-status:text-is('cancelled')", timeout=120_000)
+    job_id = page.url.rsplit("/", 1)[1]
+    job = dashboard.api.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "cancelled" and job["result_version_id"] is None
+    assert page.locator("#cancel-job").is_hidden()
