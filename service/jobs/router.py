@@ -24,6 +24,9 @@ from service.validation import MAX_ROW_ID
 
 router = APIRouter(tags=["jobs"])
 
+# Where reading a job's events starts: both the page and the stream take it.
+AfterEvent = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="only events with a larger id")]
+
 
 def visible_job(session: Session, principal: Principal, job_id: str) -> Job:
     """The job, or 404 ``job_not_found`` when it does not exist or its model is one the key
@@ -44,9 +47,7 @@ def read_job_events(
     job_id: ResourceId,
     session: SessionDep,
     principal: AnyPrincipal,
-    after: Annotated[
-        int, Query(ge=0, le=MAX_ROW_ID, description="only events with a larger id")
-    ] = 0,
+    after: AfterEvent = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> JobEventsPage:
     """Events in order; pass the returned ``next_after`` as ``after`` to follow a job."""
@@ -105,9 +106,7 @@ def stream_job_events(
     session: SessionDep,
     factory: SessionFactoryDep,
     principal: AnyPrincipal,
-    after: Annotated[
-        int, Query(ge=0, le=MAX_ROW_ID, description="only events with a larger id")
-    ] = 0,
+    after: AfterEvent = 0,
     last_event_id: Annotated[
         int | None,
         # Absent or a number: a header has no null (the document says so, not ``anyOf null``).

@@ -12,7 +12,7 @@ embedded default, and Debian's Chromium driven by Playwright (no downloaded brow
 from __future__ import annotations
 
 import os
-import time
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY, embedded_settings, to_png
+from tests.faults.cluster import wait_for_status
 from tests.live_server import serve_app
 from tests.worker_process import worker_process
 
@@ -35,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 @dataclass
@@ -46,17 +47,15 @@ class Dashboard:
     api: httpx.Client
     model: dict[str, Any]
     folder: Path  # a folder per label of real images, for the correction journeys
+    worker: subprocess.Popen[bytes]
     worker_log: Path
 
     def wait_for_job(self, job_id: str, timeout: float = 180) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job: dict[str, Any] = self.api.get(f"/v1/jobs/{job_id}").json()
-            if job["status"] in FINISHED:
-                return job
-            time.sleep(0.3)
-        log = self.worker_log.read_text(errors="replace")[-3000:]
-        raise AssertionError(f"job {job_id} did not finish: {job}\n{log}")
+        try:
+            return wait_for_status(self.api, job_id, FINISHED, timeout, (self.worker,))
+        except AssertionError as failure:
+            log = self.worker_log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{failure}\n--- worker log ---\n{log}") from failure
 
     def versions(self) -> list[dict[str, Any]]:
         response = self.api.get(f"/v1/models/{self.model['id']}/versions")
@@ -90,7 +89,7 @@ def dashboard(
     folder = write_label_folders(base / "shots", fashion, (0, 1, 5, 7))
     with (
         serve_app(settings) as server,
-        worker_process(settings, base / "worker.log"),
+        worker_process(settings, base / "worker.log") as worker,
         httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60
         ) as api,
@@ -116,7 +115,7 @@ def dashboard(
             },
         )
         assert registered.status_code == 201, registered.text
-        yield Dashboard(server.url, api, model, folder, base / "worker.log")
+        yield Dashboard(server.url, api, model, folder, worker, base / "worker.log")
 
 
 def chromium_present() -> None:
