@@ -168,7 +168,8 @@ def run_method(
                 seed=seed * 1000 + index,
                 device="cpu",
                 negative_labels=others if negatives else (),
-                anchors=anchors + replayed,
+                anchors=anchors,
+                replayed=replayed,
                 base_state=base_state,
             )
             if resolved.anchor_replay:

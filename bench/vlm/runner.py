@@ -77,7 +77,8 @@ def run_method(
             seed=seed * 1000 + index,
             device="cpu",
             negative_labels=[name for name in data.concept_names if name not in own],
-            anchors=anchors + replayed,
+            anchors=anchors,
+            replayed=replayed,
             vlm=vlm,
             base_state=base_state,
         )

@@ -96,8 +96,14 @@ def test_a_key_revoked_elsewhere_stops_within_the_ttl_and_at_once_here(
     with session_scope(runtime.session_factory) as session:
         revoke_key(session, key_id)
     revoked_at = time.monotonic()
-    while (response := _classify(client, model_id, fashion, key)).status_code == 200:
-        assert time.monotonic() - revoked_at < 1.0 + 0.5, "still accepted after the TTL"
+    while True:
+        # The time a request is sent is what the TTL bounds: a request sent just inside it
+        # may take long to answer on a loaded machine and is still rightly accepted.
+        sent_at = time.monotonic()
+        response = _classify(client, model_id, fashion, key)
+        if response.status_code != 200:
+            break
+        assert sent_at - revoked_at < 1.0 + 0.25, "accepted a request sent after the TTL"
         time.sleep(0.05)
     assert response.status_code == 401 and error_code(response) == "invalid_api_key"
 

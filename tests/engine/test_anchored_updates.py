@@ -198,3 +198,33 @@ def test_anchors_can_be_held_to_the_base_weights_instead_of_the_parent(
             hyperparameters={**FAST, "anchor_reference": "base"},
             anchors=anchors,
         )
+
+
+def test_replayed_corrections_stay_as_corrected_when_the_anchors_are_held_to_the_base(
+    tiny_model_dir: Path, correction: list[ImageExample], anchors: list[ImageExample]
+) -> None:
+    """Held to the base, an anchor is pulled back to where it was before any correction; an
+    earlier correction's replayed example is held where that correction put it (the parent)."""
+    distances = {}
+    for how in ("as anchors", "replayed"):
+        model = load_dual_encoder(tiny_model_dir)
+        base = model.image_encoder_state()
+        run_update(model, correction, method="full-ft", hyperparameters=FAST)  # the parent
+        parent = model.image_encoder_state()
+        assert _distance(model, base, correction) > 0.01
+        run_update(
+            model,
+            _fashion("train", 6, (4, 6)),
+            method="full-ft",
+            hyperparameters={
+                **FAST,
+                "anchor_distillation": 200.0,
+                "anchor_rehearsal": 0.0,
+                "anchor_reference": "base",
+            },
+            anchors=[*anchors, *correction] if how == "as anchors" else anchors,
+            replayed=correction if how == "replayed" else (),
+            base_state=base,
+        )
+        distances[how] = _distance(model, parent, correction)
+    assert distances["replayed"] < 0.5 * distances["as anchors"]

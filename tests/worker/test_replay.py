@@ -67,6 +67,7 @@ def test_an_anchored_job_says_what_its_anchors_hold_and_warns_when_there_are_non
     anchored = stack.submit(shots.train, shots.held_out, hyperparameters=ANCHORED)
     assert process_job(stack.context, anchored).outcome is Outcome.SUCCEEDED
     [note] = [event for event in stack.events(anchored) if event.type == "log"]
-    assert note.message == f"anchor terms on {len(shots.control[1::2])} images " + (
-        "(control-set anchor halves, replayed examples)"
+    halves = len(shots.control[1::2])
+    assert note.message == f"anchor terms on {halves} images " + (
+        f"({halves} from the control sets' anchor halves, 0 replayed from earlier corrections)"
     )

@@ -55,6 +55,11 @@ class AnchorSet:
     def size(self) -> int:
         return int(self.targets.numel())
 
+    def hold_rows_to(self, other: AnchorSet, rows: torch.Tensor) -> None:
+        """Distil ``rows`` towards ``other``'s embeddings of them (the same anchors, prepared
+        from other weights)."""
+        self.parent_embeddings[rows] = other.parent_embeddings[rows]
+
 
 @torch.no_grad()
 def prepare_anchors(

@@ -52,6 +52,14 @@ class AnswerAnchorSet:
     parent_log_probs: torch.Tensor | None
     answer_slots: torch.Tensor  # (N, A) bool
 
+    def hold_rows_to(self, other: AnswerAnchorSet, rows: torch.Tensor) -> None:
+        """Distil ``rows`` towards what ``other`` (the same anchors, prepared from other
+        weights) read and said on them."""
+        if self.parent_read is not None and other.parent_read is not None:
+            self.parent_read[rows] = other.parent_read[rows]
+        if self.parent_log_probs is not None and other.parent_log_probs is not None:
+            self.parent_log_probs[rows] = other.parent_log_probs[rows]
+
 
 @torch.no_grad()
 def prepare_answer_anchors(

@@ -89,6 +89,7 @@ def run_update(
     vlm: VisionLanguageModel | None = None,
     known_answers: Mapping[str, str] | None = None,
     base_state: Mapping[str, torch.Tensor] | None = None,
+    replayed: Sequence[ImageExample] = (),
 ) -> UpdateOutcome:
     """Fine-tune the image encoder of ``model`` on ``examples`` and merge the update in place.
 
@@ -108,6 +109,9 @@ def run_update(
     ``base_state``: the model's base image-encoder weights, which the anchor terms hold the
     anchors to when ``anchor_reference`` is "base" (required then; the weights at the call,
     the parent, otherwise).
+    ``replayed``: earlier corrections' examples that join the anchors (``anchor_replay``);
+    they are always held to the weights at the call, where they are as corrected, even when
+    the other anchors are held to the base (which would otherwise take the corrections back).
     """
     hp = checked_hyperparameters(model, method, hyperparameters)
     objective = hp.resolved_objective()
@@ -187,13 +191,24 @@ def run_update(
 
             with memory.phase("anchors"):
                 anchor_term = None
-                if anchors and hp.uses_anchors():
+                held = [*anchors, *replayed]
+                if held and hp.uses_anchors():
                     # The distillation targets, from the parent's weights or the base's.
                     with encoder_weights(model, reference):
-                        anchor_set = prepare_anchors(model, anchors, hp.template)
+                        anchor_set = prepare_anchors(model, held, hp.template)
                         answer_anchors = _answer_anchors(
-                            vlm, reader, anchor_set.pixels, anchors, hp, answers_of
+                            vlm, reader, anchor_set.pixels, held, hp, answers_of
                         )
+                    if reference is not None and replayed:
+                        # The replayed corrections' targets from the parent's weights instead.
+                        as_corrected = prepare_anchors(model, held, hp.template)
+                        corrected_answers = _answer_anchors(
+                            vlm, reader, anchor_set.pixels, held, hp, answers_of
+                        )
+                        rows = torch.arange(len(anchors), len(held), device=torch_device)
+                        anchor_set.hold_rows_to(as_corrected, rows)
+                        if answer_anchors is not None and corrected_answers is not None:
+                            answer_anchors.anchors.hold_rows_to(corrected_answers.anchors, rows)
                     anchor_term = AnchorTerm(
                         model,
                         anchor_set,

@@ -70,7 +70,7 @@ def run_attempt(context: WorkerContext, job: ClaimedJob) -> JobResult:
             )
         before = evaluate(context, job, inputs, "before update")
         if job.hyperparameters.uses_anchors():
-            _record_event(context, job, JobEventType.LOG, anchor_note(inputs.anchors))
+            _record_event(context, job, JobEventType.LOG, anchor_note(inputs.anchors, inputs.replayed))
     try:
         with clock.phase(Phase.TRAIN):
             update = train(context, job, inputs)
@@ -137,6 +137,7 @@ def train(context: WorkerContext, job: ClaimedJob, inputs: JobInputs) -> UpdateO
         on_progress=progress.on_progress,
         should_cancel=progress.should_cancel,
         anchors=inputs.anchors,
+        replayed=inputs.replayed,
         mixed_precision=context.worker_settings.mixed_precision,
         vlm=inputs.generator,
         known_answers=inputs.known_answers,
@@ -231,14 +232,17 @@ def commit_version(
         return JobResult(Outcome.SUCCEEDED, version_id=version.id, activated=deployment is not None)
 
 
-def anchor_note(anchors: list[ImageExample]) -> str:
+def anchor_note(anchors: list[ImageExample], replayed: list[ImageExample]) -> str:
     """What the job's anchor terms hold on to, in a sentence (a warning without anchors)."""
-    if not anchors:
+    if not anchors and not replayed:
         return (
             "no anchors: the model has no control eval sets (and nothing replayed), so the "
             "anchor terms are inactive and the update is unconstrained; register a control set"
         )
-    return f"anchor terms on {len(anchors)} images (control-set anchor halves, replayed examples)"
+    return (
+        f"anchor terms on {len(anchors) + len(replayed)} images ({len(anchors)} from the "
+        f"control sets' anchor halves, {len(replayed)} replayed from earlier corrections)"
+    )
 
 
 def _record_event(

@@ -44,9 +44,10 @@ class JobInputs:
     # and the blob each was stored in; inherited through versions made by other methods.
     carried_states: dict[str, dict[str, torch.Tensor]]
     carried_state_blobs: dict[str, str]
-    # The anchor halves of the control sets (CC is measured on the other halves), plus the
-    # earlier corrections' examples when the job replays them.
+    # The anchor halves of the control sets (CC is measured on the other halves).
     anchors: list[ImageExample]
+    # The earlier corrections' examples, when the job replays them (held as corrected).
+    replayed: list[ImageExample]
     # A generative model's answer naming each label, where its eval sets or the correction
     # say it ("What is in the picture?" / "A cat."): what its label examples are taught.
     known_answers: dict[str, str]
@@ -77,8 +78,11 @@ def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -
     negatives = sorted(known - own_labels)
     measured_sets, anchors = split_control_sets(eval_sets)
     measured_sets, left_out = without_trained_images(measured_sets, trained)
-    if job.hyperparameters.anchor_replay:
-        anchors += replayed_examples(session, context.blobs, parent)
+    replayed = (
+        replayed_examples(session, context.blobs, parent)
+        if job.hyperparameters.anchor_replay
+        else []
+    )
     plan = build_plan(
         trained,
         held_out,
@@ -108,6 +112,7 @@ def read_job_inputs(context: WorkerContext, session: Session, job: ClaimedJob) -
         carried_states=carried_states,
         carried_state_blobs=carried_state_blobs,
         anchors=anchors,
+        replayed=replayed,
     )
 
 
