@@ -11,13 +11,18 @@ Torch-free: the API imports this to validate a correction before anything is que
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalogue.architecture import VisionArchitecture
 from catalogue.captions import DEFAULT_ANSWER_TEMPLATE, DEFAULT_CAPTION_TEMPLATE, has_label_slot
-from catalogue.objectives import TrainingObjective, VlmAnchorDefaults, default_objective
+from catalogue.objectives import (
+    AnchorReference,
+    TrainingObjective,
+    VlmAnchorDefaults,
+    default_objective,
+)
 
 
 class HyperparameterError(ValueError):
@@ -49,7 +54,13 @@ class CommonHyperparameters(BaseModel):
         "anchor_read_distillation",
         "anchor_answer_kl",
         "anchor_answer_rehearsal",
+        "anchor_reference",
+        "anchor_replay",
     )
+    # A dual encoder's defaults for what the anchors are held to and for replay (a method may
+    # declare its own; a llava model's come from VlmAnchorDefaults).
+    DUAL_ENCODER_ANCHOR_REFERENCE: ClassVar[AnchorReference] = "parent"
+    DUAL_ENCODER_ANCHOR_REPLAY: ClassVar[bool] = False
 
     learning_rate: float = Field(1e-3, gt=0, le=1.0)
     epochs: int = Field(40, ge=1, le=1000)
@@ -108,17 +119,19 @@ class CommonHyperparameters(BaseModel):
     anchor_answer_rehearsal: float | None = Field(
         None, ge=0, le=100, description="weight of the answer loss on the anchors' own answers"
     )
-    anchor_replay: bool = Field(
-        False,
-        description="the model's earlier corrections join the anchors (kept as corrected)",
+    anchor_replay: bool | None = Field(
+        None,
+        description="the labelled examples of the model's earlier corrections join the "
+        "anchors, held where they were corrected (the parent's weights) whatever "
+        "anchor_reference says; resolved per method and model",
     )
     # What the distillation terms hold the anchors to: the version the job trains from, or
     # the model's base checkpoint (so each session's drift does not become the next one's
     # reference; the drift budget is then measured from the base too).
-    anchor_reference: Literal["parent", "base"] = Field(
-        "parent",
-        description="the weights the anchors are distilled towards: the parent version's, or "
-        "the model's base checkpoint's",
+    anchor_reference: AnchorReference | None = Field(
+        None,
+        description="the weights the control anchors are distilled towards: the parent "
+        "version's, or the model's base checkpoint's; resolved per method and model",
     )
     # Budgeted stopping, checked once per epoch: stop when every training example's own
     # caption beats every other by ``stop_margin`` (cosine), or when the anchors' mean drift
@@ -187,6 +200,16 @@ class CommonHyperparameters(BaseModel):
         for name, default in answer_anchors.items():
             if getattr(self, name) is None:
                 update[name] = default
+        if self.anchor_reference is None:
+            update["anchor_reference"] = (
+                VlmAnchorDefaults.anchor_reference
+                if generative
+                else self.DUAL_ENCODER_ANCHOR_REFERENCE
+            )
+        if self.anchor_replay is None:
+            update["anchor_replay"] = (
+                VlmAnchorDefaults.anchor_replay if generative else self.DUAL_ENCODER_ANCHOR_REPLAY
+            )
         return self.model_copy(update=update)
 
     def unresolved(self) -> list[str]:

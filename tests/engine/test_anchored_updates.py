@@ -146,6 +146,7 @@ def test_question_answer_anchors_train_through_their_statements(
         hyperparameters={**FAST, "anchor_distillation": 1.0, "anchor_rehearsal": 1.0},
         seed=0,
         anchors=mixed,
+        base_state=model.image_encoder_state(),  # LoRSU holds a dual encoder's anchors there
     )
     assert report.report.anchors == len(mixed)
 

@@ -182,7 +182,12 @@ def test_lorsu_relative_weighs_importance_against_the_anchors(tiny_model_dir) ->
 
     def update(method: str, with_anchors: bool) -> tuple[dict, dict]:
         model = load_dual_encoder(tiny_model_dir)
-        hyperparameters = {**FAST, "top_k_heads": 1, "anchor_distillation": 10.0}
+        hyperparameters = {
+            **FAST,
+            "top_k_heads": 1,
+            "anchor_distillation": 10.0,
+            "anchor_reference": "parent",
+        }
         report = run_update(
             model,
             batch,

@@ -55,6 +55,26 @@ def test_a_llava_model_defaults_to_its_answers_and_a_dual_encoder_to_clip() -> N
     assert explicit.objective is TrainingObjective.CLIP_AND_ANSWER
 
 
+def test_lorsu_holds_a_dual_encoders_anchors_to_the_base_and_replays_its_corrections() -> None:
+    vlm = VisionArchitecture(num_layers=4, num_heads=8, hidden_size=192, read_layer=-2)
+    dual = VisionArchitecture(num_layers=4, num_heads=8, hidden_size=192)
+    held = {
+        (method, architecture.generative): (resolved.anchor_reference, resolved.anchor_replay)
+        for method in ("lorsu", "lorsu-rand", "lorsu-relative", "lora", "full-ft")
+        for architecture in (vlm, dual)
+        for resolved in [resolve_hyperparameters(method, {}, architecture)]
+    }
+    for method in ("lorsu", "lorsu-rand", "lorsu-relative"):
+        assert held[(method, False)] == ("base", True)
+    # Measured for LoRSU on dual encoders only: the others, and a llava model, as before.
+    assert {held[key] for key in held if key[0] in ("lora", "full-ft") or key[1]} == {
+        ("parent", False)
+    }
+    asked = {"anchor_reference": "parent", "anchor_replay": False}
+    explicit = resolve_hyperparameters("lorsu", asked, dual)
+    assert (explicit.anchor_reference, explicit.anchor_replay) == ("parent", False)
+
+
 @pytest.mark.parametrize(
     "asked",
     [

@@ -70,7 +70,9 @@ def run_attempt(context: WorkerContext, job: ClaimedJob) -> JobResult:
             )
         before = evaluate(context, job, inputs, "before update")
         if job.hyperparameters.uses_anchors():
-            _record_event(context, job, JobEventType.LOG, anchor_note(inputs.anchors, inputs.replayed))
+            _record_event(
+                context, job, JobEventType.LOG, anchor_note(inputs.anchors, inputs.replayed)
+            )
     try:
         with clock.phase(Phase.TRAIN):
             update = train(context, job, inputs)
