@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from standin.basemodel.builder import is_built
 from standin.basemodel.release import materialise_release
 from standin.basemodel.vlm.build import build_vlm, is_released
+from standin.basemodel.vlm.recipe import VlmRecipe
 from standin.basemodel.vlm.release import RELEASE_DIR, materialise_vlm_release
 
 DEFAULT_BASE_NAME = "standin-base"
@@ -17,7 +19,12 @@ def _build(args: argparse.Namespace) -> None:
     if is_released(args.out) and not args.force:
         print(f"{args.out} already holds a VLM release; pass --force to rebuild it")
         return
-    info = build_vlm(args.out, seed=args.seed, steps=args.steps, threads=args.threads)
+    recipe = VlmRecipe()
+    if args.augmented_per_concept is not None:
+        recipe = replace(recipe, augmented_per_concept=args.augmented_per_concept)
+    info = build_vlm(
+        args.out, seed=args.seed, recipe=recipe, steps=args.steps, threads=args.threads
+    )
     print(f"wrote {args.out} (sha256 {info['weights_sha256']}, {info['seconds']['total']:.0f} s)")
     print((args.out / "MODEL_CARD.md").read_text())
 
@@ -41,6 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     # One thread: on a 2-core machine shared with other work, two threads spin-wait for each
     # other and ran 3-8 times slower per step here (one thread runs a step in about 0.46 s).
     build.add_argument("--threads", type=int, default=1, help="torch threads (at most 2)")
+    build.add_argument(
+        "--augmented-per-concept",
+        type=int,
+        default=None,
+        help="augmented renderings per concept and training style (default: recipe)",
+    )
     build.add_argument("--force", action="store_true", help="replace an existing release")
     build.set_defaults(run=_build)
     materialise = commands.add_parser("materialise", help="assemble a loadable LLaVA directory")
