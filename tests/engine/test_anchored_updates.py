@@ -165,6 +165,16 @@ def _distance(model: DualEncoder, state: dict[str, Any], anchors: list[ImageExam
     return float((1 - (now * then).sum(dim=-1)).mean())
 
 
+def _corrected_once(
+    tiny_model_dir: Path, correction: list[ImageExample]
+) -> tuple[DualEncoder, dict[str, Any], dict[str, Any]]:
+    """A fresh model after a first correction: ``(model, base weights, parent weights)``."""
+    model = load_dual_encoder(tiny_model_dir)
+    base = model.image_encoder_state()
+    run_update(model, correction, method="full-ft", hyperparameters=FAST)
+    return model, base, model.image_encoder_state()
+
+
 def test_anchors_can_be_held_to_the_base_weights_instead_of_the_parent(
     tiny_model_dir: Path, correction: list[ImageExample], anchors: list[ImageExample]
 ) -> None:
@@ -173,10 +183,7 @@ def test_anchors_can_be_held_to_the_base_weights_instead_of_the_parent(
     correction's drift."""
     distances = {}
     for reference in ("parent", "base"):
-        model = load_dual_encoder(tiny_model_dir)
-        base = model.image_encoder_state()
-        run_update(model, correction, method="full-ft", hyperparameters=FAST)  # the parent
-        parent = model.image_encoder_state()
+        model, base, parent = _corrected_once(tiny_model_dir, correction)
         drifted = _distance(model, base, anchors)
         assert drifted > 0.01
         run_update(
@@ -208,10 +215,7 @@ def test_replayed_corrections_stay_as_corrected_when_the_anchors_are_held_to_the
     earlier correction's replayed example is held where that correction put it (the parent)."""
     distances = {}
     for how in ("as anchors", "replayed"):
-        model = load_dual_encoder(tiny_model_dir)
-        base = model.image_encoder_state()
-        run_update(model, correction, method="full-ft", hyperparameters=FAST)  # the parent
-        parent = model.image_encoder_state()
+        model, base, parent = _corrected_once(tiny_model_dir, correction)
         assert _distance(model, base, correction) > 0.01
         run_update(
             model,
