@@ -64,6 +64,11 @@ def ordered_methods(methods: Sequence[str]) -> list[str]:
     return known + sorted(name for name in methods if name not in METHOD_ORDER)
 
 
+def control_accuracy(name: str) -> Callable[[SessionResult], float]:
+    """The metric: a session's accuracy on the control set ``name``."""
+    return lambda session: session.control_accuracies[name]
+
+
 def final(runs: Sequence[RunResult], metric: Callable[[SessionResult], float]) -> Spread:
     """``metric`` after the last session, over seeds."""
     return spread([metric(run.sessions[-1]) for run in runs])
@@ -110,10 +115,7 @@ def settings_table(runs: Sequence[RunResult]) -> str:
                 else "n/a",
                 str(session_mean(method_runs, lambda s: s.target_improvement)),
                 final(method_runs, lambda s: s.target_accuracy_all).plain(),
-                *(
-                    final(method_runs, lambda s, name=name: s.control_accuracies[name]).plain()
-                    for name in controls
-                ),
+                *(final(method_runs, control_accuracy(name)).plain() for name in controls),
                 f"{total(method_runs, lambda s: s.train_seconds).mean:.1f}",
                 f"{peak(method_runs, lambda s: s.trainable_parameters):,.0f}",
                 f"{peak(method_runs, lambda s: s.optimizer_state_bytes):,.0f}",
