@@ -24,6 +24,9 @@ CANDIDATES: dict[str, TrainingRecipe] = {
     "w192-L4-H8-p8": TrainingRecipe(vision=VisionShape(32, 8, 192, 768, 4, 8)),
     "w256-L6-H8-p8": TrainingRecipe(vision=VisionShape(32, 8, 256, 1024, 6, 8)),
     "w192-L4-H8-p4": TrainingRecipe(vision=VisionShape(32, 4, 192, 768, 4, 8)),
+    # Twice as deep: the VLM's read layer (-2) sits 7/8 of the way up instead of 3/4, nearer
+    # LLaVA-1.5's 23/24 (the VLM probe of bench/results/vlm-choose/deeper-tower/).
+    "w192-L8-H8-p8": TrainingRecipe(vision=VisionShape(32, 8, 192, 768, 8, 8)),
     "default": TrainingRecipe(vision=BASE_VISION),
 }
 

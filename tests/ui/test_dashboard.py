@@ -77,6 +77,9 @@ def test_a_correction_from_the_browser_is_followed_live_to_its_version(
     page.wait_for_selector("#job-status:text-is('succeeded')", timeout=180_000)
     job = dashboard.api.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and job["seed"] == 1
+    model = dashboard.api.get(f"/v1/models/{job['model_id']}").json()
+    assert page.locator("#job-model").inner_text() == model["name"]
+    page.wait_for_selector("#job-result:text-is('version 2')")
     events = dashboard.api.get(f"/v1/jobs/{job_id}/events").json()["events"]
     page.wait_for_function(f"document.querySelectorAll('#events .event').length >= {len(events)}")
     assert page.locator("#events .event").count() == len(events)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from standin.basemodel.builder import is_built
+from standin.basemodel.release import RELEASE_DIR as BASE_RELEASE_DIR
 from standin.basemodel.release import materialise_release
 from standin.basemodel.vlm.build import build_vlm, is_released
 from standin.basemodel.vlm.recipe import VlmRecipe
@@ -23,7 +24,12 @@ def _build(args: argparse.Namespace) -> None:
     if args.augmented_per_concept is not None:
         recipe = replace(recipe, augmented_per_concept=args.augmented_per_concept)
     info = build_vlm(
-        args.out, seed=args.seed, recipe=recipe, steps=args.steps, threads=args.threads
+        args.out,
+        seed=args.seed,
+        recipe=recipe,
+        steps=args.steps,
+        threads=args.threads,
+        base_release=args.base_release,
     )
     print(f"wrote {args.out} (sha256 {info['weights_sha256']}, {info['seconds']['total']:.0f} s)")
     print((args.out / "MODEL_CARD.md").read_text())
@@ -53,6 +59,13 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=None,
         help="augmented renderings per concept and training style (default: recipe)",
+    )
+    build.add_argument(
+        "--base-release",
+        type=Path,
+        default=BASE_RELEASE_DIR,
+        help="the base model release whose image tower the VLM reads (default: the committed "
+        "one; another comes from python -m standin.basemodel.release --model BUILD --release DIR)",
     )
     build.add_argument("--force", action="store_true", help="replace an existing release")
     build.set_defaults(run=_build)

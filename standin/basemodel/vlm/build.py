@@ -20,6 +20,7 @@ from service.modelling.snapshots import state_sha256
 from service.modelling.vlm import load_vision_language_model
 from standin.basemodel.builder import evaluation_split, torch_threads
 from standin.basemodel.card import read_build_info
+from standin.basemodel.release import RELEASE_DIR as BASE_RELEASE_DIR
 from standin.basemodel.release import materialise_release
 from standin.basemodel.vlm.card import VlmBuildInfo, write_vlm_card
 from standin.basemodel.vlm.evaluation import answer_accuracy
@@ -70,9 +71,11 @@ def build_vlm(
     progress: bool = True,
     test_limit_per_class: int | None = TEST_LIMIT_PER_CLASS,
     validation_limit_per_class: int | None = VALIDATION_LIMIT_PER_CLASS,
+    base_release: Path = BASE_RELEASE_DIR,
 ) -> dict:
-    """Train the VLM around the committed base tower and write its release to ``out_dir``
-    (replacing a release there); returns the build facts. ``steps`` overrides the recipe's."""
+    """Train the VLM around the base tower of ``base_release`` (the committed one unless
+    given) and write its release to ``out_dir`` (replacing a release there); returns the build
+    facts. ``steps`` overrides the recipe's."""
     recipe = recipe or VlmRecipe()
     if steps is not None:
         recipe = replace(recipe, steps=steps)
@@ -87,6 +90,7 @@ def build_vlm(
             progress,
             test_limit_per_class,
             validation_limit_per_class,
+            base_release,
         )
 
 
@@ -99,6 +103,7 @@ def _build(
     progress: bool,
     test_limit_per_class: int | None,
     validation_limit_per_class: int | None,
+    base_release: Path,
 ) -> dict:
     started = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -109,7 +114,7 @@ def _build(
         return now
 
     torch.manual_seed(seed)
-    base_dir = materialise_release(work / "base")
+    base_dir = materialise_release(work / "base", base_release)
     skeleton = build_skeleton(base_dir, recipe, seed)
     image_tokens = image_token_count(
         skeleton.model.config.vision_config, skeleton.model.config.vision_feature_select_strategy

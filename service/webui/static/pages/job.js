@@ -11,7 +11,7 @@ function eventLine(event) {
     event.message || "", data);
 }
 
-function summary(job) {
+function summary(job, resultNumber) {
   const progress = job.progress;
   const fraction = progress.total ? progress.step / progress.total : FINISHED.has(job.status) ? 1 : 0;
   const kind = { succeeded: "ok", failed: "bad", cancelled: "warn" }[job.status] || "";
@@ -33,7 +33,8 @@ function summary(job) {
       h("span", { class: "muted" }, "created"), h("span", {}, when(job.created_at)),
       h("span", { class: "muted" }, "result"),
       h("span", {}, job.result_version_id
-        ? h("a", { href: `#/models/${job.model_id}`, id: "job-result" }, "new version (see model)")
+        ? h("a", { href: `#/models/${job.model_id}`, id: "job-result" },
+          resultNumber ? `version ${resultNumber}` : "new version (see model)")
         : "—"),
       job.error ? h("span", { class: "muted" }, "error") : null,
       job.error ? h("span", { class: "badge bad" }, `${job.error.code}: ${job.error.message}`) : null),
@@ -41,14 +42,22 @@ function summary(job) {
       h("div", { style: `width: ${(100 * fraction).toFixed(1)}%` })));
 }
 
+// The number of the version a job made (its page reads better than an id); null until then.
+async function resultNumber(job) {
+  if (!job.result_version_id) return null;
+  const path = `/v1/models/${job.model_id}/versions/${job.result_version_id}`;
+  return api(path).then((version) => version.number, () => null);
+}
+
 export async function jobPage(jobId) {
   let job = await api(`/v1/jobs/${jobId}`);
-  const head = h("div", {}, summary(job));
+  const model = await api(`/v1/models/${job.model_id}`).catch(() => null);
+  const head = h("div", {}, summary(job, await resultNumber(job)));
   const log = h("div", { class: "events", id: "events" });
   const cancel = h("button", { class: "danger", id: "cancel-job", onclick: async () => {
     try {
       job = await api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
-      head.replaceChildren(summary(job));
+      head.replaceChildren(summary(job, null));
     } catch (error) {
       notify(error);
     }
@@ -59,9 +68,9 @@ export async function jobPage(jobId) {
   showCancel();
   let refreshing = null;
   const refresh = () => {
-    refreshing ??= api(`/v1/jobs/${jobId}`).then((latest) => {
+    refreshing ??= api(`/v1/jobs/${jobId}`).then(async (latest) => {
       job = latest;
-      head.replaceChildren(summary(job));
+      head.replaceChildren(summary(job, await resultNumber(job)));
       showCancel();
     }).catch(notify).finally(() => { refreshing = null; });
     return refreshing;
@@ -73,8 +82,8 @@ export async function jobPage(jobId) {
   });
   stream.done.then(refresh).catch(notify);
   const element = h("section", {},
-    h("h1", {}, "Job ", h("code", {}, jobId.slice(0, 8)), " ",
-      h("a", { href: `#/models/${job.model_id}`, class: "muted" }, "(model)")),
+    h("h1", {}, "Job ", h("code", {}, jobId.slice(0, 8)), " of ",
+      h("a", { href: `#/models/${job.model_id}`, id: "job-model" }, model ? model.name : "its model")),
     head, h("div", { class: "actions" }, cancel), h("h2", {}, "Events (live)"), log);
   return { element, leave: stream.stop };
 }
