@@ -27,6 +27,8 @@ CANDIDATES: dict[str, TrainingRecipe] = {
     # Twice as deep: the VLM's read layer (-2) sits 7/8 of the way up instead of 3/4, nearer
     # LLaVA-1.5's 23/24 (the VLM probe of bench/results/vlm-choose/deeper-tower/).
     "w192-L8-H8-p8": TrainingRecipe(vision=VisionShape(32, 8, 192, 768, 8, 8)),
+    # Twice as wide (heads still an eighth of a layer): more room per read token.
+    "w384-L4-H8-p8": TrainingRecipe(vision=VisionShape(32, 8, 384, 1536, 4, 8)),
     "default": TrainingRecipe(vision=BASE_VISION),
 }
 
