@@ -42,22 +42,23 @@ function summary(job, resultNumber) {
       h("div", { style: `width: ${(100 * fraction).toFixed(1)}%` })));
 }
 
-// The number of the version a job made (its page reads better than an id); null until then.
-async function resultNumber(job) {
-  if (!job.result_version_id) return null;
-  const path = `/v1/models/${job.model_id}/versions/${job.result_version_id}`;
-  return api(path).then((version) => version.number, () => null);
-}
-
 export async function jobPage(jobId) {
   let job = await api(`/v1/jobs/${jobId}`);
   const model = await api(`/v1/models/${job.model_id}`).catch(() => null);
-  const head = h("div", {}, summary(job, await resultNumber(job)));
+  // The number of the version the job made (it reads better than an id), read once it exists.
+  let resultNumber = null;
+  const readResultNumber = async () => {
+    if (resultNumber !== null || !job.result_version_id) return;
+    const path = `/v1/models/${job.model_id}/versions/${job.result_version_id}`;
+    resultNumber = await api(path).then((version) => version.number, () => null);
+  };
+  await readResultNumber();
+  const head = h("div", {}, summary(job, resultNumber));
   const log = h("div", { class: "events", id: "events" });
   const cancel = h("button", { class: "danger", id: "cancel-job", onclick: async () => {
     try {
       job = await api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
-      head.replaceChildren(summary(job, null));
+      head.replaceChildren(summary(job, resultNumber));
     } catch (error) {
       notify(error);
     }
@@ -70,7 +71,8 @@ export async function jobPage(jobId) {
   const refresh = () => {
     refreshing ??= api(`/v1/jobs/${jobId}`).then(async (latest) => {
       job = latest;
-      head.replaceChildren(summary(job, await resultNumber(job)));
+      await readResultNumber();
+      head.replaceChildren(summary(job, resultNumber));
       showCancel();
     }).catch(notify).finally(() => { refreshing = null; });
     return refreshing;
